@@ -1,0 +1,269 @@
+"""The `retrainer` command line. Heavy libraries are imported inside commands so `--help` stays fast.
+
+Exit codes: 0 success (promoted, kept champion, unchanged), 1 unexpected error, 2 usage error,
+3 spec, 4 source, 5 data validation rejected, 6 evaluation gate rejected, 7 registry, 8 run store,
+9 other stage failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from retrainer.executor import RunResult
+    from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.store import RunStore
+
+app = typer.Typer(
+    name="retrainer",
+    help="Retrain models on fresh data; replace the production model only when the new one is proven better.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+_state: dict[str, Any] = {"debug": False, "quiet": False}
+
+SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec (YAML).", show_default=False)]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="Overlay <spec>.<ENV>.yaml on the spec.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+StoreOpt = Annotated[str, typer.Option("--store", help="Run store (directory or fsspec URL).")]
+TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: the store's SQLite DB).")]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome line (for cron).")] = False,
+) -> None:
+    _state.update(debug=debug, quiet=quiet)
+
+
+def _guarded(action: Callable[[], int | None]) -> None:
+    """Run a command body; turn retrainer's errors into one clear line and a distinct exit code."""
+    from retrainer.errors import RetrainerError
+
+    try:
+        code = action() or 0
+    except RetrainerError as error:
+        if _state["debug"]:
+            errors.print_exception()
+        errors.print(f"[bold red]error[/] ({type(error).__name__}): {error.message}")
+        if error.hint:
+            errors.print(f"[dim]hint: {error.hint}[/]")
+        code = error.exit_code
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]: finished stages are cached; run the same command to resume")
+        code = 130
+    except Exception as error:  # a bug: one line, the traceback with --debug
+        if _state["debug"]:
+            errors.print_exception()
+        errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {error}")
+        errors.print("[dim]hint: run again with --debug for the traceback, and please report it[/]")
+        code = 1
+    raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------------------------- run
+@app.command()
+def run(
+    spec_path: SpecArg,
+    env: EnvOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Use data known at this date (ISO); bound to :as_of.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Ignore the cache: run every stage.")] = False,
+    from_stage: Annotated[str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline: extract, validate, train, evaluate, compare with the champion, register, promote."""
+
+    def body() -> int:
+        from retrainer.spec import load_spec
+
+        spec = load_spec(spec_path, env=env)
+        result = _run_with_progress(spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"]))
+        if as_json:
+            console.print_json(json.dumps(result.to_dict(), default=str))
+        else:
+            _print_outcome(result)
+        return result.exit_code
+
+    _guarded(body)
+
+
+def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:
+    from retrainer.executor import run as run_pipeline
+
+    if not show:
+        return run_pipeline(spec, **options)
+    from retrainer.console import RichReporter
+
+    with RichReporter(console, title=spec.name) as reporter:
+        return run_pipeline(spec, reporter=reporter, **options)
+
+
+def _print_outcome(result: RunResult) -> None:
+    colour = {"promoted": "green", "kept_champion": "cyan", "unchanged": "cyan", "registered": "cyan", "rejected": "yellow"}.get(result.outcome, "red")
+    version = f" v{result.model_version}" if result.model_version else ""
+    console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
+    if result.error is not None and getattr(result.error, "failures", None) and not _state["quiet"]:
+        for failure in result.error.failures:  # type: ignore[attr-defined]
+            console.print(f"  [yellow]-[/] {failure}")
+    if not _state["quiet"]:
+        console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {result.store}[/]")
+
+
+# ------------------------------------------------------------------------------------ validate
+@app.command()
+def validate(spec_path: SpecArg, env: EnvOpt = None) -> None:
+    """Check a spec without running anything: every error at once, with its key path."""
+
+    def body() -> int:
+        from retrainer.spec import load_spec
+
+        spec = load_spec(spec_path, env=env)
+        source = spec.source.path or spec.source.url
+        from retrainer.stages.extract import safe_url
+
+        shown = source if spec.source.path else safe_url(str(source))
+        console.print(f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; candidates {', '.join(spec.models.candidates)}")
+        return 0
+
+    _guarded(body)
+
+
+# ---------------------------------------------------------------------------------------- runs
+@app.command()
+def runs(
+    store: StoreOpt = ".retrainer",
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Past runs, newest first: id, pipeline, status, duration, outcome."""
+
+    def body() -> int:
+        from retrainer.store import RunStore
+
+        records = [r for _, r in zip(range(limit), RunStore(store).iter_runs(), strict=False)]
+        if as_json:
+            console.print_json(json.dumps(records, default=str))
+            return 0
+        from rich.table import Table
+
+        table = Table("run", "pipeline", "status", "seconds", "version", "reason", title=f"runs in {store}")
+        for record in records:
+            seconds = record.get("seconds")
+            table.add_row(
+                record["run_id"],
+                record.get("pipeline", ""),
+                record.get("status", ""),
+                f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
+                str(record.get("model_version") or ""),
+                (record.get("reason") or "")[:90],
+            )
+        console.print(table)
+        return 0
+
+    _guarded(body)
+
+
+# -------------------------------------------------------------------------------------- models
+def _registry(store: str, tracking_uri: str | None) -> tuple[Registry, RunStore]:
+    from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
+    from retrainer.store import RunStore
+
+    run_store = RunStore(store)
+    return Registry(tracking_uri or default_tracking_uri(run_store)), run_store
+
+
+@app.command()
+def models(name: Annotated[str, typer.Argument(help="Registered model name.")], store: StoreOpt = ".retrainer", tracking_uri: TrackingOpt = None, as_json: JsonOpt = False) -> None:
+    """Registered versions of a model: aliases, outcome and key metrics."""
+
+    def body() -> int:
+        registry, _ = _registry(store, tracking_uri)
+        versions = registry.versions(name)
+        if as_json:
+            console.print_json(json.dumps([v.__dict__ for v in versions], default=str))
+            return 0
+        if not versions:
+            console.print(f"no versions of {name!r} in {registry.safe_uri}")
+            return 0
+        from rich.table import Table
+
+        table = Table("version", "aliases", "outcome", "candidate", "roc_auc", "f1", "reason", title=f"{name} @ {registry.safe_uri}")
+        for info in versions:
+            metrics = json.loads(info.metrics_text or "{}")
+            table.add_row(
+                str(info.version),
+                ", ".join(info.aliases),
+                info.tags.get("retrainer.outcome", "-"),
+                info.tags.get("retrainer.candidate", ""),
+                _fmt(metrics.get("roc_auc")),
+                _fmt(metrics.get("f1")),
+                info.tags.get("retrainer.reason", "")[:80],
+            )
+        console.print(table)
+        return 0
+
+    _guarded(body)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Version to make champion.")],
+    store: StoreOpt = ".retrainer",
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Make a validated version the champion by hand (the old one becomes `previous`)."""
+
+    def body() -> int:
+        from retrainer.promotion import promote as promote_version
+
+        registry, run_store = _registry(store, tracking_uri)
+        old = promote_version(registry, run_store, name, version)
+        console.print(f"[green]champion[/] of {name} is now v{version}" + (f" (previous: v{old})" if old and old != version else ""))
+        return 0
+
+    _guarded(body)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the `previous` alias).")] = None,
+    store: StoreOpt = ".retrainer",
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Move `champion` back to `previous` (or to --to VERSION)."""
+
+    def body() -> int:
+        from retrainer.promotion import rollback as rollback_champion
+
+        registry, run_store = _registry(store, tracking_uri)
+        new, old = rollback_champion(registry, run_store, name, to)
+        console.print(f"[green]champion[/] of {name} rolled back to v{new}" + (f" (was v{old})" if old else ""))
+        return 0
+
+    _guarded(body)
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    app(prog_name="retrainer")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entrypoint())

@@ -1,0 +1,98 @@
+"""Every error retrainer raises on purpose, and the exit code the CLI gives each.
+
+    RetrainerError                  base; exit 1 if raised bare
+    ├── SpecError                   the pipeline spec is invalid            exit 3
+    ├── SourceError                 the data source cannot be read          exit 4
+    ├── DataValidationError         the data failed a validation gate       exit 5
+    ├── GateFailed                  the model failed an evaluation gate     exit 6
+    ├── RegistryError               the model registry refused or failed    exit 7
+    ├── StoreError                  the run store cannot be read or written exit 8
+    └── StageError                  a stage failed for another reason       exit 9
+
+`DataValidationError` and `GateFailed` are *rejections*, not crashes: the run ends with
+outcome "rejected" and production is left as it was.
+"""
+
+from __future__ import annotations
+
+
+class RetrainerError(Exception):
+    """Root of retrainer's errors. `hint` tells the user how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(RetrainerError):
+    """The spec file is missing, malformed or has an invalid value."""
+
+    exit_code = 3
+
+
+class SourceError(RetrainerError):
+    """The data source is unreachable, the query failed or the file is unreadable."""
+
+    exit_code = 4
+
+
+class RejectedError(RetrainerError):
+    """A gate said no: the run ends "rejected", nothing is registered or promoted.
+
+    `failures` lists every failing check, so the user sees all of them at once.
+    """
+
+    def __init__(self, message: str, *, failures: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failures = failures
+
+
+class DataValidationError(RejectedError):
+    """The extracted data failed one or more validation checks."""
+
+    exit_code = 5
+
+
+class GateFailed(RejectedError):
+    """The trained model missed a metric threshold."""
+
+    exit_code = 6
+
+
+class RegistryError(RetrainerError):
+    """The MLflow registry could not be reached or refused an operation."""
+
+    exit_code = 7
+
+
+class StoreError(RetrainerError):
+    """The run store could not be read or written."""
+
+    exit_code = 8
+
+
+class StageError(RetrainerError):
+    """A stage failed for a reason that is none of the above."""
+
+    exit_code = 9
+
+
+EXIT_CODES: dict[str, int] = {
+    cls.__name__: cls.exit_code
+    for cls in (
+        RetrainerError,
+        SpecError,
+        SourceError,
+        DataValidationError,
+        GateFailed,
+        RegistryError,
+        StoreError,
+        StageError,
+    )
+}

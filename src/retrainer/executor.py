@@ -1,0 +1,272 @@
+"""The local executor: runs the pipeline's stages in order in one process, with caching and resume.
+
+A stage's cache key hashes its name, its code, its spec sections, its inputs' digests and (for
+extract) the source's fingerprint. A stage whose key has a complete entry in the store is not run;
+its outputs are loaded only if a later stage that does run needs them, so an unchanged pipeline
+finishes in about a second. A crashed or interrupted run leaves its finished stages cached: the same
+command resumes where it stopped (tuning resumes trial by trial).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import posixpath
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from retrainer.errors import RejectedError, RetrainerError, SpecError
+from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
+from retrainer.spec import Spec
+from retrainer.store import ArtifactRef, RunStore
+
+logger = logging.getLogger("retrainer")
+
+SUCCESSFUL = ("promoted", "kept_champion", "unchanged", "registered")
+
+
+@dataclass
+class StageRecord:
+    name: str
+    status: str  # ran | cached | failed | rejected | interrupted
+    seconds: float
+    key: str = ""
+    summary: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What a run did: its outcome in one word and one sentence, and the evidence behind it."""
+
+    run_id: str
+    pipeline: str
+    outcome: str  # promoted | kept_champion | unchanged | registered | rejected | failed | interrupted
+    reason: str
+    model_version: int | None = None
+    champion_version: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    stages: list[StageRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    store: str = ""
+    error: RetrainerError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in SUCCESSFUL
+
+    @property
+    def exit_code(self) -> int:
+        if self.ok:
+            return 0
+        if self.outcome == "interrupted":
+            return 130
+        return self.error.exit_code if self.error else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["error"] = None if self.error is None else {"type": type(self.error).__name__, "message": self.error.message, "hint": self.error.hint}
+        return data
+
+
+class _LazyInputs(Mapping[str, Any]):
+    """Artifacts by name, read from the store only when a stage asks for one."""
+
+    def __init__(self, store: RunStore, refs: dict[str, ArtifactRef], loaded: dict[str, Any], names: tuple[str, ...]) -> None:
+        self._store, self._refs, self._loaded, self._names = store, refs, loaded, names
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(f"stage did not declare {name!r} in its needs")
+        if name not in self._loaded:
+            self._loaded[name] = self._store.load_artifact(self._refs[name])
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def run(
+    spec: Spec,
+    *,
+    as_of: str | datetime | None = None,
+    force: bool = False,
+    from_stage: str | None = None,
+    reporter: Reporter | None = None,
+    pipeline: Pipeline | None = None,
+) -> RunResult:
+    """Run the pipeline for `spec` end to end; return its result (a rejection is a result, not an error).
+
+    Errors that are not rejections (unreachable source, registry down, a bug) are recorded in the
+    run store and raised, after the summary was written.
+    """
+    from retrainer.stages import default_pipeline
+
+    pipeline = pipeline or default_pipeline()
+    if from_stage and from_stage not in pipeline.names:
+        raise SpecError(f"--from {from_stage}: no such stage", hint=f"stages: {', '.join(pipeline.names)}")
+    started = time.perf_counter()
+    store = RunStore(spec.store)
+    ctx = RunContext(spec=spec, store=store, run_id=new_run_id(), as_of=_parse_as_of(as_of), reporter=reporter or SilentReporter())
+    result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
+    refs: dict[str, ArtifactRef] = {}
+    loaded: dict[str, Any] = {}
+    record = {"run_id": ctx.run_id, "pipeline": spec.name, "spec_path": spec.spec_path, "spec_digest": spec.digest(), "as_of": ctx.as_of, "started_at": datetime.now(UTC), "status": "running", "stages": []}
+    store.write_run(ctx.run_id, record)
+    forcing = force
+    raised: BaseException | None = None
+    try:
+        for stage in pipeline.stages:
+            forcing = forcing or stage.name == from_stage
+            result.stages.append(_run_stage(stage, ctx, refs, loaded, use_cache=not forcing))
+            result.metrics.update(result.stages[-1].metrics)
+            record["stages"] = [asdict(s) for s in result.stages]
+            store.write_run(ctx.run_id, record)
+        promotion = loaded.get("promotion") or store.load_artifact(refs["promotion"])
+        result.outcome, result.reason = promotion["outcome"], promotion["reason"]
+        result.model_version, result.champion_version = promotion["version"], promotion["champion_before"]
+    except RejectedError as error:
+        result.outcome, result.reason, result.error = "rejected", error.message, error
+    except RetrainerError as error:
+        result.outcome, result.reason, result.error, raised = "failed", error.message, error, error
+    except KeyboardInterrupt as error:
+        result.outcome, result.reason, raised = "interrupted", "interrupted by the user", error
+    except Exception as error:
+        result.outcome, result.reason, raised = "failed", f"{type(error).__name__}: {error}", error
+    finally:
+        result.seconds = round(time.perf_counter() - started, 3)
+        if result.outcome in ("failed", "interrupted", "rejected"):
+            result.reason += _resume_hint(result, spec)
+        record.update(status=result.outcome, reason=result.reason, finished_at=datetime.now(UTC), seconds=result.seconds, model_version=result.model_version, stages=[asdict(s) for s in result.stages])
+        store.write_run(ctx.run_id, record)
+        if pipeline.final is not None:
+            _notify(pipeline.final, ctx, result)
+    if raised is not None:
+        raise raised
+    return result
+
+
+def _run_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef], loaded: dict[str, Any], *, use_cache: bool) -> StageRecord:
+    store = ctx.store
+    ctx.stage = stage.name
+    ctx.reporter.stage_started(stage.name)
+    started = time.perf_counter()
+    with _stage_log(ctx):
+        try:
+            key = cache_key(stage, ctx, refs)
+            ctx.cache_key = key
+            ctx.upstream[stage.name] = key
+            manifest = store.read_manifest(stage.name, key) if stage.cacheable and use_cache else None
+            if manifest is not None:
+                for name, ref in manifest["artifacts"].items():
+                    refs[name] = ArtifactRef(**ref)
+                    loaded.pop(name, None)
+                status, summary, metrics = "cached", manifest.get("summary", ""), manifest.get("metrics", {})
+                logger.info("cache hit %s (run %s)", key, manifest.get("run_id"))
+            else:
+                output = stage.func(ctx, _LazyInputs(store, refs, loaded, stage.needs))
+                _save_outputs(stage, ctx, key, output, refs, loaded)
+                status, summary, metrics = "ran", output.summary, output.metrics
+        except RejectedError:
+            _finish(ctx, stage, "rejected", started, "")
+            raise
+        except KeyboardInterrupt:
+            _finish(ctx, stage, "interrupted", started, "")
+            raise
+        except BaseException:
+            _finish(ctx, stage, "failed", started, "")
+            raise
+    seconds = _finish(ctx, stage, status, started, summary)
+    return StageRecord(stage.name, status, seconds, key, summary, dict(metrics))
+
+
+def _finish(ctx: RunContext, stage: Stage, status: str, started: float, summary: str) -> float:
+    seconds = round(time.perf_counter() - started, 3)
+    ctx.reporter.stage_finished(stage.name, status, seconds, summary)
+    return seconds
+
+
+def cache_key(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) -> str:
+    """Hash of everything a stage's outputs depend on (see the module docstring)."""
+    parts = [stage.name, stage.code_version(), ctx.spec.section_digest(*stage.spec_sections)]
+    parts += [f"{name}={refs[name].digest}" for name in stage.needs if name in refs]
+    if stage.fingerprint is not None:
+        parts.append(stage.fingerprint(ctx))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _save_outputs(stage: Stage, ctx: RunContext, key: str, output: StageOutput, refs: dict[str, ArtifactRef], loaded: dict[str, Any]) -> None:
+    missing = set(stage.makes) - output.artifacts.keys()
+    if missing:
+        raise RetrainerError(f"stage {stage.name} did not return {sorted(missing)}")
+    directory = ctx.store.cache_dir(stage.name, key) if stage.cacheable else posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name)
+    saved = {name: ctx.store.save_artifact(directory, name, value) for name, value in output.artifacts.items()}
+    refs.update(saved)
+    loaded.update(output.artifacts)
+    if stage.cacheable:  # the manifest is written last: it marks the entry complete
+        ctx.store.write_manifest(
+            stage.name,
+            key,
+            {"stage": stage.name, "key": key, "run_id": ctx.run_id, "summary": output.summary, "metrics": output.metrics, "artifacts": {n: asdict(r) for n, r in saved.items()}},
+        )
+
+
+@contextlib.contextmanager
+def _stage_log(ctx: RunContext) -> Iterator[None]:
+    """Capture the stage's log lines and write them to runs/<id>/logs/<stage>.log afterwards."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    old_level = logger.level
+    logger.addHandler(handler)
+    if old_level == logging.NOTSET or old_level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        path = posixpath.join(ctx.store.run_dir(ctx.run_id), "logs", f"{ctx.stage}.log")
+        with contextlib.suppress(RetrainerError):  # a failing store is reported by the stage itself
+            ctx.store.write_bytes(path, buffer.getvalue().encode())
+
+
+def _notify(stage: Stage, ctx: RunContext, result: RunResult) -> None:
+    summary = {k: v for k, v in result.to_dict().items() if k not in ("stages",)}
+    summary["finished_at"] = datetime.now(UTC).isoformat()
+    summary["as_of"] = ctx.as_of.isoformat() if ctx.as_of else None
+    try:
+        ctx.stage = stage.name
+        stage.func(ctx, {"summary": summary})
+    except Exception as error:  # noqa: BLE001 - notification must never change the run's outcome
+        logger.warning("notification failed: %s", error)
+
+
+def _resume_hint(result: RunResult, spec: Spec) -> str:
+    done = [s.name for s in result.stages if s.status in ("ran", "cached")]
+    if result.outcome == "rejected" or not done:
+        return ""
+    return f" (finished stages are cached: run again to resume after '{done[-1]}')"
+
+
+def _parse_as_of(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"--as-of {value!r} is not a date", hint="use ISO format, e.g. 2026-11-01 or 2026-11-01T06:00") from None

@@ -1,0 +1,248 @@
+"""The MLflow Model Registry, seen through the few operations retrainer needs.
+
+Everything goes through an `MlflowClient` bound to an explicit tracking URI; the fluent API is used
+only where MLflow offers nothing else (logging a model), inside `_active_uri`, which restores the
+global URI after. Versions carry `retrainer.*` tags; `retrainer.validated=true` is the last tag
+written, so a version whose registration was cut short is never treated as a real one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from retrainer.spec import Spec
+    from retrainer.store import RunStore
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+VALIDATED_TAG = "retrainer.validated"
+MODEL_KEY_TAG = "retrainer.model_key"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    run_id: str | None
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    created_ms: int
+
+    @property
+    def metrics_text(self) -> str:
+        return self.tags.get("retrainer.metrics", "")
+
+
+def default_tracking_uri(store: RunStore) -> str:
+    return f"sqlite:///{store.local_path('mlflow.db')}"
+
+
+class Registry:
+    """One registered model name space on one MLflow tracking server or store."""
+
+    def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self._client: MlflowClient | None = None
+
+    @classmethod
+    def for_spec(cls, spec: Spec, store: RunStore) -> Registry:
+        if spec.tracking.uri:
+            return cls(spec.tracking.uri)
+        return cls(default_tracking_uri(store), artifact_root=str(store.local_path("mlartifacts", ".keep").parent))
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+            import logging
+
+            from mlflow import MlflowClient
+
+            logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown our progress
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    # ------------------------------------------------------------------ reading
+    def version(self, name: str, version: int | str) -> VersionInfo:
+        with self._errors(f"read {name} v{version}"):
+            return _info(self.client.get_model_version(name, str(version)))
+
+    def by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _info(self.client.get_model_version_by_alias(name, alias))
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise RegistryError(f"cannot read alias {alias} of {name} at {self.safe_uri}: {error.message}") from None
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of `name`, newest first (empty when the model was never registered)."""
+        with self._errors(f"list versions of {name}"):
+            found = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
+        return sorted((_info(v) for v in found), key=lambda v: v.version, reverse=True)
+
+    def validated_version_with_key(self, name: str, model_key: str) -> VersionInfo | None:
+        """The registered, fully validated version of exactly this model, if there is one."""
+        for info in self.versions(name):
+            if info.tags.get(MODEL_KEY_TAG) == model_key and info.tags.get(VALIDATED_TAG) == "true":
+                return info
+        return None
+
+    def load_model(self, name: str, version: int | str) -> Any:
+        import mlflow.sklearn
+
+        with self._errors(f"load {name} v{version}"), self._active_uri():
+            return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+    # ------------------------------------------------------------------ writing
+    def log_and_register(
+        self,
+        name: str,
+        *,
+        experiment: str,
+        model: Any,
+        input_example: Any,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        artifacts: dict[str, str],
+    ) -> VersionInfo:
+        """Log an MLflow run with the model and its evidence, and register it as a new version."""
+        import mlflow
+        import mlflow.sklearn
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        # Integers in the example would make the signature reject NaN at serving; the model imputes them.
+        example = input_example.astype({c: "float64" for c in input_example.select_dtypes("integer").columns})
+        with self._errors(f"register {name}"), self._active_uri():
+            experiment_id = self._experiment_id(experiment)
+            with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+                mlflow.log_metrics(metrics)
+                for artifact_path, local_dir in artifacts.items():
+                    mlflow.log_artifacts(local_dir, artifact_path)
+                logged = mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    input_example=example,
+                    pip_requirements=_pip_requirements(model),
+                    serialization_format="skops",
+                    skops_trusted_types=trusted,
+                )
+            with contextlib.suppress(Exception):  # exists already
+                self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
+            created = self.client.create_model_version(name, logged.model_uri, run_id=run.info.run_id, tags=tags)
+            self._wait_ready(name, created.version)
+            self.client.set_model_version_tag(name, created.version, VALIDATED_TAG, "true")
+            return self.version(name, created.version)
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        with self._errors(f"set alias {alias} of {name} to v{version}"):
+            self.client.set_registered_model_alias(name, alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._errors(f"delete alias {alias} of {name}"):
+            self.client.delete_registered_model_alias(name, alias)
+
+    def tag_version(self, name: str, version: int | str, tags: dict[str, str]) -> None:
+        with self._errors(f"tag {name} v{version}"):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, str(version), key, value)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def safe_uri(self) -> str:
+        from retrainer.stages.extract import safe_url
+
+        return safe_url(self.tracking_uri) if "://" in self.tracking_uri else self.tracking_uri
+
+    def _experiment_id(self, experiment: str) -> str:
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if self.artifact_root:
+            location = Path(self.artifact_root, experiment).as_uri()
+        return str(self.client.create_experiment(experiment, artifact_location=location))
+
+    def _wait_ready(self, name: str, version: str) -> None:
+        import time
+
+        for _ in range(600):
+            status = self.client.get_model_version(name, version).status
+            if status == "READY":
+                return
+            if status == "FAILED_REGISTRATION":
+                raise RegistryError(f"MLflow failed to register {name} v{version}")
+            time.sleep(0.1)
+        raise RegistryError(f"{name} v{version} did not become READY within 60 s")
+
+    @contextlib.contextmanager
+    def _active_uri(self) -> Iterator[None]:
+        import mlflow
+
+        previous, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous)
+            mlflow.set_registry_uri(previous_registry)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except RegistryError:
+            raise
+        except MlflowException as error:
+            raise RegistryError(f"cannot {action} at {self.safe_uri}: {error.message}", hint="check tracking.uri and that the MLflow server is reachable") from None
+        except OSError as error:
+            raise RegistryError(f"cannot {action} at {self.safe_uri}: {error}", hint="check tracking.uri and disk space") from None
+
+
+def _pip_requirements(model: Any) -> list[str]:
+    """The model's runtime packages at their installed versions (MLflow's inference costs ~6 s)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    modules = {type(step).__module__.split(".")[0] for step in _steps(model)}
+    wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"} | ({"xgboost"} & modules) | ({"lightgbm"} & modules)
+    pins = []
+    for package in sorted(wanted):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def _steps(model: Any) -> list[Any]:
+    steps = getattr(model, "steps", None)
+    return [model] if steps is None else [s for _, step in steps for s in _steps(step)]
+
+
+def _info(version: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        version=int(version.version),
+        run_id=version.run_id,
+        aliases=tuple(getattr(version, "aliases", ()) or ()),
+        tags=dict(version.tags or {}),
+        created_ms=int(version.creation_timestamp or 0),
+    )

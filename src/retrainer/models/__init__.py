@@ -1,0 +1,123 @@
+"""The candidate algorithms: how to build each one and where Optuna searches its parameters.
+
+A search space is a dict of parameter -> range. A range is `{low, high}` (int when both are ints),
+optionally `log: true`, or `{choices: [...]}`; the spec's `models.search_space` replaces a default
+range per parameter and `models.params` fixes a parameter. `defaults` are known-good settings that
+are enqueued as each candidate's first trial, so even a one-trial budget gets a sound model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    build: Callable[[dict[str, Any], int, int], Any]  # (params, seed, n_jobs) -> estimator
+    space: dict[str, dict[str, Any]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000, random_state=seed, **params)
+
+
+def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
+
+
+def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(random_state=seed, n_jobs=n_jobs, tree_method="hist", eval_metric="logloss", verbosity=0, **params)
+
+
+def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(random_state=seed, n_jobs=n_jobs, verbose=-1, subsample_freq=1, **params)
+
+
+CATALOGUE: dict[str, Candidate] = {
+    candidate.name: candidate
+    for candidate in (
+        Candidate(
+            "logistic_regression",
+            _logistic_regression,
+            space={"C": {"low": 1e-3, "high": 100.0, "log": True}, "class_weight": {"choices": [None, "balanced"]}},
+            defaults={"C": 1.0, "class_weight": None},
+        ),
+        Candidate(
+            "random_forest",
+            _random_forest,
+            space={
+                "n_estimators": {"low": 100, "high": 400},
+                "max_depth": {"low": 3, "high": 16},
+                "min_samples_leaf": {"low": 1, "high": 30, "log": True},
+                "max_features": {"choices": ["sqrt", "log2", 0.5]},
+            },
+            defaults={"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 5, "max_features": "sqrt"},
+        ),
+        Candidate(
+            "xgboost",
+            _xgboost,
+            space={
+                "n_estimators": {"low": 50, "high": 500},
+                "max_depth": {"low": 2, "high": 8},
+                "learning_rate": {"low": 0.01, "high": 0.3, "log": True},
+                "subsample": {"low": 0.6, "high": 1.0},
+                "colsample_bytree": {"low": 0.5, "high": 1.0},
+                "min_child_weight": {"low": 1.0, "high": 20.0, "log": True},
+                "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
+            },
+            defaults={"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.9, "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0},
+        ),
+        Candidate(
+            "lightgbm",
+            _lightgbm,
+            space={
+                "n_estimators": {"low": 50, "high": 500},
+                "num_leaves": {"low": 4, "high": 64, "log": True},
+                "learning_rate": {"low": 0.01, "high": 0.3, "log": True},
+                "min_child_samples": {"low": 5, "high": 100, "log": True},
+                "subsample": {"low": 0.6, "high": 1.0},
+                "colsample_bytree": {"low": 0.5, "high": 1.0},
+                "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
+            },
+            defaults={"n_estimators": 200, "num_leaves": 8, "learning_rate": 0.05, "min_child_samples": 20, "subsample": 0.9, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+        ),
+    )
+}
+
+
+def search_space(name: str, overrides: dict[str, dict[str, Any]] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The candidate's default space with the spec's ranges applied and fixed params removed."""
+    space = {**CATALOGUE[name].space, **(overrides or {})}
+    return {param: bounds for param, bounds in space.items() if param not in (fixed or {})}
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ask Optuna for one value per parameter of `space`."""
+    params: dict[str, Any] = {}
+    for param, bounds in space.items():
+        if "choices" in bounds:
+            params[param] = trial.suggest_categorical(param, bounds["choices"])
+        elif isinstance(bounds["low"], int) and isinstance(bounds["high"], int) and not isinstance(bounds["low"], bool):
+            params[param] = trial.suggest_int(param, bounds["low"], bounds["high"], log=bool(bounds.get("log")))
+        else:
+            params[param] = trial.suggest_float(param, float(bounds["low"]), float(bounds["high"]), log=bool(bounds.get("log")))
+    return params
+
+
+def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:
+    return CATALOGUE[name].build(params, seed, n_jobs)

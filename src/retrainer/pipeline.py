@@ -1,0 +1,160 @@
+"""The pipeline as data: stages with named inputs and outputs, and the context they run in.
+
+A stage is a plain function `(ctx, inputs) -> StageOutput`. It knows nothing of who runs it: the
+local executor (`retrainer.run`), an Airflow task or `dvc repro` call the same function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+from retrainer import __version__
+
+if TYPE_CHECKING:
+    from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.spec import Spec
+    from retrainer.store import RunStore
+
+
+class Reporter(Protocol):
+    """Receives progress events; the CLI shows them as Rich progress bars, tests may record them."""
+
+    def stage_started(self, stage: str) -> None: ...
+    def stage_finished(self, stage: str, status: str, seconds: float, summary: str) -> None: ...
+    def progress(self, stage: str, label: str, done: int, total: int | None, detail: str = "") -> None: ...
+
+
+class SilentReporter:
+    """A reporter that only logs: the default for the Python API and orchestrators."""
+
+    def stage_started(self, stage: str) -> None:
+        logging.getLogger("retrainer").info("stage %s started", stage)
+
+    def stage_finished(self, stage: str, status: str, seconds: float, summary: str) -> None:
+        logging.getLogger("retrainer").info("stage %s %s in %.1fs %s", stage, status, seconds, summary)
+
+    def progress(self, stage: str, label: str, done: int, total: int | None, detail: str = "") -> None:
+        logging.getLogger("retrainer").debug("%s %s %s/%s %s", stage, label, done, total, detail)
+
+
+@dataclass
+class RunContext:
+    """What a stage may use besides its inputs: the spec, the store, the run's identity and clock."""
+
+    spec: Spec
+    store: RunStore
+    run_id: str
+    as_of: datetime | None = None
+    reporter: Reporter = field(default_factory=SilentReporter)
+    stage: str = ""
+    cache_key: str = ""
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("retrainer"))
+    upstream: dict[str, str] = field(default_factory=dict)  # stage name -> its cache key, for lineage
+    scratch: dict[str, Any] = field(default_factory=dict)  # in-process hand-offs between hooks of one run
+
+    @cached_property
+    def registry(self) -> Registry:
+        from retrainer.integrations.mlflow_registry import Registry
+
+        return Registry.for_spec(self.spec, self.store)
+
+    def work_dir(self) -> str:
+        """Scratch space tied to this stage's cache key: it survives a crash, so work can resume."""
+        return self.store.work_dir(self.stage, self.cache_key)
+
+    def progress(self, label: str, done: int, total: int | None, detail: str = "") -> None:
+        self.reporter.progress(self.stage, label, done, total, detail)
+
+
+@dataclass
+class StageOutput:
+    """What a stage returns: artifacts for later stages, metrics to record and a one-line summary."""
+
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+
+
+StageFn = Callable[[RunContext, Mapping[str, Any]], StageOutput]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline.
+
+    `spec_sections` and `code` feed the cache key: change the spec section or the code and the stage
+    runs again. `fingerprint` lets a stage add the state of the outside world (a source table) to its key.
+    A stage that is not `cacheable` talks to the registry and runs every time.
+    """
+
+    name: str
+    func: StageFn
+    needs: tuple[str, ...] = ()
+    makes: tuple[str, ...] = ()
+    spec_sections: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+    cacheable: bool = True
+    fingerprint: Callable[[RunContext], str] | None = None
+
+    def code_version(self) -> str:
+        """Hash of the source of the stage's module and of the modules it declares in `code`."""
+        return _code_digest((self.func.__module__, *self.code))
+
+
+def _code_digest(modules: tuple[str, ...]) -> str:
+    hasher = hashlib.sha256(__version__.encode())
+    for name in modules:
+        hasher.update(inspect.getsource(importlib.import_module(name)).encode())
+    return hasher.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An ordered list of stages; each stage's needs are made by a stage before it."""
+
+    stages: tuple[Stage, ...]
+    final: Stage | None = None  # runs after success *and* after a rejection (notify)
+
+    def __post_init__(self) -> None:
+        made: set[str] = set()
+        for stage in self.stages:
+            missing = set(stage.needs) - made
+            if missing:
+                raise ValueError(f"stage {stage.name} needs {sorted(missing)} which no earlier stage makes")
+            made.update(stage.makes)
+
+    @property
+    def names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    def get(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        if self.final and self.final.name == name:
+            return self.final
+        raise KeyError(name)
+
+    def producer_of(self, artifact: str) -> Stage:
+        for stage in self.stages:
+            if artifact in stage.makes:
+                return stage
+        raise KeyError(artifact)
+
+    def upstream_of(self, name: str) -> list[Stage]:
+        """The stages whose outputs `name` needs, transitively, in pipeline order."""
+        wanted = set(self.get(name).needs)
+        chosen: list[Stage] = []
+        for stage in reversed(self.stages[: self.names.index(name)] if name in self.names else self.stages):
+            if wanted & set(stage.makes):
+                chosen.append(stage)
+                wanted |= set(stage.needs)
+        return list(reversed(chosen))

@@ -1,0 +1,28 @@
+"""The stages, one module each. `default_pipeline()` wires them in order."""
+
+from __future__ import annotations
+
+from retrainer.pipeline import Pipeline, Stage
+
+
+def default_pipeline() -> Pipeline:
+    from retrainer.stages import compare, evaluate, extract, features, notify, promote, register, split, train, tune, validate
+
+    return Pipeline(
+        stages=(
+            extract.STAGE,
+            validate.STAGE,
+            split.STAGE,
+            features.STAGE,
+            tune.STAGE,
+            train.STAGE,
+            evaluate.STAGE,
+            compare.STAGE,
+            register.STAGE,
+            promote.STAGE,
+        ),
+        final=notify.STAGE,
+    )
+
+
+__all__ = ["Pipeline", "Stage", "default_pipeline"]

@@ -1,0 +1,117 @@
+"""Compare: score the production champion on the *same* test set and decide who should serve.
+
+The challenger wins only when it beats the champion on the chosen metric by `min_improvement`
+(absolute, or relative to the champion's score); a tie keeps the champion. With no champion, the
+first model that passed every gate wins. A model identical to one already decided on (same training
+cache key) is "unchanged": nothing is registered or moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from retrainer.metrics import better
+from retrainer.pipeline import RunContext, Stage, StageOutput
+
+
+@dataclass(frozen=True)
+class Decision:
+    winner: str  # "challenger" | "champion" | "unchanged"
+    reason: str
+    metric: str
+    challenger_score: float | None = None
+    champion_score: float | None = None
+    champion_version: int | None = None
+    existing_version: int | None = None  # this exact model, registered before
+
+
+def required_improvement(champion_score: float, absolute: float | None, relative: float | None) -> float:
+    """The margin the challenger must beat the champion by, in metric units."""
+    if relative is not None:
+        return abs(champion_score) * relative
+    return absolute or 0.0
+
+
+def challenger_beats_champion(metric: str, challenger: float, champion: float, absolute: float | None = None, relative: float | None = None) -> tuple[bool, str]:
+    """Whether the challenger wins, and the reason in plain words."""
+    gain = better(metric, challenger, champion)
+    needed = required_improvement(champion, absolute, relative)
+    rule = f"{relative:.1%} relative" if relative is not None else f"{needed:+.4f}"
+    comparison = f"{metric} {challenger:.4f} vs champion {champion:.4f} ({gain:+.4f})"
+    if gain > 0 and gain >= needed:
+        return True, f"{comparison} beats the required improvement ({rule})"
+    if gain <= 0:
+        return False, f"{comparison}: not better than the champion"
+    return False, f"{comparison}: improvement below the required {needed:.4f} ({rule})"
+
+
+def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    spec = ctx.spec
+    name = spec.registry_name
+    metric = spec.promotion.min_improvement.metric or spec.evaluation.metric
+    model_key = ctx.upstream["train"]
+    decided = ctx.store.read_decision(name, model_key)
+    if decided and decided.get("tracking_uri") == _tracking_uri(ctx):
+        return _unchanged(metric, decided["version"], decided["outcome"])
+    registry = ctx.registry
+    existing = registry.validated_version_with_key(name, model_key)
+    if existing and "retrainer.outcome" in existing.tags:
+        return _unchanged(metric, existing.version, existing.tags["retrainer.outcome"])
+    challenger_score = inputs["evaluation"]["test"][metric]
+    champion = registry.by_alias(name, "champion")
+    if champion is None:
+        decision = Decision("challenger", f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})", metric, challenger_score)
+        return _output(decision, existing, None)
+    if existing and existing.version == champion.version:
+        return _unchanged(metric, existing.version, "promoted")
+    columns = inputs["training"]["input_columns"]
+    test = inputs["test"]
+    try:
+        from retrainer.stages.evaluate import evaluate_model
+
+        champion_model = registry.load_model(name, champion.version)
+        champion_metrics = evaluate_model(champion_model, test, _champion_columns(champion_model, columns), spec.target.column, spec.evaluation.decision_threshold)
+    except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
+        ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
+        reason = f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); challenger {metric} {challenger_score:.4f}"
+        return _output(Decision("challenger", reason, metric, challenger_score, None, champion.version), existing, None)
+    champion_score = champion_metrics[metric]
+    rule = spec.promotion.min_improvement
+    wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
+    decision = Decision("challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version)
+    return _output(decision, existing, champion_metrics)
+
+
+def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    return [str(c) for c in names] if names is not None else fallback
+
+
+def _tracking_uri(ctx: RunContext) -> str:
+    from retrainer.integrations.mlflow_registry import default_tracking_uri
+
+    return ctx.spec.tracking.uri or default_tracking_uri(ctx.store)
+
+
+def _unchanged(metric: str, version: int, outcome: str) -> StageOutput:
+    decision = Decision("unchanged", f"model identical to v{version} (already {outcome.replace('_', ' ')}); nothing to do", metric, existing_version=version)
+    return _output(decision, None, None)
+
+
+def _output(decision: Decision, existing: Any, champion_metrics: dict[str, float] | None) -> StageOutput:
+    record = asdict(decision)
+    if existing is not None:
+        record["existing_version"] = existing.version
+    record["champion_metrics"] = champion_metrics
+    return StageOutput(artifacts={"decision": record}, summary=f"{decision.winner}: {decision.reason}")
+
+
+STAGE = Stage(
+    name="compare",
+    func=compare,
+    needs=("model", "training", "test", "evaluation"),
+    makes=("decision",),
+    cacheable=False,
+)

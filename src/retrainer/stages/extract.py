@@ -1,0 +1,181 @@
+"""Extract: read the training data from SQL (SQLAlchemy) or a Parquet/CSV file.
+
+Caching needs to know whether the source changed without reading it all. How a source is
+fingerprinted:
+
+- file: SHA-256 of the file's bytes.
+- SQL, `fingerprint: summary` (default): the query text and its bound parameters, plus one aggregate
+  query over it: `SELECT COUNT(*), MAX(<time_column>) FROM (<query>)`. New or deleted rows, or
+  newer timestamps, change it; an in-place update that keeps the count and the latest time does not
+  (use `content` for tables updated in place).
+- SQL, `fingerprint: content`: the SHA-256 of every extracted row (the query runs in full).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import SourceError
+from retrainer.pipeline import RunContext, Stage, StageOutput
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+    from retrainer.spec import SourceSpec
+
+_BIND_NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and lineage."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by the caller
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def engine_for(source: SourceSpec) -> Engine:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    assert source.url is not None
+    timeout_arg = {"timeout": source.connect_timeout} if source.url.startswith("sqlite") else {"connect_timeout": source.connect_timeout}
+    try:
+        return create_engine(source.url, connect_args=timeout_arg, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise SourceError(f"invalid database URL {safe_url(source.url)}: {exc}", hint="use e.g. postgresql+psycopg://user@host:5432/db or sqlite:///file.db") from None
+
+
+def base_query(source: SourceSpec) -> str:
+    if source.query:
+        return source.query.strip().rstrip(";")
+    assert source.table is not None
+    if not re.fullmatch(r"[A-Za-z_][\w.]*", source.table):
+        raise SourceError(f"table name {source.table!r} is not a plain identifier", hint="use 'query' for anything but a table name")
+    return f"SELECT * FROM {source.table}"
+
+
+def bind_params(query: str, source: SourceSpec, as_of: datetime | None) -> dict[str, Any]:
+    """Only the parameters the query uses; `:as_of` defaults to now when the run names no date."""
+    wanted = set(_BIND_NAME.findall(query))
+    params = {k: v for k, v in source.params.items() if k in wanted}
+    if "as_of" in wanted:
+        params["as_of"] = (as_of or datetime.now(UTC)).replace(tzinfo=None)
+    missing = wanted - params.keys()
+    if missing:
+        raise SourceError(f"query uses parameters {sorted(missing)} that the spec does not give", hint="add them under source.params")
+    return params
+
+
+def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+    from sqlalchemy import exc, text
+
+    assert source.url is not None
+    engine = engine_for(source)
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql_query(text(sql), connection, params=params)
+    except exc.OperationalError as error:
+        raise SourceError(
+            f"cannot read from {safe_url(source.url)}: {_first_line(error.orig or error)}",
+            hint="check that the database is running and the URL, user and password are right",
+        ) from None
+    except exc.DBAPIError as error:
+        raise SourceError(f"query failed on {safe_url(source.url)}: {_first_line(error.orig or error)}", hint="check the query and table names") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_file(path: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        if path.lower().endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise SourceError(f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)") from None
+    except Exception as error:  # pyarrow and the csv parser raise many kinds
+        raise SourceError(f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet/CSV") from None
+
+
+def _file_digest(path: str) -> str:
+    hasher = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+    except FileNotFoundError:
+        raise SourceError(f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)") from None
+    return hasher.hexdigest()[:16]
+
+
+def fingerprint(ctx: RunContext) -> str:
+    """The state of the source, cheaply: see the module docstring."""
+    source, spec = ctx.spec.source, ctx.spec
+    as_of = ctx.as_of.isoformat() if ctx.as_of else ""
+    if source.path:
+        return f"file:{_file_digest(source.path)}:{as_of}"
+    query = base_query(source)
+    params = bind_params(query, source, ctx.as_of)
+    if source.fingerprint == "content":
+        from retrainer.store import frame_digest
+
+        frame = _run_sql(source, query, params)
+        ctx.scratch["extract.frame"] = frame
+        return f"content:{frame_digest(frame)}"
+    latest = f", MAX({spec.time_column}) AS latest" if spec.time_column else ""
+    summary = _run_sql(source, f"SELECT COUNT(*) AS n{latest} FROM ({query}) AS source_rows", params)
+    params_text = {k: (str(v) if k != "as_of" or ctx.as_of else "now") for k, v in sorted(params.items())}
+    facts = [query, repr(params_text), *(str(v) for v in summary.iloc[0].tolist())]
+    return "summary:" + hashlib.sha256("\x1f".join(facts).encode()).hexdigest()[:16]
+
+
+def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    source, spec = ctx.spec.source, ctx.spec
+    if source.path:
+        frame = read_file(source.path)
+        if spec.time_column and ctx.as_of is not None and spec.time_column in frame.columns:
+            import pandas as pd
+
+            times = pd.to_datetime(frame[spec.time_column])
+            frame = frame.loc[times <= pd.Timestamp(ctx.as_of.replace(tzinfo=None))].reset_index(drop=True)
+        origin: dict[str, Any] = {"kind": "file", "path": source.path}
+    else:
+        assert source.url is not None
+        query = base_query(source)
+        frame = ctx.scratch.pop("extract.frame", None)
+        if frame is None:
+            frame = _run_sql(source, query, bind_params(query, source, ctx.as_of))
+        origin = {"kind": "sql", "url": safe_url(source.url), "query": query}
+    ctx.logger.info("extracted %d rows x %d columns", len(frame), frame.shape[1])
+    from retrainer.store import frame_digest
+
+    lineage = {**origin, "rows": len(frame), "columns": list(map(str, frame.columns)), "data_digest": frame_digest(frame), "as_of": ctx.as_of}
+    return StageOutput(
+        artifacts={"data": frame, "source_info": lineage},
+        metrics={"rows": float(len(frame)), "columns": float(frame.shape[1])},
+        summary=f"{len(frame):,} rows x {frame.shape[1]} columns",
+    )
+
+
+STAGE = Stage(
+    name="extract",
+    func=extract,
+    makes=("data", "source_info"),
+    spec_sections=("source", "time_column"),
+    fingerprint=fingerprint,
+)

@@ -1,0 +1,148 @@
+"""Features: the preprocessing that becomes the first half of the model.
+
+The stage builds an *unfitted* scikit-learn pipeline (derived features, then impute / encode /
+scale per column type). Tuning fits a clone of it inside every CV fold and training fits it on the
+training split only; it is saved inside the model, so serving applies exactly the same transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from retrainer.pipeline import RunContext, Stage, StageOutput
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline as SkPipeline
+
+    from retrainer.spec import Spec
+
+
+class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Adds the spec's derived columns (ratio, bins, date parts) and normalises text columns.
+
+    Stateless, so fitting learns nothing; it lives in the model so serving computes the same columns.
+    `rules` are plain dicts (from `DerivedFeature.model_dump()`) so the model pickles without the spec.
+    """
+
+    def __init__(self, rules: list[dict[str, Any]] | None = None, categorical: list[str] | None = None) -> None:
+        self.rules = rules
+        self.categorical = categorical
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:  # noqa: N803 - scikit-learn's names
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        frame = X.copy()
+        for rule in self.rules or []:
+            frame[rule["name"]] = _derive(frame, rule)
+        for column in self.categorical or []:
+            if column in frame.columns:  # one text type, NaN for missing, whatever the source's dtype
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan).astype(str).where(frame[column].notna(), np.nan)
+        return frame
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = list(input_features or []) + [rule["name"] for rule in self.rules or []]
+        return np.asarray(names, dtype=object)
+
+
+def _derive(frame: pd.DataFrame, rule: dict[str, Any]) -> pd.Series:
+    if rule.get("ratio"):
+        numerator, denominator = (pd.to_numeric(frame[c], errors="coerce").astype(float) for c in rule["ratio"])
+        return numerator / denominator.replace(0, np.nan)
+    column = frame[rule["column"]]
+    if rule.get("bins"):
+        edges = [-np.inf, *rule["bins"], np.inf]
+        return pd.cut(pd.to_numeric(column, errors="coerce"), bins=edges, labels=False).astype(float)
+    times = pd.to_datetime(column, errors="coerce")
+    part = rule["date_part"]
+    values = times.dt.dayofweek if part == "dayofweek" else getattr(times.dt, part)
+    return values.astype(float)
+
+
+def feature_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
+    """The raw input columns of the model: everything but target, id, drop list and unused time."""
+    used_by_derived = {c for rule in spec.features.derived for c in (rule.ratio or ()) + ((rule.column,) if rule.column else ())}
+    excluded = {spec.target.column, spec.id_column, *spec.features.drop}
+    if spec.time_column and spec.time_column not in used_by_derived:
+        excluded.add(spec.time_column)
+    return [str(c) for c in frame.columns if c not in excluded]
+
+
+def infer_roles(frame: pd.DataFrame, spec: Spec) -> tuple[list[str], list[str]]:
+    """Split model columns into numeric and categorical; datetimes feed derived features only."""
+    forced_cat = set(spec.features.categorical or [])
+    forced_num = set(spec.features.numeric or [])
+    numeric, categorical = [], []
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if column in forced_num:
+            numeric.append(str(column))
+        elif column in forced_cat:
+            categorical.append(str(column))
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            continue
+        elif pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            categorical.append(str(column))
+        else:
+            numeric.append(str(column))
+    return numeric, categorical
+
+
+def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dict[str, Any]]:
+    """The unfitted preprocessing pipeline for these columns, and a schema describing it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    inputs = feature_columns(train, spec)
+    rules = [rule.model_dump(exclude_none=True) for rule in spec.features.derived]
+    derived_sample = DerivedFeatures(rules).transform(train[inputs].head(200))
+    # A column read by a date_part rule is an input to derivation only, never a feature itself.
+    date_sources = {r.column for r in spec.features.derived if r.date_part}
+    numeric, categorical = infer_roles(derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec)
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.features.impute_numeric))]
+    if spec.features.scale:
+        numeric_steps.append(("scale", StandardScaler()))
+    encoder: Any
+    if spec.features.encoding == "onehot":
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=spec.features.max_categories, sparse_output=False)
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+    columns = ColumnTransformer(
+        [
+            ("numeric", Pipeline(numeric_steps), numeric),
+            ("categorical", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("encode", encoder)]), categorical),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    preprocessor = Pipeline([("derive", DerivedFeatures(rules, categorical)), ("columns", columns)])
+    schema = {
+        "inputs": {c: str(train[c].dtype) for c in inputs},
+        "numeric": numeric,
+        "categorical": categorical,
+        "derived": [rule["name"] for rule in rules],
+    }
+    return preprocessor, schema
+
+
+def features(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    preprocessor, schema = build_preprocessor(inputs["train"], ctx.spec)
+    summary = f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical, {len(schema['derived'])} derived"
+    return StageOutput(artifacts={"preprocessor": preprocessor, "feature_schema": schema}, summary=summary)
+
+
+STAGE = Stage(
+    name="features",
+    func=features,
+    needs=("train",),
+    makes=("preprocessor", "feature_schema"),
+    spec_sections=("features", "target", "id_column", "time_column"),
+)

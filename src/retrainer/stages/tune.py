@@ -1,0 +1,150 @@
+"""Tune: Optuna (TPE, seeded) with stratified k-fold CV, one study per candidate.
+
+Studies live in SQLite in the stage's work directory, which is keyed by the stage's cache key: a run
+killed mid-tune resumes with the trials it had finished, and only runs the ones still owed.
+Each candidate's first trial is its known-good default configuration. A median pruner stops a
+trial whose running CV score after a fold is below the median of earlier trials at that fold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import StageError
+from retrainer.metrics import LOWER_IS_BETTER, score
+from retrainer.models import CATALOGUE, build_estimator, search_space, suggest
+from retrainer.pipeline import RunContext, Stage, StageOutput
+
+if TYPE_CHECKING:
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from retrainer.spec import Spec
+
+
+def make_model(preprocessor: Any, candidate: str, params: dict[str, Any], spec: Spec) -> Any:
+    """The full model: a fresh copy of the preprocessing followed by the estimator."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    fixed = spec.models.params.get(candidate, {})
+    estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs)
+    return Pipeline([("preprocess", clone(preprocessor)), ("model", estimator)])
+
+
+def cross_validate(trial: optuna.Trial | None, model_factory: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> float:  # noqa: N803
+    """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early."""
+    import numpy as np
+    import optuna
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=spec.models.cv_folds, shuffle=True, random_state=spec.seed)
+    scores: list[float] = []
+    for fold, (fit_rows, score_rows) in enumerate(folds.split(X, y)):
+        model = model_factory()
+        model.fit(X.iloc[fit_rows], y[fit_rows])
+        proba = model.predict_proba(X.iloc[score_rows])[:, 1]
+        scores.append(score(spec.evaluation.metric, y[score_rows], proba, spec.evaluation.decision_threshold))
+        if trial is not None:
+            trial.report(float(np.mean(scores)), fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+    return float(np.mean(scores))
+
+
+def study_storage(ctx: RunContext) -> str:
+    from pathlib import Path
+
+    return f"sqlite:///{Path(ctx.work_dir()) / 'optuna.db'}"
+
+
+def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    import optuna
+
+    spec = ctx.spec
+    train = inputs["train"]
+    preprocessor = inputs["preprocessor"]
+    columns = list(inputs["feature_schema"]["inputs"])
+    X, y = train[columns], train[spec.target.column].to_numpy()  # noqa: N806
+    if int(y.sum()) < spec.models.cv_folds or int(len(y) - y.sum()) < spec.models.cv_folds:
+        raise StageError(f"too few rows of one class for {spec.models.cv_folds}-fold CV", hint="lower models.cv_folds or add data")
+    direction = "minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = study_storage(ctx)
+    deadline = time.monotonic() + spec.models.timeout_seconds if spec.models.timeout_seconds else None
+    results: dict[str, dict[str, Any]] = {}
+    candidates = spec.models.candidates
+    for index, candidate in enumerate(candidates):
+        study = optuna.create_study(
+            study_name=candidate,
+            storage=storage,
+            load_if_exists=True,
+            direction=direction,
+            sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=min(5, spec.models.n_trials)),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        )
+        space = search_space(candidate, spec.models.search_space.get(candidate), spec.models.params.get(candidate))
+        finished = [t for t in study.trials if t.state.is_finished()]
+        if not study.trials:
+            study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
+        owed = spec.models.n_trials - len(finished)
+        budget = None
+        if deadline is not None:
+            budget = max(1.0, (deadline - time.monotonic()) / (len(candidates) - index))
+
+        def objective(trial: optuna.Trial, candidate: str = candidate, space: dict[str, Any] = space) -> float:
+            params = suggest(trial, space)
+            return cross_validate(trial, lambda: make_model(preprocessor, candidate, params, spec), X, y, spec)
+
+        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
+            done = len([t for t in study.trials if t.state.is_finished()])
+            best = _best_value(study)
+            value = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else f"{trial.value:.4f}" if trial.value is not None else str(trial.state.name)
+            ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, value, best)
+            ctx.progress(candidate, done, spec.models.n_trials, f"best {spec.evaluation.metric} {best}")
+
+        if owed > 0:
+            ctx.logger.info("%s: %d trials to run (%d already finished)", candidate, owed, len(finished))
+            ctx.progress(candidate, len(finished), spec.models.n_trials)
+            study.optimize(objective, n_trials=owed, timeout=budget, callbacks=[report], catch=())
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
+        results[candidate] = {
+            "best_value": study.best_value,
+            "best_params": study.best_params,
+            "n_trials": len(study.trials),
+            "n_complete": len(complete),
+            "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]),
+            "history": [{"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials],
+        }
+    pick = min if direction == "minimize" else max
+    best = pick(results, key=lambda name: results[name]["best_value"])
+    summary = ", ".join(f"{name} {r['best_value']:.4f}" for name, r in results.items())
+    return StageOutput(
+        artifacts={"tuning": {"metric": spec.evaluation.metric, "direction": direction, "best_candidate": best, "candidates": results}},
+        metrics={f"cv_{spec.evaluation.metric}_{name}": r["best_value"] for name, r in results.items()},
+        summary=f"best {best} ({summary})",
+    )
+
+
+def _best_value(study: optuna.Study) -> str:
+    try:
+        value = study.best_value
+    except ValueError:
+        return "-"
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+STAGE = Stage(
+    name="tune",
+    func=tune,
+    needs=("train", "preprocessor", "feature_schema"),
+    makes=("tuning",),
+    spec_sections=("models", "evaluation", "target", "seed"),
+    code=("retrainer.models", "retrainer.metrics"),
+)

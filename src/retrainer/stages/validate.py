@@ -1,0 +1,168 @@
+"""Validate: hard data gates before any training.
+
+Every check runs and returns a `Check`; only then does the stage decide, so the user sees every
+failure at once, not the first one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import DataValidationError
+from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.target import positive_label
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainer.spec import ColumnRule, Spec
+
+
+@dataclass(frozen=True)
+class Check:
+    """The result of one check: which, on what column, and what was observed."""
+
+    name: str
+    passed: bool
+    message: str
+    column: str | None = None
+    observed: float | str | None = None
+
+
+def check_data(frame: pd.DataFrame, spec: Spec) -> list[Check]:
+    """Run every validation check of the spec on `frame`."""
+    rules = spec.validation
+    checks = [
+        Check(
+            "min_rows",
+            len(frame) >= rules.min_rows,
+            f"{len(frame):,} rows (minimum {rules.min_rows:,})",
+            observed=len(frame),
+        )
+    ]
+    checks += _target_checks(frame, spec)
+    checks += _null_checks(frame, spec)
+    checks += _duplicate_checks(frame, spec)
+    for column, rule in rules.columns.items():
+        checks += _column_checks(frame, column, rule)
+    return checks
+
+
+def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
+    column = spec.target.column
+    if column not in frame.columns:
+        return [Check("target_present", False, f"target column '{column}' is missing", column)]
+    labels = frame[column].dropna()
+    try:
+        positive = positive_label(labels, spec.target)
+    except DataValidationError as error:
+        return [Check("target_labels", False, error.message, column)]
+    if labels.empty:
+        return [Check("target_balance", False, "target has no labels", column, 0.0)]
+    share = float((labels.astype(str).str.lower() == str(positive).lower()).mean())
+    rarer = min(share, 1 - share)
+    minimum = spec.validation.min_class_fraction
+    return [
+        Check(
+            "target_balance",
+            rarer >= minimum and labels.nunique() == 2,
+            f"positive class {positive!r} is {share:.1%} of rows; rarer class {rarer:.1%} (minimum {minimum:.1%})",
+            column,
+            round(rarer, 4),
+        )
+    ]
+
+
+def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
+    checks = []
+    fractions = frame.isna().mean() if len(frame) else frame.isna().sum()
+    for column, fraction in fractions.items():
+        rule = spec.validation.columns.get(str(column))
+        limit = rule.max_null_fraction if rule and rule.max_null_fraction is not None else spec.validation.max_null_fraction
+        if fraction > limit:
+            checks.append(Check("max_null_fraction", False, f"{fraction:.1%} nulls (maximum {limit:.1%})", str(column), round(float(fraction), 4)))
+    if not checks:
+        worst = float(fractions.max()) if len(fractions) else 0.0
+        checks.append(Check("max_null_fraction", True, f"every column within its null limit (worst {worst:.1%})", observed=round(worst, 4)))
+    return checks
+
+
+def _duplicate_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
+    limit = spec.validation.max_duplicate_fraction
+    if not len(frame):
+        return []
+    duplicated = float(frame.duplicated().mean())
+    checks = [Check("max_duplicate_fraction", duplicated <= limit, f"{duplicated:.2%} duplicated rows (maximum {limit:.2%})", observed=round(duplicated, 4))]
+    if spec.id_column:
+        if spec.id_column not in frame.columns:
+            checks.append(Check("id_present", False, f"id column '{spec.id_column}' is missing", spec.id_column))
+        else:
+            ids = float(frame[spec.id_column].duplicated().mean())
+            checks.append(Check("unique_ids", ids <= limit, f"{ids:.2%} duplicated ids (maximum {limit:.2%})", spec.id_column, round(ids, 4)))
+    return checks
+
+
+_DTYPE_TESTS = {
+    "int": "is_integer_dtype",
+    "float": "is_float_dtype",
+    "numeric": "is_numeric_dtype",
+    "string": "is_string_dtype",
+    "bool": "is_bool_dtype",
+    "datetime": "is_datetime64_any_dtype",
+}
+
+
+def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[Check]:
+    import pandas as pd
+
+    if column not in frame.columns:
+        return [Check("column_present", False, f"required column '{column}' is missing", column)]
+    values = frame[column]
+    checks = []
+    if rule.dtype:
+        passed = getattr(pd.api.types, _DTYPE_TESTS[rule.dtype])(values.dtype) or (rule.dtype == "string" and values.dtype == object)
+        checks.append(Check("dtype", bool(passed), f"dtype {values.dtype} (expected {rule.dtype})", column, str(values.dtype)))
+    present = values.dropna()
+    if rule.min is not None or rule.max is not None:
+        numeric = pd.to_numeric(present, errors="coerce")
+        low = rule.min if rule.min is not None else float("-inf")
+        high = rule.max if rule.max is not None else float("inf")
+        outside = int(((numeric < low) | (numeric > high) | numeric.isna()).sum())
+        shown = f"[{rule.min}, {rule.max}]"
+        observed = f"{numeric.min()}..{numeric.max()}" if len(numeric) else "no values"
+        checks.append(Check("range", outside == 0, f"{outside:,} values outside {shown} (observed {observed})", column, outside))
+    if rule.allowed is not None:
+        allowed = {str(v) for v in rule.allowed}
+        unexpected = present[~present.astype(str).isin(allowed)]
+        examples = ", ".join(repr(v) for v in unexpected.astype(str).value_counts().index[:5])
+        message = f"{len(unexpected):,} values not allowed" + (f" (e.g. {examples})" if examples else "")
+        checks.append(Check("allowed_values", unexpected.empty, message, column, len(unexpected)))
+    return checks
+
+
+def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    checks = check_data(inputs["data"], ctx.spec)
+    failures = [c for c in checks if not c.passed]
+    report = {"passed": not failures, "checks": [asdict(c) for c in checks]}
+    for check in checks:
+        ctx.logger.info("%s %s%s: %s", "ok  " if check.passed else "FAIL", check.name, f" [{check.column}]" if check.column else "", check.message)
+    if failures:
+        lines = [f"{c.column + ': ' if c.column else ''}{c.name}: {c.message}" for c in failures]
+        raise DataValidationError(
+            f"data validation failed {len(failures)} check{'s' if len(failures) > 1 else ''}: " + "; ".join(lines),
+            failures=lines,
+            hint="fix the data at the source or relax `validation` in the spec; the champion is unchanged",
+        )
+    return StageOutput(artifacts={"validation": report}, metrics={"checks_passed": float(len(checks))}, summary=f"{len(checks)} checks passed")
+
+
+STAGE = Stage(
+    name="validate",
+    func=validate,
+    needs=("data",),
+    makes=("validation",),
+    spec_sections=("validation", "target", "id_column"),
+    code=("retrainer.target",),
+)

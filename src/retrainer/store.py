@@ -1,0 +1,223 @@
+"""The run store: where every stage's outputs, every run's record and the stage cache live.
+
+The store is a directory or any fsspec URL (`s3://bucket/retrainer`), so workers on other machines
+can share it. Layout:
+
+    <store>/cache/<stage>/<key>/manifest.json     written last: an entry without it is incomplete
+    <store>/cache/<stage>/<key>/<artifact>.parquet|.json|.joblib
+    <store>/work/<stage>-<key>/                   scratch that survives a crash (the Optuna study)
+    <store>/runs/<run_id>/run.json                the run's record, rewritten after every stage
+    <store>/runs/<run_id>/logs/<stage>.log
+    <store>/runs.jsonl                            one summary line per finished run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from retrainer.errors import StoreError
+
+MANIFEST = "manifest.json"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, set | tuple):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=_json_default)
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Where one artifact lives in the store, and how it is encoded."""
+
+    path: str
+    kind: str  # "frame" | "json" | "object"
+    digest: str
+
+
+class RunStore:
+    """Reads and writes artifacts, manifests and run records under one root URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise StoreError(f"run store {url!r} cannot be opened: {exc}", hint="install the fsspec backend for that URL scheme") from exc
+        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        if self.is_local:
+            self.root = str(Path(self.root).resolve())
+
+    # ---------------------------------------------------------------- paths
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def local_path(self, *parts: str) -> Path:
+        """A local filesystem path inside the store (for SQLite files: the MLflow DB, Optuna study)."""
+        if not self.is_local:
+            raise StoreError(f"run store {self.url} is not local; {'/'.join(parts)} needs a local path")
+        path = Path(self.path(*parts))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def cache_dir(self, stage: str, key: str) -> str:
+        return self.path("cache", stage, key)
+
+    def work_dir(self, stage: str, key: str) -> str:
+        directory = self.path("work", f"{stage}-{key}")
+        self.makedirs(directory)
+        return directory
+
+    def run_dir(self, run_id: str) -> str:
+        return self.path("runs", run_id)
+
+    # ---------------------------------------------------------------- low-level io
+    def makedirs(self, directory: str) -> None:
+        try:
+            self.fs.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {directory} in the run store: {exc.strerror or exc}", hint="check the store path and its permissions") from exc
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self.makedirs(posixpath.dirname(path))
+        try:
+            with self.fs.open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}", hint="check free disk space and permissions") from exc
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            with self.fs.open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def write_json(self, path: str, value: Any) -> None:
+        self.write_bytes(path, dumps(value).encode())
+
+    def read_json(self, path: str) -> Any:
+        return json.loads(self.read_bytes(path))
+
+    def append_line(self, path: str, line: str) -> None:
+        if self.is_local:
+            local = Path(path)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with local.open("a") as handle:
+                handle.write(line.rstrip("\n") + "\n")
+        else:  # object stores cannot append: rewrite
+            old = self.read_bytes(path) if self.exists(path) else b""
+            self.write_bytes(path, old + line.rstrip("\n").encode() + b"\n")
+
+    # ---------------------------------------------------------------- artifacts
+    def save_artifact(self, directory: str, name: str, value: Any) -> ArtifactRef:
+        """Encode one artifact by type: DataFrame -> Parquet, dict/list -> JSON, else joblib."""
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            buffer = io.BytesIO()
+            value.to_parquet(buffer, index=False)
+            data, kind, suffix = buffer.getvalue(), "frame", "parquet"
+            digest = frame_digest(value)
+        elif isinstance(value, dict | list):
+            data, kind, suffix = dumps(value).encode(), "json", "json"
+            digest = hashlib.sha256(data).hexdigest()[:16]
+        else:
+            import joblib
+
+            buffer = io.BytesIO()
+            joblib.dump(value, buffer)
+            data, kind, suffix = buffer.getvalue(), "object", "joblib"
+            digest = hashlib.sha256(data).hexdigest()[:16]
+        path = posixpath.join(directory, f"{name}.{suffix}")
+        self.write_bytes(path, data)
+        return ArtifactRef(path=path, kind=kind, digest=digest)
+
+    def load_artifact(self, ref: ArtifactRef) -> Any:
+        data = self.read_bytes(ref.path)
+        if ref.kind == "frame":
+            import pandas as pd
+
+            return pd.read_parquet(io.BytesIO(data))
+        if ref.kind == "json":
+            return json.loads(data)
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+
+    # ---------------------------------------------------------------- cache manifests
+    def read_manifest(self, stage: str, key: str) -> dict[str, Any] | None:
+        path = posixpath.join(self.cache_dir(stage, key), MANIFEST)
+        try:
+            return self.read_json(path)  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
+    def write_manifest(self, stage: str, key: str, manifest: dict[str, Any]) -> None:
+        self.write_json(posixpath.join(self.cache_dir(stage, key), MANIFEST), manifest)
+
+    # ---------------------------------------------------------------- decisions
+    def decision_path(self, registry_name: str, model_key: str) -> str:
+        return self.path("decisions", registry_name, f"{model_key}.json")
+
+    def read_decision(self, registry_name: str, model_key: str) -> dict[str, Any] | None:
+        """What was decided for this exact model before (written once promotion finished)."""
+        try:
+            return self.read_json(self.decision_path(registry_name, model_key))  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
+    def write_decision(self, registry_name: str, model_key: str, record: dict[str, Any]) -> None:
+        self.write_json(self.decision_path(registry_name, model_key), record)
+
+    # ---------------------------------------------------------------- runs
+    def write_run(self, run_id: str, record: dict[str, Any]) -> None:
+        self.write_json(posixpath.join(self.run_dir(run_id), "run.json"), record)
+
+    def read_run(self, run_id: str) -> dict[str, Any]:
+        try:
+            return self.read_json(posixpath.join(self.run_dir(run_id), "run.json"))  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise StoreError(f"no run {run_id!r} in {self.url}", hint="list runs with `retrainer runs`") from None
+
+    def iter_runs(self) -> Iterator[dict[str, Any]]:
+        """Every run record, newest first."""
+        pattern = posixpath.join(self.root, "runs", "*", "run.json")
+        for path in sorted(self.fs.glob(pattern), reverse=True):
+            try:
+                yield self.read_json(path)
+            except (ValueError, FileNotFoundError):  # a run being written right now
+                continue
+
+
+def frame_digest(frame: Any) -> str:
+    """Content hash of a DataFrame: column names, dtypes and every value, row order included."""
+    import pandas as pd
+
+    hasher = hashlib.sha256()
+    hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return hasher.hexdigest()[:16]
