@@ -1,9 +1,9 @@
 """retrainer: retrain models on fresh data on a schedule; replace production only when proven better.
 
-    import retrainer
-    spec = retrainer.load_spec("pipeline.yaml", env="staging")
-    result = retrainer.run(spec, as_of="2026-11-01")
-    print(result.outcome, result.reason, result.model_version)
+import retrainer
+spec = retrainer.load_spec("pipeline.yaml", env="staging")
+result = retrainer.run(spec, as_of="2026-11-01")
+print(result.outcome, result.reason, result.model_version)
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from retrainer.errors import RetrainerError
-    from retrainer.run import RunResult, run
+    from retrainer.executor import RunResult, run
     from retrainer.spec import Spec, load_spec, spec_from_dict
 
 __all__ = ["RetrainerError", "RunResult", "Spec", "__version__", "load_spec", "run", "spec_from_dict"]
 
 _LAZY = {
     "RetrainerError": "retrainer.errors",
-    "RunResult": "retrainer.run",
-    "run": "retrainer.run",
+    "RunResult": "retrainer.executor",
+    "run": "retrainer.executor",
     "Spec": "retrainer.spec",
     "load_spec": "retrainer.spec",
     "spec_from_dict": "retrainer.spec",

@@ -28,15 +28,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"debug": False, "quiet": False}
 
 SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec (YAML).", show_default=False)]
 EnvOpt = Annotated[str | None, typer.Option("--env", help="Overlay <spec>.<ENV>.yaml on the spec.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 StoreOpt = Annotated[str, typer.Option("--store", help="Run store (directory or fsspec URL).")]
-TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: the store's SQLite DB).")]
+TrackingOpt = Annotated[
+    str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: the store's SQLite DB).")
+]
 
 
 @app.callback()
@@ -63,7 +65,7 @@ def _guarded(action: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]: finished stages are cached; run the same command to resume")
         code = 130
-    except Exception as error:  # a bug: one line, the traceback with --debug
+    except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback with --debug
         if _state["debug"]:
             errors.print_exception()
         errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {error}")
@@ -77,9 +79,13 @@ def _guarded(action: Callable[[], int | None]) -> None:
 def run(
     spec_path: SpecArg,
     env: EnvOpt = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Use data known at this date (ISO); bound to :as_of.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Use data known at this date (ISO); bound to :as_of.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache: run every stage.")] = False,
-    from_stage: Annotated[str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")] = None,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline: extract, validate, train, evaluate, compare with the champion, register, promote."""
@@ -88,7 +94,9 @@ def run(
         from retrainer.spec import load_spec
 
         spec = load_spec(spec_path, env=env)
-        result = _run_with_progress(spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"]))
+        result = _run_with_progress(
+            spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"])
+        )
         if as_json:
             console.print_json(json.dumps(result.to_dict(), default=str))
         else:
@@ -110,7 +118,13 @@ def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:
 
 
 def _print_outcome(result: RunResult) -> None:
-    colour = {"promoted": "green", "kept_champion": "cyan", "unchanged": "cyan", "registered": "cyan", "rejected": "yellow"}.get(result.outcome, "red")
+    colour = {
+        "promoted": "green",
+        "kept_champion": "cyan",
+        "unchanged": "cyan",
+        "registered": "cyan",
+        "rejected": "yellow",
+    }.get(result.outcome, "red")
     version = f" v{result.model_version}" if result.model_version else ""
     console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
     if result.error is not None and getattr(result.error, "failures", None) and not _state["quiet"]:
@@ -133,7 +147,10 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> None:
         from retrainer.stages.extract import safe_url
 
         shown = source if spec.source.path else safe_url(str(source))
-        console.print(f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; candidates {', '.join(spec.models.candidates)}")
+        console.print(
+            f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
+            f"candidates {', '.join(spec.models.candidates)}"
+        )
         return 0
 
     _guarded(body)
@@ -184,7 +201,12 @@ def _registry(store: str, tracking_uri: str | None) -> tuple[Registry, RunStore]
 
 
 @app.command()
-def models(name: Annotated[str, typer.Argument(help="Registered model name.")], store: StoreOpt = ".retrainer", tracking_uri: TrackingOpt = None, as_json: JsonOpt = False) -> None:
+def models(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    store: StoreOpt = ".retrainer",
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Registered versions of a model: aliases, outcome and key metrics."""
 
     def body() -> int:
@@ -198,7 +220,16 @@ def models(name: Annotated[str, typer.Argument(help="Registered model name.")], 
             return 0
         from rich.table import Table
 
-        table = Table("version", "aliases", "outcome", "candidate", "roc_auc", "f1", "reason", title=f"{name} @ {registry.safe_uri}")
+        table = Table(
+            "version",
+            "aliases",
+            "outcome",
+            "candidate",
+            "roc_auc",
+            "f1",
+            "reason",
+            title=f"{name} @ {registry.safe_uri}",
+        )
         for info in versions:
             metrics = json.loads(info.metrics_text or "{}")
             table.add_row(
@@ -234,7 +265,10 @@ def promote(
 
         registry, run_store = _registry(store, tracking_uri)
         old = promote_version(registry, run_store, name, version)
-        console.print(f"[green]champion[/] of {name} is now v{version}" + (f" (previous: v{old})" if old and old != version else ""))
+        console.print(
+            f"[green]champion[/] of {name} is now v{version}"
+            + (f" (previous: v{old})" if old and old != version else "")
+        )
         return 0
 
     _guarded(body)

@@ -29,6 +29,17 @@ class RetrainerError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # keep `hint` and `failures` when errors cross process boundaries (Airflow, workers) or are copied
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[RetrainerError], message: str, state: dict[str, object]) -> RetrainerError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class SpecError(RetrainerError):
     """The spec file is missing, malformed or has an invalid value."""
@@ -48,9 +59,9 @@ class RejectedError(RetrainerError):
     `failures` lists every failing check, so the user sees all of them at once.
     """
 
-    def __init__(self, message: str, *, failures: list[str], hint: str | None = None) -> None:
+    def __init__(self, message: str, *, failures: list[str] | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
-        self.failures = failures
+        self.failures = failures or [message]
 
 
 class DataValidationError(RejectedError):

@@ -17,7 +17,7 @@ import posixpath
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,15 +70,22 @@ class RunResult:
         return self.error.exit_code if self.error else 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["error"] = None if self.error is None else {"type": type(self.error).__name__, "message": self.error.message, "hint": self.error.hint}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["stages"] = [asdict(stage) for stage in self.stages]
+        data["error"] = (
+            None
+            if self.error is None
+            else {"type": type(self.error).__name__, "message": self.error.message, "hint": self.error.hint}
+        )
         return data
 
 
 class _LazyInputs(Mapping[str, Any]):
     """Artifacts by name, read from the store only when a stage asks for one."""
 
-    def __init__(self, store: RunStore, refs: dict[str, ArtifactRef], loaded: dict[str, Any], names: tuple[str, ...]) -> None:
+    def __init__(
+        self, store: RunStore, refs: dict[str, ArtifactRef], loaded: dict[str, Any], names: tuple[str, ...]
+    ) -> None:
         self._store, self._refs, self._loaded, self._names = store, refs, loaded, names
 
     def __getitem__(self, name: str) -> Any:
@@ -120,18 +127,29 @@ def run(
         raise SpecError(f"--from {from_stage}: no such stage", hint=f"stages: {', '.join(pipeline.names)}")
     started = time.perf_counter()
     store = RunStore(spec.store)
-    ctx = RunContext(spec=spec, store=store, run_id=new_run_id(), as_of=_parse_as_of(as_of), reporter=reporter or SilentReporter())
+    ctx = RunContext(
+        spec=spec, store=store, run_id=new_run_id(), as_of=_parse_as_of(as_of), reporter=reporter or SilentReporter()
+    )
     result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
     refs: dict[str, ArtifactRef] = {}
     loaded: dict[str, Any] = {}
-    record = {"run_id": ctx.run_id, "pipeline": spec.name, "spec_path": spec.spec_path, "spec_digest": spec.digest(), "as_of": ctx.as_of, "started_at": datetime.now(UTC), "status": "running", "stages": []}
+    record = {
+        "run_id": ctx.run_id,
+        "pipeline": spec.name,
+        "spec_path": spec.spec_path,
+        "spec_digest": spec.digest(),
+        "as_of": ctx.as_of,
+        "started_at": datetime.now(UTC),
+        "status": "running",
+        "stages": [],
+    }
     store.write_run(ctx.run_id, record)
     forcing = force
     raised: BaseException | None = None
     try:
         for stage in pipeline.stages:
             forcing = forcing or stage.name == from_stage
-            result.stages.append(_run_stage(stage, ctx, refs, loaded, use_cache=not forcing))
+            _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
             result.metrics.update(result.stages[-1].metrics)
             record["stages"] = [asdict(s) for s in result.stages]
             store.write_run(ctx.run_id, record)
@@ -144,13 +162,20 @@ def run(
         result.outcome, result.reason, result.error, raised = "failed", error.message, error, error
     except KeyboardInterrupt as error:
         result.outcome, result.reason, raised = "interrupted", "interrupted by the user", error
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - recorded, then re-raised below
         result.outcome, result.reason, raised = "failed", f"{type(error).__name__}: {error}", error
     finally:
         result.seconds = round(time.perf_counter() - started, 3)
         if result.outcome in ("failed", "interrupted", "rejected"):
             result.reason += _resume_hint(result, spec)
-        record.update(status=result.outcome, reason=result.reason, finished_at=datetime.now(UTC), seconds=result.seconds, model_version=result.model_version, stages=[asdict(s) for s in result.stages])
+        record.update(
+            status=result.outcome,
+            reason=result.reason,
+            finished_at=datetime.now(UTC),
+            seconds=result.seconds,
+            model_version=result.model_version,
+            stages=[asdict(s) for s in result.stages],
+        )
         store.write_run(ctx.run_id, record)
         if pipeline.final is not None:
             _notify(pipeline.final, ctx, result)
@@ -159,7 +184,16 @@ def run(
     return result
 
 
-def _run_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef], loaded: dict[str, Any], *, use_cache: bool) -> StageRecord:
+def _run_stage(
+    stage: Stage,
+    ctx: RunContext,
+    refs: dict[str, ArtifactRef],
+    loaded: dict[str, Any],
+    records: list[StageRecord],
+    *,
+    use_cache: bool,
+) -> None:
+    """Run (or take from the cache) one stage; append its record, also when it fails."""
     store = ctx.store
     ctx.stage = stage.name
     ctx.reporter.stage_started(stage.name)
@@ -180,23 +214,25 @@ def _run_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef], load
                 output = stage.func(ctx, _LazyInputs(store, refs, loaded, stage.needs))
                 _save_outputs(stage, ctx, key, output, refs, loaded)
                 status, summary, metrics = "ran", output.summary, output.metrics
-        except RejectedError:
-            _finish(ctx, stage, "rejected", started, "")
+        except BaseException as error:
+            status = (
+                "rejected"
+                if isinstance(error, RejectedError)
+                else "interrupted"
+                if isinstance(error, KeyboardInterrupt)
+                else "failed"
+            )
+            records.append(_finish(ctx, stage, status, started, ctx.cache_key, str(error)[:200], {}))
             raise
-        except KeyboardInterrupt:
-            _finish(ctx, stage, "interrupted", started, "")
-            raise
-        except BaseException:
-            _finish(ctx, stage, "failed", started, "")
-            raise
-    seconds = _finish(ctx, stage, status, started, summary)
-    return StageRecord(stage.name, status, seconds, key, summary, dict(metrics))
+    records.append(_finish(ctx, stage, status, started, key, summary, metrics))
 
 
-def _finish(ctx: RunContext, stage: Stage, status: str, started: float, summary: str) -> float:
+def _finish(
+    ctx: RunContext, stage: Stage, status: str, started: float, key: str, summary: str, metrics: dict[str, float]
+) -> StageRecord:
     seconds = round(time.perf_counter() - started, 3)
     ctx.reporter.stage_finished(stage.name, status, seconds, summary)
-    return seconds
+    return StageRecord(stage.name, status, seconds, key, summary, dict(metrics))
 
 
 def cache_key(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) -> str:
@@ -208,11 +244,17 @@ def cache_key(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) -> st
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def _save_outputs(stage: Stage, ctx: RunContext, key: str, output: StageOutput, refs: dict[str, ArtifactRef], loaded: dict[str, Any]) -> None:
+def _save_outputs(
+    stage: Stage, ctx: RunContext, key: str, output: StageOutput, refs: dict[str, ArtifactRef], loaded: dict[str, Any]
+) -> None:
     missing = set(stage.makes) - output.artifacts.keys()
     if missing:
         raise RetrainerError(f"stage {stage.name} did not return {sorted(missing)}")
-    directory = ctx.store.cache_dir(stage.name, key) if stage.cacheable else posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name)
+    directory = (
+        ctx.store.cache_dir(stage.name, key)
+        if stage.cacheable
+        else posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name)
+    )
     saved = {name: ctx.store.save_artifact(directory, name, value) for name, value in output.artifacts.items()}
     refs.update(saved)
     loaded.update(output.artifacts)
@@ -220,7 +262,14 @@ def _save_outputs(stage: Stage, ctx: RunContext, key: str, output: StageOutput, 
         ctx.store.write_manifest(
             stage.name,
             key,
-            {"stage": stage.name, "key": key, "run_id": ctx.run_id, "summary": output.summary, "metrics": output.metrics, "artifacts": {n: asdict(r) for n, r in saved.items()}},
+            {
+                "stage": stage.name,
+                "key": key,
+                "run_id": ctx.run_id,
+                "summary": output.summary,
+                "metrics": output.metrics,
+                "artifacts": {n: asdict(r) for n, r in saved.items()},
+            },
         )
 
 
@@ -269,4 +318,6 @@ def _parse_as_of(value: str | datetime | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise SpecError(f"--as-of {value!r} is not a date", hint="use ISO format, e.g. 2026-11-01 or 2026-11-01T06:00") from None
+        raise SpecError(
+            f"--as-of {value!r} is not a date", hint="use ISO format, e.g. 2026-11-01 or 2026-11-01T06:00"
+        ) from None

@@ -13,14 +13,25 @@ from retrainer import __version__
 def git_commit(directory: str) -> str:
     """The commit of the repository holding `directory` ('+dirty' if it has changes), or 'unknown'."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}+dirty" if dirty else commit
 
 
-def lineage_tags(spec_path: str | None, spec_digest: str, data_digest: str, run_id: str, as_of: str | None) -> dict[str, str]:
+def lineage_tags(
+    spec_path: str | None, spec_digest: str, data_digest: str, run_id: str, as_of: str | None
+) -> dict[str, str]:
     directory = str(Path(spec_path).parent) if spec_path else "."
     return {
         "retrainer.version": __version__,

@@ -32,7 +32,11 @@ def score(metric: str, y_true: np.ndarray, proba: np.ndarray, threshold: float =
 def all_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Every metric in METRICS, rounded for reports (ROC-AUC needs both classes present)."""
     both_classes = len(set(y_true.tolist())) == 2
-    return {m: round(score(m, y_true, proba, threshold), 6) for m in METRICS if both_classes or m not in ("roc_auc", "pr_auc")}
+    return {
+        m: round(score(m, y_true, proba, threshold), 6)
+        for m in METRICS
+        if both_classes or m not in ("roc_auc", "pr_auc")
+    }
 
 
 def better(metric: str, a: float, b: float) -> float:

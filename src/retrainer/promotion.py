@@ -43,7 +43,9 @@ def move_champion(registry: Registry, name: str, version: int, reason: str, *, a
     return current.version if current else None
 
 
-def promote(registry: Registry, store: RunStore, name: str, version: int, reason: str = "promoted by hand") -> int | None:
+def promote(
+    registry: Registry, store: RunStore, name: str, version: int, reason: str = "promoted by hand"
+) -> int | None:
     with registry_lock(store, name):
         return move_champion(registry, name, version, reason)
 
@@ -54,7 +56,10 @@ def rollback(registry: Registry, store: RunStore, name: str, to: int | None = No
         if to is None:
             previous = registry.by_alias(name, PREVIOUS)
             if previous is None:
-                raise RegistryError(f"{name} has no 'previous' version to roll back to", hint=f"name one: retrainer rollback {name} --to VERSION")
+                raise RegistryError(
+                    f"{name} has no 'previous' version to roll back to",
+                    hint=f"name one: retrainer rollback {name} --to VERSION",
+                )
             to = previous.version
         old = move_champion(registry, name, to, f"rolled back by {_user()}")
         return to, old

@@ -37,7 +37,9 @@ class _Section(BaseModel):
 class SourceSpec(_Section):
     """Where the training data comes from: a SQLAlchemy URL with a query or table, or a file."""
 
-    url: str | None = Field(None, description="SQLAlchemy URL, e.g. sqlite:///data.db or postgresql+psycopg://u@host/db.")
+    url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. sqlite:///data.db or postgresql+psycopg://u@host/db."
+    )
     query: str | None = Field(None, description="SQL query; may use :as_of, bound to the run's as_of date.")
     table: str | None = Field(None, description="Table to read whole (instead of query).")
     path: str | None = Field(None, description="Parquet or CSV file (instead of url).")
@@ -152,7 +154,9 @@ class ModelsSpec(_Section):
             raise ValueError("list at least one candidate")
         for name in value:
             if name not in CANDIDATES:
-                raise ValueError(f"unknown candidate {name!r}{_did_you_mean(name, CANDIDATES)}; choose from {', '.join(CANDIDATES)}")
+                raise ValueError(
+                    f"unknown candidate {name!r}{_did_you_mean(name, CANDIDATES)}; choose from {', '.join(CANDIDATES)}"
+                )
         return value
 
     @field_validator("timeout")
@@ -171,7 +175,9 @@ class EvaluationSpec(_Section):
     """The metric that ranks models and the thresholds a model must reach to be registered."""
 
     metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Metric minimums (maximums for log_loss, brier).")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Metric minimums (maximums for log_loss, brier)."
+    )
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a row is positive.")
 
     @field_validator("thresholds")
@@ -297,7 +303,9 @@ def load_spec(path: str | os.PathLike[str], env: str | None = None) -> Spec:
     if env:
         overlay_path = spec_path.with_name(f"{spec_path.stem}.{env}{spec_path.suffix}")
         if not overlay_path.exists():
-            raise SpecError(f"{overlay_path}: overlay for --env {env} not found", hint=f"create {overlay_path.name} or drop --env")
+            raise SpecError(
+                f"{overlay_path}: overlay for --env {env} not found", hint=f"create {overlay_path.name} or drop --env"
+            )
         raw = _deep_merge(raw, _read_yaml(overlay_path))
     raw = _interpolate(raw, spec_path, ())
     _resolve_relative_paths(raw, spec_path.parent)
@@ -310,7 +318,9 @@ def spec_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(exc, origin), hint="see `retrainer validate --help` and docs/spec.md") from None
+        raise SpecError(
+            _format_validation_error(exc, origin), hint="see `retrainer validate --help` and docs/spec.md"
+        ) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

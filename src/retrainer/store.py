@@ -61,7 +61,9 @@ class RunStore:
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url)
         except (ImportError, ValueError) as exc:
-            raise StoreError(f"run store {url!r} cannot be opened: {exc}", hint="install the fsspec backend for that URL scheme") from exc
+            raise StoreError(
+                f"run store {url!r} cannot be opened: {exc}", hint="install the fsspec backend for that URL scheme"
+            ) from exc
         self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         if self.is_local:
             self.root = str(Path(self.root).resolve())
@@ -94,7 +96,10 @@ class RunStore:
         try:
             self.fs.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create {directory} in the run store: {exc.strerror or exc}", hint="check the store path and its permissions") from exc
+            raise StoreError(
+                f"cannot create {directory} in the run store: {exc.strerror or exc}",
+                hint="check the store path and its permissions",
+            ) from exc
 
     def write_bytes(self, path: str, data: bytes) -> None:
         self.makedirs(posixpath.dirname(path))
@@ -102,7 +107,9 @@ class RunStore:
             with self.fs.open(path, "wb") as handle:
                 handle.write(data)
         except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}", hint="check free disk space and permissions") from exc
+            raise StoreError(
+                f"cannot write {path}: {exc.strerror or exc}", hint="check free disk space and permissions"
+            ) from exc
 
     def read_bytes(self, path: str) -> bytes:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,21 @@ class Registry:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of `name`, newest first (empty when the model was never registered)."""
+        from mlflow.exceptions import MlflowException
+
         with self._errors(f"list versions of {name}"):
             found = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
-        return sorted((_info(v) for v in found), key=lambda v: v.version, reverse=True)
+            if not found:
+                return []
+            try:  # search results carry no aliases: read them from the registered model
+                aliases = self.client.get_registered_model(name).aliases or {}
+            except MlflowException:
+                aliases = {}
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(int(version), []).append(alias)
+        infos = (_info(v, tuple(sorted(by_version.get(int(v.version), [])))) for v in found)
+        return sorted(infos, key=lambda v: v.version, reverse=True)
 
     def validated_version_with_key(self, name: str, model_key: str) -> VersionInfo | None:
         """The registered, fully validated version of exactly this model, if there is one."""
@@ -135,14 +148,16 @@ class Registry:
                 mlflow.log_metrics(metrics)
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)
-                logged = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    input_example=example,
-                    pip_requirements=_pip_requirements(model),
-                    serialization_format="skops",
-                    skops_trusted_types=trusted,
-                )
+                with warnings.catch_warnings():  # MLflow warns that 0/1 predictions are integers
+                    warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                    logged = mlflow.sklearn.log_model(
+                        model,
+                        name="model",
+                        input_example=example,
+                        pip_requirements=_pip_requirements(model),
+                        serialization_format="skops",
+                        skops_trusted_types=trusted,
+                    )
             with contextlib.suppress(Exception):  # exists already
                 self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
             created = self.client.create_model_version(name, logged.model_uri, run_id=run.info.run_id, tags=tags)
@@ -213,9 +228,14 @@ class Registry:
         except RegistryError:
             raise
         except MlflowException as error:
-            raise RegistryError(f"cannot {action} at {self.safe_uri}: {error.message}", hint="check tracking.uri and that the MLflow server is reachable") from None
+            raise RegistryError(
+                f"cannot {action} at {self.safe_uri}: {error.message}",
+                hint="check tracking.uri and that the MLflow server is reachable",
+            ) from None
         except OSError as error:
-            raise RegistryError(f"cannot {action} at {self.safe_uri}: {error}", hint="check tracking.uri and disk space") from None
+            raise RegistryError(
+                f"cannot {action} at {self.safe_uri}: {error}", hint="check tracking.uri and disk space"
+            ) from None
 
 
 def _pip_requirements(model: Any) -> list[str]:
@@ -238,11 +258,11 @@ def _steps(model: Any) -> list[Any]:
     return [model] if steps is None else [s for _, step in steps for s in _steps(step)]
 
 
-def _info(version: ModelVersion) -> VersionInfo:
+def _info(version: ModelVersion, aliases: tuple[str, ...] | None = None) -> VersionInfo:
     return VersionInfo(
         version=int(version.version),
         run_id=version.run_id,
-        aliases=tuple(getattr(version, "aliases", ()) or ()),
+        aliases=aliases if aliases is not None else tuple(getattr(version, "aliases", ()) or ()),
         tags=dict(version.tags or {}),
         created_ms=int(version.creation_timestamp or 0),
     )

@@ -39,7 +39,9 @@ def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
 def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     from xgboost import XGBClassifier
 
-    return XGBClassifier(random_state=seed, n_jobs=n_jobs, tree_method="hist", eval_metric="logloss", verbosity=0, **params)
+    return XGBClassifier(
+        random_state=seed, n_jobs=n_jobs, tree_method="hist", eval_metric="logloss", verbosity=0, **params
+    )
 
 
 def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
@@ -80,7 +82,15 @@ CATALOGUE: dict[str, Candidate] = {
                 "min_child_weight": {"low": 1.0, "high": 20.0, "log": True},
                 "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
             },
-            defaults={"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.9, "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0},
+            defaults={
+                "n_estimators": 200,
+                "max_depth": 3,
+                "learning_rate": 0.05,
+                "subsample": 0.9,
+                "colsample_bytree": 0.8,
+                "min_child_weight": 1.0,
+                "reg_lambda": 1.0,
+            },
         ),
         Candidate(
             "lightgbm",
@@ -94,13 +104,23 @@ CATALOGUE: dict[str, Candidate] = {
                 "colsample_bytree": {"low": 0.5, "high": 1.0},
                 "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
             },
-            defaults={"n_estimators": 200, "num_leaves": 8, "learning_rate": 0.05, "min_child_samples": 20, "subsample": 0.9, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+            defaults={
+                "n_estimators": 200,
+                "num_leaves": 8,
+                "learning_rate": 0.05,
+                "min_child_samples": 20,
+                "subsample": 0.9,
+                "colsample_bytree": 0.8,
+                "reg_lambda": 1.0,
+            },
         ),
     )
 }
 
 
-def search_space(name: str, overrides: dict[str, dict[str, Any]] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def search_space(
+    name: str, overrides: dict[str, dict[str, Any]] | None = None, fixed: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """The candidate's default space with the spec's ranges applied and fixed params removed."""
     space = {**CATALOGUE[name].space, **(overrides or {})}
     return {param: bounds for param, bounds in space.items() if param not in (fixed or {})}
@@ -115,7 +135,9 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
         elif isinstance(bounds["low"], int) and isinstance(bounds["high"], int) and not isinstance(bounds["low"], bool):
             params[param] = trial.suggest_int(param, bounds["low"], bounds["high"], log=bool(bounds.get("log")))
         else:
-            params[param] = trial.suggest_float(param, float(bounds["low"]), float(bounds["high"]), log=bool(bounds.get("log")))
+            params[param] = trial.suggest_float(
+                param, float(bounds["low"]), float(bounds["high"]), log=bool(bounds.get("log"))
+            )
     return params
 
 

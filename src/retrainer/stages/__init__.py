@@ -6,7 +6,19 @@ from retrainer.pipeline import Pipeline, Stage
 
 
 def default_pipeline() -> Pipeline:
-    from retrainer.stages import compare, evaluate, extract, features, notify, promote, register, split, train, tune, validate
+    from retrainer.stages import (
+        compare,
+        evaluate,
+        extract,
+        features,
+        notify,
+        promote,
+        register,
+        split,
+        train,
+        tune,
+        validate,
+    )
 
     return Pipeline(
         stages=(

@@ -34,7 +34,9 @@ def required_improvement(champion_score: float, absolute: float | None, relative
     return absolute or 0.0
 
 
-def challenger_beats_champion(metric: str, challenger: float, champion: float, absolute: float | None = None, relative: float | None = None) -> tuple[bool, str]:
+def challenger_beats_champion(
+    metric: str, challenger: float, champion: float, absolute: float | None = None, relative: float | None = None
+) -> tuple[bool, str]:
     """Whether the challenger wins, and the reason in plain words."""
     gain = better(metric, challenger, champion)
     needed = required_improvement(champion, absolute, relative)
@@ -62,7 +64,12 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     challenger_score = inputs["evaluation"]["test"][metric]
     champion = registry.by_alias(name, "champion")
     if champion is None:
-        decision = Decision("challenger", f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})", metric, challenger_score)
+        decision = Decision(
+            "challenger",
+            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})",
+            metric,
+            challenger_score,
+        )
         return _output(decision, existing, None)
     if existing and existing.version == champion.version:
         return _unchanged(metric, existing.version, "promoted")
@@ -72,15 +79,26 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         from retrainer.stages.evaluate import evaluate_model
 
         champion_model = registry.load_model(name, champion.version)
-        champion_metrics = evaluate_model(champion_model, test, _champion_columns(champion_model, columns), spec.target.column, spec.evaluation.decision_threshold)
+        champion_metrics = evaluate_model(
+            champion_model,
+            test,
+            _champion_columns(champion_model, columns),
+            spec.target.column,
+            spec.evaluation.decision_threshold,
+        )
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
-        reason = f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); challenger {metric} {challenger_score:.4f}"
+        reason = (
+            f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); "
+            f"challenger {metric} {challenger_score:.4f}"
+        )
         return _output(Decision("challenger", reason, metric, challenger_score, None, champion.version), existing, None)
     champion_score = champion_metrics[metric]
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
-    decision = Decision("challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version)
+    decision = Decision(
+        "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
+    )
     return _output(decision, existing, champion_metrics)
 
 
@@ -96,7 +114,12 @@ def _tracking_uri(ctx: RunContext) -> str:
 
 
 def _unchanged(metric: str, version: int, outcome: str) -> StageOutput:
-    decision = Decision("unchanged", f"model identical to v{version} (already {outcome.replace('_', ' ')}); nothing to do", metric, existing_version=version)
+    decision = Decision(
+        "unchanged",
+        f"model identical to v{version} (already {outcome.replace('_', ' ')}); nothing to do",
+        metric,
+        existing_version=version,
+    )
     return _output(decision, None, None)
 
 

@@ -33,7 +33,9 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
     columns = inputs["training"]["input_columns"]
     threshold = spec.evaluation.decision_threshold
-    report: dict[str, Any] = {"test": evaluate_model(inputs["model"], inputs["test"], columns, spec.target.column, threshold)}
+    report: dict[str, Any] = {
+        "test": evaluate_model(inputs["model"], inputs["test"], columns, spec.target.column, threshold)
+    }
     if len(inputs["oot"]):
         report["oot"] = evaluate_model(inputs["model"], inputs["oot"], columns, spec.target.column, threshold)
     failures = threshold_failures(report["test"], spec.evaluation.thresholds)

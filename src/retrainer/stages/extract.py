@@ -46,11 +46,18 @@ def engine_for(source: SourceSpec) -> Engine:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     assert source.url is not None
-    timeout_arg = {"timeout": source.connect_timeout} if source.url.startswith("sqlite") else {"connect_timeout": source.connect_timeout}
+    timeout_arg = (
+        {"timeout": source.connect_timeout}
+        if source.url.startswith("sqlite")
+        else {"connect_timeout": source.connect_timeout}
+    )
     try:
         return create_engine(source.url, connect_args=timeout_arg, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise SourceError(f"invalid database URL {safe_url(source.url)}: {exc}", hint="use e.g. postgresql+psycopg://user@host:5432/db or sqlite:///file.db") from None
+        raise SourceError(
+            f"invalid database URL {safe_url(source.url)}: {exc}",
+            hint="use e.g. postgresql+psycopg://user@host:5432/db or sqlite:///file.db",
+        ) from None
 
 
 def base_query(source: SourceSpec) -> str:
@@ -58,7 +65,9 @@ def base_query(source: SourceSpec) -> str:
         return source.query.strip().rstrip(";")
     assert source.table is not None
     if not re.fullmatch(r"[A-Za-z_][\w.]*", source.table):
-        raise SourceError(f"table name {source.table!r} is not a plain identifier", hint="use 'query' for anything but a table name")
+        raise SourceError(
+            f"table name {source.table!r} is not a plain identifier", hint="use 'query' for anything but a table name"
+        )
     return f"SELECT * FROM {source.table}"
 
 
@@ -70,7 +79,9 @@ def bind_params(query: str, source: SourceSpec, as_of: datetime | None) -> dict[
         params["as_of"] = (as_of or datetime.now(UTC)).replace(tzinfo=None)
     missing = wanted - params.keys()
     if missing:
-        raise SourceError(f"query uses parameters {sorted(missing)} that the spec does not give", hint="add them under source.params")
+        raise SourceError(
+            f"query uses parameters {sorted(missing)} that the spec does not give", hint="add them under source.params"
+        )
     return params
 
 
@@ -89,7 +100,10 @@ def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFra
             hint="check that the database is running and the URL, user and password are right",
         ) from None
     except exc.DBAPIError as error:
-        raise SourceError(f"query failed on {safe_url(source.url)}: {_first_line(error.orig or error)}", hint="check the query and table names") from None
+        raise SourceError(
+            f"query failed on {safe_url(source.url)}: {_first_line(error.orig or error)}",
+            hint="check the query and table names",
+        ) from None
     finally:
         engine.dispose()
 
@@ -107,9 +121,13 @@ def read_file(path: str) -> pd.DataFrame:
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except FileNotFoundError:
-        raise SourceError(f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)") from None
-    except Exception as error:  # pyarrow and the csv parser raise many kinds
-        raise SourceError(f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet/CSV") from None
+        raise SourceError(
+            f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - pyarrow and the csv parser raise many kinds
+        raise SourceError(
+            f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet/CSV"
+        ) from None
 
 
 def _file_digest(path: str) -> str:
@@ -119,7 +137,9 @@ def _file_digest(path: str) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 hasher.update(block)
     except FileNotFoundError:
-        raise SourceError(f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)") from None
+        raise SourceError(
+            f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)"
+        ) from None
     return hasher.hexdigest()[:16]
 
 
@@ -164,7 +184,13 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     ctx.logger.info("extracted %d rows x %d columns", len(frame), frame.shape[1])
     from retrainer.store import frame_digest
 
-    lineage = {**origin, "rows": len(frame), "columns": list(map(str, frame.columns)), "data_digest": frame_digest(frame), "as_of": ctx.as_of}
+    lineage = {
+        **origin,
+        "rows": len(frame),
+        "columns": list(map(str, frame.columns)),
+        "data_digest": frame_digest(frame),
+        "as_of": ctx.as_of,
+    }
     return StageOutput(
         artifacts={"data": frame, "source_info": lineage},
         metrics={"rows": float(len(frame)), "columns": float(frame.shape[1])},

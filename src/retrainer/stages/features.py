@@ -43,7 +43,13 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             frame[rule["name"]] = _derive(frame, rule)
         for column in self.categorical or []:
             if column in frame.columns:  # one text type, NaN for missing, whatever the source's dtype
-                frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan).astype(str).where(frame[column].notna(), np.nan)
+                frame[column] = (
+                    frame[column]
+                    .astype(object)
+                    .where(frame[column].notna(), np.nan)
+                    .astype(str)
+                    .where(frame[column].notna(), np.nan)
+                )
         return frame
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -67,7 +73,9 @@ def _derive(frame: pd.DataFrame, rule: dict[str, Any]) -> pd.Series:
 
 def feature_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
     """The raw input columns of the model: everything but target, id, drop list and unused time."""
-    used_by_derived = {c for rule in spec.features.derived for c in (rule.ratio or ()) + ((rule.column,) if rule.column else ())}
+    used_by_derived = {
+        c for rule in spec.features.derived for c in (rule.ratio or ()) + ((rule.column,) if rule.column else ())
+    }
     excluded = {spec.target.column, spec.id_column, *spec.features.drop}
     if spec.time_column and spec.time_column not in used_by_derived:
         excluded.add(spec.time_column)
@@ -106,19 +114,27 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
     derived_sample = DerivedFeatures(rules).transform(train[inputs].head(200))
     # A column read by a date_part rule is an input to derivation only, never a feature itself.
     date_sources = {r.column for r in spec.features.derived if r.date_part}
-    numeric, categorical = infer_roles(derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec)
+    numeric, categorical = infer_roles(
+        derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec
+    )
     numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.features.impute_numeric))]
     if spec.features.scale:
         numeric_steps.append(("scale", StandardScaler()))
     encoder: Any
     if spec.features.encoding == "onehot":
-        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=spec.features.max_categories, sparse_output=False)
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", max_categories=spec.features.max_categories, sparse_output=False
+        )
     else:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
     columns = ColumnTransformer(
         [
             ("numeric", Pipeline(numeric_steps), numeric),
-            ("categorical", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("encode", encoder)]), categorical),
+            (
+                "categorical",
+                Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("encode", encoder)]),
+                categorical,
+            ),
         ],
         remainder="drop",
         verbose_feature_names_out=False,
@@ -135,7 +151,9 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
 
 def features(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     preprocessor, schema = build_preprocessor(inputs["train"], ctx.spec)
-    summary = f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical, {len(schema['derived'])} derived"
+    summary = (
+        f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical, {len(schema['derived'])} derived"
+    )
     return StageOutput(artifacts={"preprocessor": preprocessor, "feature_schema": schema}, summary=summary)
 
 

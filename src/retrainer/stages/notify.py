@@ -21,4 +21,6 @@ def notify(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     return StageOutput(artifacts={"notification": summary}, summary=f"{summary['outcome']}")
 
 
-STAGE = Stage(name="notify", func=notify, needs=("summary",), makes=("notification",), spec_sections=("notify",), cacheable=False)
+STAGE = Stage(
+    name="notify", func=notify, needs=("summary",), makes=("notification",), spec_sections=("notify",), cacheable=False
+)

@@ -27,17 +27,31 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         current = registry.by_alias(name, "champion")
         current_version = current.version if current else None
         if decision["winner"] == "challenger" and current_version != decision.get("champion_version"):
-            outcome, reason = "kept_champion", f"the champion moved to v{current_version} during this run; run again to compare against it"
+            outcome, reason = (
+                "kept_champion",
+                f"the champion moved to v{current_version} during this run; run again to compare against it",
+            )
         elif decision["winner"] == "challenger" and not spec.promotion.auto_promote:
             registry.set_alias(name, "challenger", version)
-            outcome, reason = "registered", f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`"
+            outcome, reason = (
+                "registered",
+                f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`",
+            )
         elif decision["winner"] == "challenger":
             move_champion(registry, name, version, decision["reason"], actor=f"retrainer run {ctx.run_id}")
             outcome, reason = "promoted", decision["reason"]
         else:
             outcome, reason = "kept_champion", decision["reason"]
         if outcome != "promoted":
-            registry.tag_version(name, version, {"retrainer.outcome": outcome, "retrainer.reason": reason[:5000], "retrainer.decided_at": datetime.now(UTC).isoformat()})
+            registry.tag_version(
+                name,
+                version,
+                {
+                    "retrainer.outcome": outcome,
+                    "retrainer.reason": reason[:5000],
+                    "retrainer.decided_at": datetime.now(UTC).isoformat(),
+                },
+            )
     record = {"version": version, "outcome": outcome, "tracking_uri": registry.tracking_uri, "run_id": ctx.run_id}
     ctx.store.write_decision(name, ctx.upstream["train"], record)
     return _done(outcome, reason, version, current_version)

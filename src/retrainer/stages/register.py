@@ -24,14 +24,24 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     name = spec.registry_name
     if decision["winner"] == "unchanged":
         version = decision["existing_version"]
-        return StageOutput(artifacts={"registration": {"version": version, "new": False}}, summary=f"nothing new (v{version})")
+        return StageOutput(
+            artifacts={"registration": {"version": version, "new": False}}, summary=f"nothing new (v{version})"
+        )
     if decision.get("existing_version"):  # registered by a run that stopped before promotion
         version = decision["existing_version"]
-        return StageOutput(artifacts={"registration": {"version": version, "new": False}}, summary=f"reusing v{version}")
+        return StageOutput(
+            artifacts={"registration": {"version": version, "new": False}}, summary=f"reusing v{version}"
+        )
     training, evaluation = inputs["training"], inputs["evaluation"]
     source_info = inputs["source_info"]
     tags = {
-        **lineage_tags(spec.spec_path, spec.digest(), source_info["data_digest"], ctx.run_id, ctx.as_of.isoformat() if ctx.as_of else None),
+        **lineage_tags(
+            spec.spec_path,
+            spec.digest(),
+            source_info["data_digest"],
+            ctx.run_id,
+            ctx.as_of.isoformat() if ctx.as_of else None,
+        ),
         "retrainer.pipeline": spec.name,
         "retrainer.model_key": ctx.upstream["train"],
         "retrainer.candidate": training["candidate"],
@@ -62,7 +72,10 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             artifacts={"retrainer": reports},
         )
     ctx.logger.info("registered %s v%d (run %s)", name, info.version, info.run_id)
-    return StageOutput(artifacts={"registration": {"version": info.version, "new": True, "mlflow_run_id": info.run_id}}, summary=f"{name} v{info.version}")
+    return StageOutput(
+        artifacts={"registration": {"version": info.version, "new": True, "mlflow_run_id": info.run_id}},
+        summary=f"{name} v{info.version}",
+    )
 
 
 STAGE = Stage(

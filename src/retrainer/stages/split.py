@@ -30,15 +30,23 @@ def split_frame(frame: pd.DataFrame, spec: Spec) -> dict[str, pd.DataFrame]:
     rules = spec.split
     if rules.method == "stratified":
         if labelled[target].value_counts().min() < 2:
-            raise DataValidationError("too few rows of the rarer class to split", failures=["split: rarer class has < 2 rows"])
-        train, test = train_test_split(labelled, test_size=rules.test_size, stratify=labelled[target], random_state=spec.seed)
+            raise DataValidationError(
+                "too few rows of the rarer class to split", failures=["split: rarer class has < 2 rows"]
+            )
+        train, test = train_test_split(
+            labelled, test_size=rules.test_size, stratify=labelled[target], random_state=spec.seed
+        )
         parts = {"train": train, "test": test, "oot": labelled.iloc[0:0]}
     else:
         assert spec.time_column is not None
-        ordered = labelled.assign(_t=pd.to_datetime(labelled[spec.time_column])).sort_values("_t", kind="stable").drop(columns="_t")
+        ordered = (
+            labelled.assign(_t=pd.to_datetime(labelled[spec.time_column]))
+            .sort_values("_t", kind="stable")
+            .drop(columns="_t")
+        )
         n = len(ordered)
-        n_oot = int(round(n * rules.oot_size))
-        n_test = int(round(n * rules.test_size))
+        n_oot = round(n * rules.oot_size)
+        n_test = round(n * rules.test_size)
         parts = {
             "train": ordered.iloc[: n - n_oot - n_test],
             "test": ordered.iloc[n - n_oot - n_test : n - n_oot],

@@ -29,7 +29,11 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "fit_seconds": round(seconds, 3),
         "input_columns": columns,
     }
-    return StageOutput(artifacts={"model": model, "training": info}, metrics={"fit_seconds": seconds}, summary=f"{candidate} on {len(frame):,} rows in {seconds:.1f}s")
+    return StageOutput(
+        artifacts={"model": model, "training": info},
+        metrics={"fit_seconds": seconds},
+        summary=f"{candidate} on {len(frame):,} rows in {seconds:.1f}s",
+    )
 
 
 STAGE = Stage(

@@ -71,7 +71,9 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     columns = list(inputs["feature_schema"]["inputs"])
     X, y = train[columns], train[spec.target.column].to_numpy()  # noqa: N806
     if int(y.sum()) < spec.models.cv_folds or int(len(y) - y.sum()) < spec.models.cv_folds:
-        raise StageError(f"too few rows of one class for {spec.models.cv_folds}-fold CV", hint="lower models.cv_folds or add data")
+        raise StageError(
+            f"too few rows of one class for {spec.models.cv_folds}-fold CV", hint="lower models.cv_folds or add data"
+        )
     direction = "minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = study_storage(ctx)
@@ -88,7 +90,8 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
         )
         space = search_space(candidate, spec.models.search_space.get(candidate), spec.models.params.get(candidate))
-        finished = [t for t in study.trials if t.state.is_finished()]
+        _fail_abandoned_trials(study, ctx)
+        finished = _done_trials(study)
         if not study.trials:
             study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
         owed = spec.models.n_trials - len(finished)
@@ -101,9 +104,15 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             return cross_validate(trial, lambda: make_model(preprocessor, candidate, params, spec), X, y, spec)
 
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
-            done = len([t for t in study.trials if t.state.is_finished()])
+            done = len(_done_trials(study))
             best = _best_value(study)
-            value = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else f"{trial.value:.4f}" if trial.value is not None else str(trial.state.name)
+            value = (
+                "pruned"
+                if trial.state == optuna.trial.TrialState.PRUNED
+                else f"{trial.value:.4f}"
+                if trial.value is not None
+                else str(trial.state.name)
+            )
             ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, value, best)
             ctx.progress(candidate, done, spec.models.n_trials, f"best {spec.evaluation.metric} {best}")
 
@@ -117,19 +126,46 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         results[candidate] = {
             "best_value": study.best_value,
             "best_params": study.best_params,
-            "n_trials": len(study.trials),
+            "n_trials": len(_done_trials(study)),
             "n_complete": len(complete),
             "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]),
-            "history": [{"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials],
+            "history": [
+                {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials
+            ],
         }
     pick = min if direction == "minimize" else max
     best = pick(results, key=lambda name: results[name]["best_value"])
     summary = ", ".join(f"{name} {r['best_value']:.4f}" for name, r in results.items())
     return StageOutput(
-        artifacts={"tuning": {"metric": spec.evaluation.metric, "direction": direction, "best_candidate": best, "candidates": results}},
+        artifacts={
+            "tuning": {
+                "metric": spec.evaluation.metric,
+                "direction": direction,
+                "best_candidate": best,
+                "candidates": results,
+            }
+        },
         metrics={f"cv_{spec.evaluation.metric}_{name}": r["best_value"] for name, r in results.items()},
         summary=f"best {best} ({summary})",
     )
+
+
+def _done_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that count against the budget: completed or pruned (a failed trial is owed again)."""
+    import optuna
+
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+
+
+def _fail_abandoned_trials(study: optuna.Study, ctx: RunContext) -> None:
+    """Trials left RUNNING by a killed process would never finish: mark them failed before resuming."""
+    import optuna
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        ctx.logger.warning(
+            "trial %d of %s was left running by an interrupted run; marking it failed", trial.number, study.study_name
+        )
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 
 def _best_value(study: optuna.Study) -> str:

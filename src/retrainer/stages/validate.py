@@ -80,12 +80,29 @@ def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     fractions = frame.isna().mean() if len(frame) else frame.isna().sum()
     for column, fraction in fractions.items():
         rule = spec.validation.columns.get(str(column))
-        limit = rule.max_null_fraction if rule and rule.max_null_fraction is not None else spec.validation.max_null_fraction
+        limit = (
+            rule.max_null_fraction if rule and rule.max_null_fraction is not None else spec.validation.max_null_fraction
+        )
         if fraction > limit:
-            checks.append(Check("max_null_fraction", False, f"{fraction:.1%} nulls (maximum {limit:.1%})", str(column), round(float(fraction), 4)))
+            checks.append(
+                Check(
+                    "max_null_fraction",
+                    False,
+                    f"{fraction:.1%} nulls (maximum {limit:.1%})",
+                    str(column),
+                    round(float(fraction), 4),
+                )
+            )
     if not checks:
         worst = float(fractions.max()) if len(fractions) else 0.0
-        checks.append(Check("max_null_fraction", True, f"every column within its null limit (worst {worst:.1%})", observed=round(worst, 4)))
+        checks.append(
+            Check(
+                "max_null_fraction",
+                True,
+                f"every column within its null limit (worst {worst:.1%})",
+                observed=round(worst, 4),
+            )
+        )
     return checks
 
 
@@ -94,13 +111,28 @@ def _duplicate_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     if not len(frame):
         return []
     duplicated = float(frame.duplicated().mean())
-    checks = [Check("max_duplicate_fraction", duplicated <= limit, f"{duplicated:.2%} duplicated rows (maximum {limit:.2%})", observed=round(duplicated, 4))]
+    checks = [
+        Check(
+            "max_duplicate_fraction",
+            duplicated <= limit,
+            f"{duplicated:.2%} duplicated rows (maximum {limit:.2%})",
+            observed=round(duplicated, 4),
+        )
+    ]
     if spec.id_column:
         if spec.id_column not in frame.columns:
             checks.append(Check("id_present", False, f"id column '{spec.id_column}' is missing", spec.id_column))
         else:
             ids = float(frame[spec.id_column].duplicated().mean())
-            checks.append(Check("unique_ids", ids <= limit, f"{ids:.2%} duplicated ids (maximum {limit:.2%})", spec.id_column, round(ids, 4)))
+            checks.append(
+                Check(
+                    "unique_ids",
+                    ids <= limit,
+                    f"{ids:.2%} duplicated ids (maximum {limit:.2%})",
+                    spec.id_column,
+                    round(ids, 4),
+                )
+            )
     return checks
 
 
@@ -122,8 +154,12 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
     values = frame[column]
     checks = []
     if rule.dtype:
-        passed = getattr(pd.api.types, _DTYPE_TESTS[rule.dtype])(values.dtype) or (rule.dtype == "string" and values.dtype == object)
-        checks.append(Check("dtype", bool(passed), f"dtype {values.dtype} (expected {rule.dtype})", column, str(values.dtype)))
+        passed = getattr(pd.api.types, _DTYPE_TESTS[rule.dtype])(values.dtype) or (
+            rule.dtype == "string" and values.dtype == object
+        )
+        checks.append(
+            Check("dtype", bool(passed), f"dtype {values.dtype} (expected {rule.dtype})", column, str(values.dtype))
+        )
     present = values.dropna()
     if rule.min is not None or rule.max is not None:
         numeric = pd.to_numeric(present, errors="coerce")
@@ -132,7 +168,9 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
         outside = int(((numeric < low) | (numeric > high) | numeric.isna()).sum())
         shown = f"[{rule.min}, {rule.max}]"
         observed = f"{numeric.min()}..{numeric.max()}" if len(numeric) else "no values"
-        checks.append(Check("range", outside == 0, f"{outside:,} values outside {shown} (observed {observed})", column, outside))
+        checks.append(
+            Check("range", outside == 0, f"{outside:,} values outside {shown} (observed {observed})", column, outside)
+        )
     if rule.allowed is not None:
         allowed = {str(v) for v in rule.allowed}
         unexpected = present[~present.astype(str).isin(allowed)]
@@ -147,7 +185,13 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     failures = [c for c in checks if not c.passed]
     report = {"passed": not failures, "checks": [asdict(c) for c in checks]}
     for check in checks:
-        ctx.logger.info("%s %s%s: %s", "ok  " if check.passed else "FAIL", check.name, f" [{check.column}]" if check.column else "", check.message)
+        ctx.logger.info(
+            "%s %s%s: %s",
+            "ok  " if check.passed else "FAIL",
+            check.name,
+            f" [{check.column}]" if check.column else "",
+            check.message,
+        )
     if failures:
         lines = [f"{c.column + ': ' if c.column else ''}{c.name}: {c.message}" for c in failures]
         raise DataValidationError(
@@ -155,7 +199,11 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             failures=lines,
             hint="fix the data at the source or relax `validation` in the spec; the champion is unchanged",
         )
-    return StageOutput(artifacts={"validation": report}, metrics={"checks_passed": float(len(checks))}, summary=f"{len(checks)} checks passed")
+    return StageOutput(
+        artifacts={"validation": report},
+        metrics={"checks_passed": float(len(checks))},
+        summary=f"{len(checks)} checks passed",
+    )
 
 
 STAGE = Stage(

@@ -1,0 +1,119 @@
+"""The command line: one clear line per error, a distinct exit code per kind, and the registry commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retrainer.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """Exit code and what a user sees; with --json, only stdout (what a script would parse)."""
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout if "--json" in args else result.output
+
+
+def test_help_lists_every_command_without_importing_heavy_libraries() -> None:
+    code = (
+        "import sys, retrainer.cli; "
+        "print([m for m in ('mlflow', 'sklearn', 'pandas', 'optuna') if m in sys.modules])"
+    )
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert imported == "[]"
+    exit_code, output = invoke("--help")
+    assert exit_code == 0
+    for command in ("run", "validate", "runs", "models", "promote", "rollback"):
+        assert command in output
+
+
+def test_invalid_spec_is_one_line_with_the_key_path_and_exit_code_3(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\nsource: {path: data.csv}\ntarget: y\nmodels: {n_trials: many, candidtes: [xgboost]}\n")
+    exit_code, output = invoke("validate", str(spec))
+    assert exit_code == 3
+    assert "models.n_trials" in output and "did you mean 'candidates'" in output
+    assert "Traceback" not in output
+
+
+def test_unreachable_database_is_a_source_error_with_exit_code_4_and_no_password(
+    write_spec: Callable[..., Path],
+) -> None:
+    spec = write_spec(
+        source={
+            "url": "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:1/test",
+            "table": "customers",
+            "connect_timeout": 2,
+        }
+    )
+    exit_code, output = invoke("run", str(spec))
+    assert exit_code == 4
+    assert "cannot read from postgresql+psycopg://postgres:***@127.0.0.1:1/test" in output
+    assert "s3cret-pw" not in output
+
+
+@pytest.mark.slow
+def test_run_models_promote_and_rollback_from_the_command_line(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    telco_db()
+    store = str(tmp_path / "store")
+    exit_code, output = invoke("run", str(write_spec()))
+    assert exit_code == 0, output
+    assert "promoted v1" in output
+
+    exit_code, output = invoke("run", str(write_spec()))
+    assert exit_code == 0 and "unchanged v1" in output
+
+    weak = {
+        "candidates": ["logistic_regression"],
+        "n_trials": 1,
+        "cv_folds": 2,
+        "params": {"logistic_regression": {"C": 0.0001}},
+    }
+    exit_code, output = invoke("run", "--json", str(write_spec("weak.yaml", models=weak)))
+    assert exit_code == 0
+    weak_result = json.loads(output)
+    assert weak_result["outcome"] == "kept_champion" and weak_result["model_version"] == 2
+
+    exit_code, output = invoke("models", "telco-test", "--store", store, "--json")
+    versions = {v["version"]: v for v in json.loads(output)}
+    assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == []
+
+    exit_code, output = invoke("promote", "telco-test", "2", "--store", store)
+    assert exit_code == 0 and "now v2 (previous: v1)" in output
+    exit_code, output = invoke("rollback", "telco-test", "--store", store)
+    assert exit_code == 0 and "rolled back to v1 (was v2)" in output
+    exit_code, output = invoke("models", "telco-test", "--store", store, "--json")
+    versions = {v["version"]: v for v in json.loads(output)}
+    assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["previous"]
+
+    exit_code, output = invoke("runs", "--store", store, "--json")
+    assert [r["status"] for r in json.loads(output)] == ["kept_champion", "unchanged", "promoted"]
+
+
+@pytest.mark.slow
+def test_rejected_batch_exits_5_and_lists_every_failure(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path], telco: object
+) -> None:
+    import pandas as pd
+
+    frame = pd.concat([telco, telco.head(500)], ignore_index=True)  # type: ignore[attr-defined]
+    frame.loc[:1000, "tenure"] = -5
+    telco_db(frame)
+    spec = write_spec(
+        validation={"min_rows": 100, "max_duplicate_fraction": 0.01, "columns": {"tenure": {"min": 0, "max": 120}}}
+    )
+    exit_code, output = invoke("run", str(spec))
+    assert exit_code == 5
+    assert "rejected" in output
+    assert "1,001 values outside [0.0, 120.0]" in output
+    assert "duplicated ids" in output
