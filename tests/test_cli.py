@@ -24,8 +24,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_help_lists_every_command_without_importing_heavy_libraries() -> None:
     code = (
-        "import sys, retrainer.cli; "
-        "print([m for m in ('mlflow', 'sklearn', 'pandas', 'optuna') if m in sys.modules])"
+        "import sys, retrainer.cli; print([m for m in ('mlflow', 'sklearn', 'pandas', 'optuna') if m in sys.modules])"
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert imported == "[]"

@@ -7,13 +7,13 @@ local executor (`retrainer.run`), an Airflow task or `dvc repro` call the same f
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
+import importlib.util
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from retrainer import __version__
@@ -110,9 +110,13 @@ class Stage:
 
 
 def _code_digest(modules: tuple[str, ...]) -> str:
+    """Reads the modules' source files without importing them (imports would cost the cached path)."""
     hasher = hashlib.sha256(__version__.encode())
     for name in modules:
-        hasher.update(inspect.getsource(importlib.import_module(name)).encode())
+        found = importlib.util.find_spec(name)
+        if found is None or found.origin is None:
+            raise ValueError(f"no source for module {name}")
+        hasher.update(Path(found.origin).read_bytes())
     return hasher.hexdigest()[:16]
 
 

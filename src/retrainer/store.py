@@ -142,16 +142,14 @@ class RunStore:
     # ---------------------------------------------------------------- artifacts
     def save_artifact(self, directory: str, name: str, value: Any) -> ArtifactRef:
         """Encode one artifact by type: DataFrame -> Parquet, dict/list -> JSON, else joblib."""
-        import pandas as pd
-
-        if isinstance(value, pd.DataFrame):
+        if isinstance(value, dict | list):  # checked first: JSON artifacts must not cost a pandas import
+            data, kind, suffix = dumps(value).encode(), "json", "json"
+            digest = hashlib.sha256(data).hexdigest()[:16]
+        elif type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
             buffer = io.BytesIO()
             value.to_parquet(buffer, index=False)
             data, kind, suffix = buffer.getvalue(), "frame", "parquet"
             digest = frame_digest(value)
-        elif isinstance(value, dict | list):
-            data, kind, suffix = dumps(value).encode(), "json", "json"
-            digest = hashlib.sha256(data).hexdigest()[:16]
         else:
             import joblib
 

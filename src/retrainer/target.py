@@ -12,7 +12,18 @@ if TYPE_CHECKING:
 
     from retrainer.spec import TargetSpec
 
-_POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "1.0", "positive", "pos")
+_POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "positive", "pos")
+
+
+def as_text(value: Any) -> str:
+    """One comparable text per value: True == 1 == 1.0 == '1' -> '1', 'Yes ' -> 'yes'."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float) or hasattr(value, "dtype"):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else str(number)
+    text = str(value).strip().lower()
+    return {"true": "1", "false": "0"}.get(text, text)
 
 
 def positive_label(values: pd.Series, target: TargetSpec) -> Any:
@@ -25,7 +36,7 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
             failures=[f"target: {len(labels)} labels, expected 2"],
         )
     if target.positive is not None:
-        matches = [v for v in labels if str(v).lower() == str(target.positive).lower()]
+        matches = [v for v in labels if as_text(v) == as_text(target.positive)]
         if labels and not matches:
             raise DataValidationError(
                 f"target '{target.column}': positive label {target.positive!r} never occurs (labels: {labels})",
@@ -34,7 +45,7 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
             )
         return matches[0] if matches else target.positive
     for label in labels:
-        if str(label).strip().lower() in _POSITIVE_WORDS or label is True:
+        if as_text(label) in _POSITIVE_WORDS:
             return label
     if len(labels) == 2:
         raise DataValidationError(
@@ -46,8 +57,10 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
 
 
 def encode_target(values: pd.Series, positive: Any) -> np.ndarray:
-    """1 where the value equals the positive label (compared as text, so 1 == '1' == True)."""
+    """1 where the value equals the positive label (compared by `as_text`, so 1 == '1' == True)."""
     import numpy as np
 
-    as_text = values.astype("string").str.lower().to_numpy(dtype=object, na_value=None)
-    return np.asarray([v is not None and v == str(positive).lower() for v in as_text], dtype="int64")
+    wanted = as_text(positive)
+    return np.asarray(
+        [value is not None and value == value and as_text(value) == wanted for value in values], dtype="int64"
+    )

@@ -42,7 +42,7 @@ def challenger_beats_champion(
     needed = required_improvement(champion, absolute, relative)
     rule = f"{relative:.1%} relative" if relative is not None else f"{needed:+.4f}"
     comparison = f"{metric} {challenger:.4f} vs champion {champion:.4f} ({gain:+.4f})"
-    if gain > 0 and gain >= needed:
+    if gain > 0 and gain >= needed - 1e-12:  # 0.57 - 0.56 is 0.00999...: a margin met exactly wins
         return True, f"{comparison} beats the required improvement ({rule})"
     if gain <= 0:
         return False, f"{comparison}: not better than the champion"

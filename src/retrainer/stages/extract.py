@@ -13,9 +13,10 @@ fingerprinted:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from retrainer.spec import SourceSpec
 
@@ -87,13 +88,30 @@ def bind_params(query: str, source: SourceSpec, as_of: datetime | None) -> dict[
 
 def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     import pandas as pd
-    from sqlalchemy import exc, text
+    from sqlalchemy import text
+
+    with _connection(source) as connection:
+        return pd.read_sql_query(text(sql), connection, params=params)
+
+
+def _scalar_row(source: SourceSpec, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    """One row of a small aggregate query, without pandas (the cached path stays light)."""
+    from sqlalchemy import text
+
+    with _connection(source) as connection:
+        return tuple(connection.execute(text(sql), params).one())
+
+
+@contextlib.contextmanager
+def _connection(source: SourceSpec) -> Iterator[Connection]:
+    """A connection whose errors become SourceError with the password masked."""
+    from sqlalchemy import exc
 
     assert source.url is not None
     engine = engine_for(source)
     try:
         with engine.connect() as connection:
-            return pd.read_sql_query(text(sql), connection, params=params)
+            yield connection
     except exc.OperationalError as error:
         raise SourceError(
             f"cannot read from {safe_url(source.url)}: {_first_line(error.orig or error)}",
@@ -158,9 +176,9 @@ def fingerprint(ctx: RunContext) -> str:
         ctx.scratch["extract.frame"] = frame
         return f"content:{frame_digest(frame)}"
     latest = f", MAX({spec.time_column}) AS latest" if spec.time_column else ""
-    summary = _run_sql(source, f"SELECT COUNT(*) AS n{latest} FROM ({query}) AS source_rows", params)
+    summary = _scalar_row(source, f"SELECT COUNT(*) AS n{latest} FROM ({query}) AS source_rows", params)
     params_text = {k: (str(v) if k != "as_of" or ctx.as_of else "now") for k, v in sorted(params.items())}
-    facts = [query, repr(params_text), *(str(v) for v in summary.iloc[0].tolist())]
+    facts = [query, repr(params_text), *(str(v) for v in summary)]
     return "summary:" + hashlib.sha256("\x1f".join(facts).encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.target import positive_label
+from retrainer.target import as_text, positive_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +61,7 @@ def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
         return [Check("target_labels", False, error.message, column)]
     if labels.empty:
         return [Check("target_balance", False, "target has no labels", column, 0.0)]
-    share = float((labels.astype(str).str.lower() == str(positive).lower()).mean())
+    share = float(labels.map(as_text).eq(as_text(positive)).mean())
     rarer = min(share, 1 - share)
     minimum = spec.validation.min_class_fraction
     return [
@@ -172,8 +172,8 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
             Check("range", outside == 0, f"{outside:,} values outside {shown} (observed {observed})", column, outside)
         )
     if rule.allowed is not None:
-        allowed = {str(v) for v in rule.allowed}
-        unexpected = present[~present.astype(str).isin(allowed)]
+        allowed = {as_text(v) for v in rule.allowed}
+        unexpected = present[~present.map(as_text).isin(allowed)]
         examples = ", ".join(repr(v) for v in unexpected.astype(str).value_counts().index[:5])
         message = f"{len(unexpected):,} values not allowed" + (f" (e.g. {examples})" if examples else "")
         checks.append(Check("allowed_values", unexpected.empty, message, column, len(unexpected)))
