@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The CPU build of torch 2.13.0 lies in /opt/wheels on these machines; elsewhere pip finds it on its index.
+PIP_INSTALL := $(BIN)/python -m pip install -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: demo test lint format clean setup
@@ -12,9 +14,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q pip==26.3
-	$(BIN)/python -m pip install -q -r requirements/constraints.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(PIP_INSTALL) pip==26.3
+	$(PIP_INSTALL) -r requirements/constraints.txt
+	$(PIP_INSTALL) --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,8 +25,7 @@ demo: $(STAMP)
 	$(BIN)/retrainer run examples/telco_churn/pipeline.yaml
 	$(BIN)/retrainer models telco-churn
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests examples
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

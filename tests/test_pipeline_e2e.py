@@ -53,6 +53,12 @@ def test_first_run_promotes_and_unchanged_rerun_is_a_cache_hit(
         assert champion.tags.get(tag), f"missing lineage tag {tag}"
     assert champion.tags["retrainer.validated"] == "true"
     assert champion.tags["retrainer.outcome"] == "promoted"
+    run = registry.client.get_run(champion.run_id)  # type: ignore[arg-type]
+    contexts = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in run.inputs.dataset_inputs
+    }
+    assert set(contexts) == {"train", "test"}
+    assert '"num_rows": 5634' in contexts["train"].profile  # the exact training rows are linked
 
     second = retrainer.run(spec)
 
@@ -262,3 +268,24 @@ def test_the_example_runs_from_postgresql_with_the_env_overlay(
 
         with postgres_engine.begin() as connection:
             connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def test_the_run_store_can_be_any_fsspec_url(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """fsspec's in-memory filesystem stands in for s3:// or gs://: nothing may assume a local path."""
+    import fsspec
+
+    telco_db()
+    store = f"memory://retrainer-{tmp_path.name}"
+    spec = retrainer.load_spec(write_spec(store=store, tracking={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
+
+    first = retrainer.run(spec)
+    second = retrainer.run(spec)
+
+    assert first.outcome == "promoted"
+    assert second.outcome == "unchanged"
+    memory = fsspec.filesystem("memory")
+    assert memory.exists(f"/retrainer-{tmp_path.name}/runs/{first.run_id}/run.json")
+    assert memory.glob(f"/retrainer-{tmp_path.name}/cache/train/*/model.joblib")
+    assert not (tmp_path / "store").exists()

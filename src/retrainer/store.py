@@ -84,8 +84,15 @@ class RunStore:
         return self.path("cache", stage, key)
 
     def work_dir(self, stage: str, key: str) -> str:
-        directory = self.path("work", f"{stage}-{key}")
-        self.makedirs(directory)
+        """Local scratch for a stage (SQLite needs a local file): in the store, or in /tmp for remote stores."""
+        if self.is_local:
+            directory = self.path("work", f"{stage}-{key}")
+        else:
+            import tempfile
+
+            store_id = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+            directory = str(Path(tempfile.gettempdir(), "retrainer-work", store_id, f"{stage}-{key}"))
+        Path(directory).mkdir(parents=True, exist_ok=True)
         return directory
 
     def run_dir(self, run_id: str) -> str:

@@ -59,6 +59,11 @@ class Registry:
     def for_spec(cls, spec: Spec, store: RunStore) -> Registry:
         if spec.tracking.uri:
             return cls(spec.tracking.uri)
+        if not store.is_local:
+            raise RegistryError(
+                f"the run store {store.url} is not local, so it cannot hold the default SQLite MLflow store",
+                hint="set tracking.uri (an MLflow server, or a database URL) in the spec",
+            )
         return cls(default_tracking_uri(store), artifact_root=str(store.local_path("mlartifacts", ".keep").parent))
 
     @property
@@ -132,9 +137,15 @@ class Registry:
         metrics: dict[str, float],
         tags: dict[str, str],
         artifacts: dict[str, str],
+        datasets: dict[str, tuple[Any, str, str]] | None = None,
     ) -> VersionInfo:
-        """Log an MLflow run with the model and its evidence, and register it as a new version."""
+        """Log an MLflow run with the model and its evidence, and register it as a new version.
+
+        `datasets` maps a context ("train", "test") to (frame, source, digest): logged with
+        `mlflow.log_input`, so the version links to the exact rows it learned from and was tested on.
+        """
         import mlflow
+        import mlflow.data
         import mlflow.sklearn
         import skops.io
 
@@ -146,6 +157,10 @@ class Registry:
             with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
                 mlflow.log_metrics(metrics)
+                for context, (frame, source, digest) in (datasets or {}).items():
+                    # MLflow resolves only file/http sources; a SQL source is recorded as a tag instead
+                    dataset = mlflow.data.from_pandas(frame, name=f"{experiment}-{context}", digest=digest)
+                    mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)
                 with warnings.catch_warnings():  # MLflow warns that 0/1 predictions are integers

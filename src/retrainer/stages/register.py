@@ -14,6 +14,7 @@ from typing import Any
 
 from retrainer.lineage import lineage_tags
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.store import frame_digest
 
 REPORTS = ("source_info", "validation", "split_info", "feature_schema", "tuning", "training", "evaluation", "decision")
 
@@ -45,7 +46,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.pipeline": spec.name,
         "retrainer.model_key": ctx.upstream["train"],
         "retrainer.candidate": training["candidate"],
-        "retrainer.source": source_info.get("url") or source_info.get("path", ""),
+        "retrainer.source": str(source_info.get("url") or source_info.get("path", "")),
         "retrainer.compared_with": str(decision.get("champion_version") or "none"),
         "retrainer.decision": decision["winner"],
         "retrainer.reason": decision["reason"][:5000],
@@ -58,6 +59,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         metrics.update({f"champion_test_{k}": v for k, v in decision["champion_metrics"].items()})
     params = {"candidate": training["candidate"], **training["params"], "train_rows": training["train_rows"]}
     test = inputs["test"]
+    source = str(source_info.get("url") or source_info.get("path", ""))
     with tempfile.TemporaryDirectory(prefix="retrainer-reports-") as reports:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
@@ -70,6 +72,10 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             metrics=metrics,
             tags=tags,
             artifacts={"retrainer": reports},
+            datasets={
+                "train": (inputs["train"], source, frame_digest(inputs["train"])),
+                "test": (test, source, frame_digest(test)),
+            },
         )
     ctx.logger.info("registered %s v%d (run %s)", name, info.version, info.run_id)
     return StageOutput(
@@ -81,7 +87,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 STAGE = Stage(
     name="register",
     func=register,
-    needs=("model", "test", *REPORTS),
+    needs=("model", "train", "test", *REPORTS),
     makes=("registration",),
     cacheable=False,
     code=("retrainer.lineage",),
