@@ -167,7 +167,7 @@ def run(
     finally:
         result.seconds = round(time.perf_counter() - started, 3)
         if result.outcome in ("failed", "interrupted", "rejected"):
-            result.reason += _resume_hint(result, spec)
+            result.reason += _resume_hint(result)
         record.update(
             status=result.outcome,
             reason=result.reason,
@@ -305,7 +305,7 @@ def _notify(stage: Stage, ctx: RunContext, result: RunResult) -> None:
         logger.warning("notification failed: %s", error)
 
 
-def _resume_hint(result: RunResult, spec: Spec) -> str:
+def _resume_hint(result: RunResult) -> str:
     done = [s.name for s in result.stages if s.status in ("ran", "cached")]
     if result.outcome == "rejected" or not done:
         return ""

@@ -146,19 +146,3 @@ class Pipeline:
         if self.final and self.final.name == name:
             return self.final
         raise KeyError(name)
-
-    def producer_of(self, artifact: str) -> Stage:
-        for stage in self.stages:
-            if artifact in stage.makes:
-                return stage
-        raise KeyError(artifact)
-
-    def upstream_of(self, name: str) -> list[Stage]:
-        """The stages whose outputs `name` needs, transitively, in pipeline order."""
-        wanted = set(self.get(name).needs)
-        chosen: list[Stage] = []
-        for stage in reversed(self.stages[: self.names.index(name)] if name in self.names else self.stages):
-            if wanted & set(stage.makes):
-                chosen.append(stage)
-                wanted |= set(stage.needs)
-        return list(reversed(chosen))

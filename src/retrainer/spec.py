@@ -272,19 +272,21 @@ class Spec(_Section):
     def section_digest(self, *sections: str) -> str:
         """A stable hash of the named top-level sections, for stage cache keys."""
         data = self.model_dump(mode="json", exclude={"spec_path"})
-        chosen = {name: data.get(name) for name in sections}
-        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _digest({name: data.get(name) for name in sections})
 
     def digest(self) -> str:
         """A hash of the whole spec, recorded as lineage on every registered model."""
-        data = self.model_dump(mode="json", exclude={"spec_path"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _digest(self.model_dump(mode="json", exclude={"spec_path"}))
 
 
 # --------------------------------------------------------------------------------------- loading
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def parse_duration(text: str) -> float:

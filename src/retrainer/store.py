@@ -218,11 +218,14 @@ class RunStore:
     def iter_runs(self) -> Iterator[dict[str, Any]]:
         """Every run record, newest first."""
         pattern = posixpath.join(self.root, "runs", "*", "run.json")
-        for path in sorted(self.fs.glob(pattern), reverse=True):
+        records = []
+        for path in self.fs.glob(pattern):
             try:
-                yield self.read_json(path)
+                records.append(self.read_json(path))
             except (ValueError, FileNotFoundError):  # a run being written right now
                 continue
+        # run ids start with the second they began: runs within one second are ordered by start time
+        yield from sorted(records, key=lambda r: (str(r.get("started_at", "")), r.get("run_id", "")), reverse=True)
 
 
 def frame_digest(frame: Any) -> str:
