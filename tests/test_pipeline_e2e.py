@@ -289,3 +289,26 @@ def test_the_run_store_can_be_any_fsspec_url(
     assert memory.exists(f"/retrainer-{tmp_path.name}/runs/{first.run_id}/run.json")
     assert memory.glob(f"/retrainer-{tmp_path.name}/cache/train/*/model.joblib")
     assert not (tmp_path / "store").exists()
+
+
+def test_stage_by_stage_with_one_run_id_matches_a_whole_run_and_retries_are_idempotent(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path]
+) -> None:
+    """What an orchestrator does: one process per stage, one run id, a task retried after success."""
+    from retrainer.stages import default_pipeline
+
+    telco_db()
+    spec = retrainer.load_spec(write_spec())
+    run_id = "orchestrated-1"
+    for name in default_pipeline().names:
+        step = retrainer.run(spec, until=name, run_id=run_id)
+        assert statuses(step)[name] == "ran"
+    assert step.outcome == "promoted" and step.model_version == 1
+
+    retried = retrainer.run(spec, until="promote", run_id=run_id)  # e.g. Airflow retrying the last task
+
+    assert set(statuses(retried).values()) == {"cached"}
+    assert retried.outcome == "promoted"
+    assert [v.version for v in registry_for(spec).versions("telco-test")] == [1]
+    record = RunStore(spec.store).read_run(run_id)
+    assert [s["name"] for s in record["stages"]] == default_pipeline().names

@@ -106,6 +106,51 @@ def run(
     _guarded(body)
 
 
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="Stage to run; its upstream stages come from the cache or run first.")],
+    spec_path: SpecArg,
+    env: EnvOpt = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Continue this run (orchestrators pass one id).")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Use data known at this date (ISO).")] = None,
+    pointer: Annotated[
+        Path | None, typer.Option("--pointer", help="Write the stage's key and artifact digests here (a DVC out).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline up to one stage: what an Airflow task or a `dvc repro` stage calls."""
+
+    def body() -> int:
+        from retrainer.spec import load_spec
+
+        spec = load_spec(spec_path, env=env)
+        options = {"until": name, "run_id": run_id, "as_of": as_of}
+        result = _run_with_progress(spec, show=not (as_json or _state["quiet"]), **options)
+        if pointer is not None and result.ok:
+            _write_pointer(pointer, result, name)
+        if as_json:
+            console.print_json(json.dumps(result.to_dict(), default=str))
+        else:
+            _print_outcome(result)
+        return result.exit_code
+
+    _guarded(body)
+
+
+def _write_pointer(path: Path, result: RunResult, name: str) -> None:
+    """A small, stable JSON naming what the stage produced: it changes only when the outputs do."""
+    from retrainer.store import RunStore
+
+    record = next(s for s in result.stages if s.name == name)
+    store = RunStore(result.store)
+    manifest = store.read_manifest(name, record.key) or {}
+    digests = {artifact: ref["digest"] for artifact, ref in sorted(manifest.get("artifacts", {}).items())}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stage": name, "key": record.key, "artifacts": digests}, indent=2) + "\n")
+
+
 def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:
     from retrainer.executor import run as run_pipeline
 
@@ -289,6 +334,29 @@ def rollback(
         registry, run_store = _registry(store, tracking_uri)
         new, old = rollback_champion(registry, run_store, name, to)
         console.print(f"[green]champion[/] of {name} rolled back to v{new}" + (f" (was v{old})" if old else ""))
+        return 0
+
+    _guarded(body)
+
+
+dvc_app = typer.Typer(help="Export the pipeline as a DVC pipeline (dvc.yaml + params.yaml).", no_args_is_help=True)
+app.add_typer(dvc_app, name="dvc")
+
+
+@dvc_app.command("export")
+def dvc_export(
+    spec_path: SpecArg,
+    out: Annotated[Path, typer.Option("--out", help="Directory for dvc.yaml and params.yaml.")] = Path(),
+    env: EnvOpt = None,
+) -> None:
+    """Write dvc.yaml and params.yaml whose stages call `retrainer stage NAME`, so `dvc repro` runs the pipeline."""
+
+    def body() -> int:
+        from retrainer.integrations.dvc import export_dvc
+
+        written = export_dvc(spec_path, out, env=env)
+        for path in written:
+            console.print(f"wrote {path}")
         return 0
 
     _guarded(body)

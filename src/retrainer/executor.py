@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from retrainer.errors import RejectedError, RetrainerError, SpecError
+from retrainer.errors import RejectedError, RetrainerError, SpecError, StoreError
 from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, RunStore
 
 logger = logging.getLogger("retrainer")
 
-SUCCESSFUL = ("promoted", "kept_champion", "unchanged", "registered")
+SUCCESSFUL = ("promoted", "kept_champion", "unchanged", "registered", "partial")
 
 
 @dataclass
@@ -47,7 +47,7 @@ class RunResult:
 
     run_id: str
     pipeline: str
-    outcome: str  # promoted | kept_champion | unchanged | registered | rejected | failed | interrupted
+    outcome: str  # promoted | kept_champion | unchanged | registered | partial | rejected | failed | interrupted
     reason: str
     model_version: int | None = None
     champion_version: int | None = None
@@ -114,36 +114,35 @@ def run(
     from_stage: str | None = None,
     reporter: Reporter | None = None,
     pipeline: Pipeline | None = None,
+    until: str | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run the pipeline for `spec` end to end; return its result (a rejection is a result, not an error).
 
-    Errors that are not rejections (unreachable source, registry down, a bug) are recorded in the
-    run store and raised, after the summary was written.
+    `until` stops after that stage (orchestrators run one stage per task). `run_id` continues an
+    existing run: stages that ran in it, the registry stages included, are not run twice, so a
+    retried task is idempotent. Errors that are not rejections (unreachable source, registry down,
+    a bug) are recorded in the run store and raised, after the summary was written.
     """
     from retrainer.stages import default_pipeline
 
     pipeline = pipeline or default_pipeline()
-    if from_stage and from_stage not in pipeline.names:
-        raise SpecError(f"--from {from_stage}: no such stage", hint=f"stages: {', '.join(pipeline.names)}")
+    for option, name in (("--from", from_stage), ("--until", until)):
+        if name and name not in pipeline.names:
+            raise SpecError(f"{option} {name}: no such stage", hint=f"stages: {', '.join(pipeline.names)}")
     started = time.perf_counter()
     store = RunStore(spec.store)
     ctx = RunContext(
-        spec=spec, store=store, run_id=new_run_id(), as_of=_parse_as_of(as_of), reporter=reporter or SilentReporter()
+        spec=spec,
+        store=store,
+        run_id=run_id or new_run_id(),
+        as_of=_parse_as_of(as_of),
+        reporter=reporter or SilentReporter(),
     )
     result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
     refs: dict[str, ArtifactRef] = {}
     loaded: dict[str, Any] = {}
-    record = {
-        "run_id": ctx.run_id,
-        "pipeline": spec.name,
-        "spec_path": spec.spec_path,
-        "spec_digest": spec.digest(),
-        "as_of": ctx.as_of,
-        "started_at": datetime.now(UTC),
-        "status": "running",
-        "stages": [],
-    }
-    store.write_run(ctx.run_id, record)
+    record = _start_record(store, ctx, spec, resume=run_id is not None)
     forcing = force
     raised: BaseException | None = None
     try:
@@ -151,11 +150,16 @@ def run(
             forcing = forcing or stage.name == from_stage
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
             result.metrics.update(result.stages[-1].metrics)
-            record["stages"] = [asdict(s) for s in result.stages]
+            record["stages"] = _merge_stages(record["stages"], result.stages)
             store.write_run(ctx.run_id, record)
-        promotion = loaded.get("promotion") or store.load_artifact(refs["promotion"])
-        result.outcome, result.reason = promotion["outcome"], promotion["reason"]
-        result.model_version, result.champion_version = promotion["version"], promotion["champion_before"]
+            if stage.name == until:
+                break
+        if "promotion" in refs:
+            promotion = loaded.get("promotion") or store.load_artifact(refs["promotion"])
+            result.outcome, result.reason = promotion["outcome"], promotion["reason"]
+            result.model_version, result.champion_version = promotion["version"], promotion["champion_before"]
+        else:
+            result.outcome, result.reason = "partial", f"ran up to '{until}'"
     except RejectedError as error:
         result.outcome, result.reason, result.error = "rejected", error.message, error
     except RetrainerError as error:
@@ -174,14 +178,41 @@ def run(
             finished_at=datetime.now(UTC),
             seconds=result.seconds,
             model_version=result.model_version,
-            stages=[asdict(s) for s in result.stages],
+            stages=_merge_stages(record["stages"], result.stages),
         )
         store.write_run(ctx.run_id, record)
-        if pipeline.final is not None:
+        if pipeline.final is not None and result.outcome != "partial":
             _notify(pipeline.final, ctx, result)
     if raised is not None:
         raise raised
     return result
+
+
+def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool) -> dict[str, Any]:
+    if resume:
+        with contextlib.suppress(StoreError):
+            record = store.read_run(ctx.run_id)
+            record["status"] = "running"
+            return record
+    record = {
+        "run_id": ctx.run_id,
+        "pipeline": spec.name,
+        "spec_path": spec.spec_path,
+        "spec_digest": spec.digest(),
+        "as_of": ctx.as_of,
+        "started_at": datetime.now(UTC),
+        "status": "running",
+        "stages": [],
+    }
+    store.write_run(ctx.run_id, record)
+    return record
+
+
+def _merge_stages(earlier: list[dict[str, Any]], now: list[StageRecord]) -> list[dict[str, Any]]:
+    """Stage records of a run made by several processes: the latest record of each stage wins."""
+    merged = {entry["name"]: entry for entry in earlier}
+    merged.update({stage.name: asdict(stage) for stage in now})
+    return list(merged.values())
 
 
 def _run_stage(
@@ -203,7 +234,7 @@ def _run_stage(
             key = cache_key(stage, ctx, refs)
             ctx.cache_key = key
             ctx.upstream[stage.name] = key
-            manifest = store.read_manifest(stage.name, key) if stage.cacheable and use_cache else None
+            manifest = _read_manifest(stage, ctx, key) if use_cache else None
             if manifest is not None:
                 for name, ref in manifest["artifacts"].items():
                     refs[name] = ArtifactRef(**ref)
@@ -258,19 +289,30 @@ def _save_outputs(
     saved = {name: ctx.store.save_artifact(directory, name, value) for name, value in output.artifacts.items()}
     refs.update(saved)
     loaded.update(output.artifacts)
-    if stage.cacheable:  # the manifest is written last: it marks the entry complete
-        ctx.store.write_manifest(
-            stage.name,
-            key,
-            {
-                "stage": stage.name,
-                "key": key,
-                "run_id": ctx.run_id,
-                "summary": output.summary,
-                "metrics": output.metrics,
-                "artifacts": {n: asdict(r) for n, r in saved.items()},
-            },
-        )
+    manifest = {
+        "stage": stage.name,
+        "key": key,
+        "run_id": ctx.run_id,
+        "summary": output.summary,
+        "metrics": output.metrics,
+        "artifacts": {n: asdict(r) for n, r in saved.items()},
+    }
+    # the manifest is written last: it marks the entry complete
+    if stage.cacheable:
+        ctx.store.write_manifest(stage.name, key, manifest)
+    else:  # done once per run: a retried task does not register or promote twice
+        ctx.store.write_json(posixpath.join(directory, "manifest.json"), manifest)
+
+
+def _read_manifest(stage: Stage, ctx: RunContext, key: str) -> dict[str, Any] | None:
+    if stage.cacheable:
+        return ctx.store.read_manifest(stage.name, key)
+    path = posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name, "manifest.json")
+    try:
+        manifest: dict[str, Any] = ctx.store.read_json(path)
+    except FileNotFoundError:
+        return None
+    return manifest if manifest.get("key") == key else None
 
 
 @contextlib.contextmanager
