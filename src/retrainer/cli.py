@@ -362,6 +362,28 @@ def dvc_export(
     _guarded(body)
 
 
+airflow_app = typer.Typer(help="Export pipelines as Apache Airflow 3 DAGs.", no_args_is_help=True)
+app.add_typer(airflow_app, name="airflow")
+
+
+@airflow_app.command("export")
+def airflow_export(
+    spec_paths: Annotated[list[Path], typer.Argument(help="One or more pipeline specs.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Airflow's dags folder.")] = Path("dags"),
+    env: EnvOpt = None,
+) -> None:
+    """Write one DAG file per spec; tasks run the same stage functions as `retrainer run`."""
+
+    def body() -> int:
+        from retrainer.integrations.airflow import export_dags
+
+        for path in export_dags(spec_paths, out, env=env):
+            console.print(f"wrote {path}")
+        return 0
+
+    _guarded(body)
+
+
 def entrypoint() -> None:
     """Console-script entry point."""
     app(prog_name="retrainer")

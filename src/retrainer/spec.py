@@ -228,6 +228,35 @@ class NotifySpec(_Section):
     console: bool = True
 
 
+class OrchestrationSpec(_Section):
+    """How an orchestrator (Airflow) schedules and retries the pipeline; `schedule` sits at the top level."""
+
+    start_date: str = Field("2026-01-01", description="First logical date (ISO) of the schedule.")
+    catchup: bool = Field(False, description="Run the intervals missed since start_date.")
+    retries: int = Field(2, ge=0, description="Retries of a task that crashed (a rejection is never retried).")
+    retry_delay: str = Field("5m", description="Wait between retries, e.g. 30s, 5m.")
+    execution_timeout: str = Field("2h", description="A task running longer than this fails.")
+    pool: str | None = None
+    queue: str | None = None
+    max_active_runs: int = Field(1, ge=1)
+    owner: str = "retrainer"
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("retry_delay", "execution_timeout")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _valid_date(cls, value: str) -> str:
+        from datetime import datetime
+
+        datetime.fromisoformat(value)
+        return value
+
+
 class Spec(_Section):
     """A retraining pipeline."""
 
@@ -248,6 +277,7 @@ class Spec(_Section):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    orchestration: OrchestrationSpec = Field(default_factory=OrchestrationSpec)
     spec_path: str | None = Field(None, exclude=True, description="Where the spec was loaded from (set by the loader).")
 
     @field_validator("target", mode="before")

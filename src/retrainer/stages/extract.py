@@ -102,6 +102,11 @@ def _scalar_row(source: SourceSpec, sql: str, params: dict[str, Any]) -> tuple[A
         return tuple(connection.execute(text(sql), params).one())
 
 
+def row_count(source: SourceSpec, query: str, params: dict[str, Any]) -> int:
+    """How many rows the query returns, counted by the database."""
+    return int(_scalar_row(source, f"SELECT COUNT(*) FROM ({query}) AS source_rows", params)[0])
+
+
 @contextlib.contextmanager
 def _connection(source: SourceSpec) -> Iterator[Connection]:
     """A connection whose errors become SourceError with the password masked."""

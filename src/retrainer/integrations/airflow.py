@@ -1,0 +1,189 @@
+"""Apache Airflow 3: a spec becomes a DAG file whose tasks call the same stage functions.
+
+`export_dags` writes one short DAG file per spec (TaskFlow API, `airflow.sdk`). At parse time the file
+imports only pendulum and the Task SDK, so the DAG processor stays fast; each task imports retrainer
+when it runs and calls `run_task`, which runs the pipeline up to that task's stage under the DAG
+run's id. Tasks pass only a small reference (run id, stage, cache key) through XCom: the data stays
+in the run store. A rejection (data or evaluation gate) fails the task *without* retries and leaves
+the champion untouched; a crash is retried per the spec.
+
+This module never imports Airflow at module level: the CLI imports it to export DAGs without it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from retrainer.spec import Spec, load_spec, parse_duration
+from retrainer.stages import default_pipeline
+
+_TEMPLATE = '''"""Retraining DAG for pipeline {name!r}: made by `retrainer airflow export`; re-generate, don't edit.
+
+Trigger with conf to override: {{"as_of": "2026-11-01", "force": true}}.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+SPEC = {spec_path!r}
+ENV = {env!r}
+STORE = {store!r}  # the run store, made absolute at export: tasks run in any working directory
+
+
+def _stage(name: str):
+    @task(task_id=name{task_options})
+    def run_stage(**context) -> dict:
+        from retrainer.integrations.airflow import run_task
+
+        return run_task(SPEC, ENV, STORE, name, context)
+
+    return run_stage
+
+
+@dag(
+    dag_id={dag_id!r},
+    description={description!r},
+    schedule={schedule!r},
+    start_date=pendulum.parse({start_date!r}),
+    catchup={catchup!r},
+    max_active_runs={max_active_runs!r},
+    tags={tags!r},
+    default_args={{
+        "owner": {owner!r},
+        "retries": {retries!r},
+        "retry_delay": timedelta(seconds={retry_delay!r}),
+        "execution_timeout": timedelta(seconds={execution_timeout!r}),
+    }},
+)
+def {function}():
+    @task.short_circuit(task_id="prerequisites")
+    def prerequisites(**context) -> bool:
+        from retrainer.integrations.airflow import check_prerequisites
+
+        return check_prerequisites(SPEC, ENV, STORE, context)
+
+    previous = prerequisites()
+    for name in {stages!r}:
+        current = _stage(name)()
+        previous >> current
+        previous = current
+
+
+{function}()
+'''
+
+
+def dag_id_for(spec: Spec) -> str:
+    return "retrainer_" + re.sub(r"\W", "_", spec.name)
+
+
+def render_dag(spec_path: Path, env: str | None = None) -> str:
+    """The Python source of the DAG for one spec (validated first, so a bad spec never ships)."""
+    spec = load_spec(spec_path, env=env)
+    rules = spec.orchestration
+    task_options = "".join(
+        f", {key}={value!r}" for key, value in (("pool", rules.pool), ("queue", rules.queue)) if value
+    )
+    dag_id = dag_id_for(spec)
+    return _TEMPLATE.format(
+        name=spec.name,
+        spec_path=str(Path(spec_path).resolve()),
+        env=env,
+        store=spec.store if "://" in spec.store else str(Path(spec.store).resolve()),
+        dag_id=dag_id,
+        function=dag_id,
+        description=spec.description or f"retrain {spec.name}",
+        schedule=spec.schedule,
+        start_date=rules.start_date,
+        catchup=rules.catchup,
+        max_active_runs=rules.max_active_runs,
+        tags=["retrainer", spec.name, *rules.tags],
+        owner=rules.owner,
+        retries=rules.retries,
+        retry_delay=int(parse_duration(rules.retry_delay)),
+        execution_timeout=int(parse_duration(rules.execution_timeout)),
+        task_options=task_options,
+        stages=default_pipeline().names,
+    )
+
+
+def export_dags(spec_paths: list[Path], out_dir: Path, env: str | None = None) -> list[Path]:
+    """Write one DAG file per spec into `out_dir` (Airflow's dags folder); return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec_path in spec_paths:
+        source = render_dag(spec_path, env)
+        name = dag_id_for(load_spec(spec_path, env=env))
+        path = out_dir / f"{name}.py"
+        path.write_text(source)
+        written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------------------ task runtime
+def run_id_for(context: dict[str, Any]) -> str:
+    """The Airflow run id made safe as a directory name in any store."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", str(context["run_id"]))
+
+
+def _options(context: dict[str, Any]) -> dict[str, Any]:
+    dag_run = context.get("dag_run")
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    logical = context.get("logical_date")
+    as_of = conf.get("as_of") or (logical.isoformat() if logical is not None else None)
+    return {"as_of": as_of, "force": bool(conf.get("force", False))}
+
+
+def _load(spec_path: str, env: str | None, store: str) -> Spec:
+    return load_spec(spec_path, env=env).model_copy(update={"store": store})
+
+
+def run_task(spec_path: str, env: str | None, store: str, stage: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Run the pipeline up to `stage` in this DAG run; a rejection fails the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from retrainer.executor import run
+
+    options = _options(context)
+    spec = _load(spec_path, env, store)
+    # `force` re-runs stages only in the first task; later tasks reuse what it just produced
+    force = options["force"] and stage == default_pipeline().names[0]
+    result = run(spec, until=stage, run_id=run_id_for(context), as_of=options["as_of"], force=force)
+    if result.outcome == "rejected":
+        raise AirflowFailException(f"{spec.name} rejected at {stage}: {result.reason}")
+    record = next(s for s in result.stages if s.name == stage)
+    return {
+        "run_id": result.run_id,
+        "stage": stage,
+        "status": record.status,
+        "key": record.key,
+        "outcome": result.outcome,
+    }
+
+
+def check_prerequisites(spec_path: str, env: str | None, store: str, context: dict[str, Any]) -> bool:
+    """Before extract: the spec is valid, the source answers, and it holds at least `min_rows` rows.
+
+    Too few rows for this logical date skips the run (marked skipped, not failed); an unreachable
+    source raises SourceError, so the task fails and is retried per the spec.
+    """
+    from datetime import datetime
+
+    from retrainer.stages.extract import base_query, bind_params, read_file, row_count
+
+    spec = _load(spec_path, env, store)
+    as_of = _options(context)["as_of"]
+    as_of_time = datetime.fromisoformat(str(as_of)) if as_of else None
+    if spec.source.path:
+        rows = len(read_file(spec.source.path))
+    else:
+        query = base_query(spec.source)
+        rows = row_count(spec.source, query, bind_params(query, spec.source, as_of_time))
+    print(f"{spec.name}: source answers with {rows:,} rows (minimum {spec.validation.min_rows:,})")
+    return rows >= spec.validation.min_rows
