@@ -86,6 +86,7 @@ def run(
     from_stage: Annotated[
         str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")
     ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Tuning processes sharing one study.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline: extract, validate, train, evaluate, compare with the champion, register, promote."""
@@ -94,6 +95,8 @@ def run(
         from retrainer.spec import load_spec
 
         spec = load_spec(spec_path, env=env)
+        if workers is not None:
+            spec = spec.model_copy(update={"models": spec.models.model_copy(update={"workers": workers})})
         result = _run_with_progress(
             spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"])
         )

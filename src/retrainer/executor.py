@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from retrainer.errors import RejectedError, RetrainerError, SpecError, StoreError
+from retrainer.errors import RejectedError, RetrainerError, SpecError, StageError, StoreError
 from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, RunStore
@@ -186,6 +186,45 @@ def run(
     if raised is not None:
         raise raised
     return result
+
+
+def stage_inputs(
+    spec: Spec, stage_name: str, *, run_id: str, as_of: str | datetime | None = None
+) -> tuple[RunContext, Mapping[str, Any]]:
+    """The context and inputs of one stage, its upstream stages read from the cache (they must have run).
+
+    Used by processes that work *inside* a stage, such as tuning workers.
+    """
+    from retrainer.stages import default_pipeline
+
+    store = RunStore(spec.store)
+    ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=_parse_as_of(as_of))
+    refs: dict[str, ArtifactRef] = {}
+    for stage in default_pipeline().stages:
+        ctx.stage = stage.name
+        ctx.cache_key = cache_key(stage, ctx, refs)
+        ctx.upstream[stage.name] = ctx.cache_key
+        if stage.name == stage_name:
+            return ctx, _LazyInputs(store, refs, {}, stage.needs)
+        manifest = _read_manifest(stage, ctx, ctx.cache_key)
+        if manifest is None:
+            raise StageError(
+                f"stage {stage.name} has not run for these inputs",
+                hint=f"run up to it first: retrainer stage {stage.name}",
+            )
+        refs.update({name: ArtifactRef(**ref) for name, ref in manifest["artifacts"].items()})
+    raise StageError(f"no stage named {stage_name!r}")
+
+
+def tune_worker(
+    spec_data: dict[str, Any], run_id: str, as_of: str | datetime | None, workers: int, worker: int
+) -> None:
+    """One tuning worker: run its share of the trials against the shared studies, then exit."""
+    from retrainer.stages.tune import run_trials
+
+    logging.basicConfig(level=logging.INFO, format=f"tune worker {worker}: %(message)s")
+    ctx, inputs = stage_inputs(Spec.model_validate(spec_data), "tune", run_id=run_id, as_of=as_of)
+    run_trials(ctx, inputs, worker, workers)
 
 
 def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool) -> dict[str, Any]:

@@ -141,6 +141,10 @@ class ModelsSpec(_Section):
     timeout: str | None = Field(None, description="Wall-clock budget for all tuning, e.g. '10m', '90s'.")
     cv_folds: int = Field(3, ge=2, le=20)
     n_jobs: int = Field(1, ge=1, description="Threads per model fit (keep low on small machines).")
+    workers: int = Field(1, ge=1, le=64, description="Tuning processes (or Airflow tasks) sharing one study.")
+    study_storage: str | None = Field(
+        None, description="Optuna storage URL shared by workers (e.g. PostgreSQL); default SQLite in the run store."
+    )
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Fixed params per candidate.")
     search_space: dict[str, dict[str, dict[str, Any]]] = Field(
         default_factory=dict,

@@ -57,13 +57,39 @@ def cross_validate(trial: optuna.Trial | None, model_factory: Any, X: pd.DataFra
 
 
 def study_storage(ctx: RunContext) -> str:
+    """The spec's shared storage (PostgreSQL for workers on many machines), else SQLite in the work dir."""
     from pathlib import Path
 
-    return f"sqlite:///{Path(ctx.work_dir()) / 'optuna.db'}"
+    return ctx.spec.models.study_storage or f"sqlite:///{Path(ctx.work_dir()) / 'optuna.db'}"
 
 
-def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+def open_study(ctx: RunContext, candidate: str, worker: int = 0) -> optuna.Study:
+    """This run's study for one candidate; the name holds the stage key, so shared storage never mixes runs."""
     import optuna
+
+    spec = ctx.spec
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage: Any = study_storage(ctx)
+    if storage.startswith("sqlite"):  # several worker processes share one SQLite file: wait, don't fail
+        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.create_study(
+        study_name=f"{spec.name}.{ctx.cache_key}.{candidate}",
+        storage=storage,
+        load_if_exists=True,
+        direction="minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize",
+        # each worker its own seed: the same seed would make parallel workers sample the same points
+        sampler=optuna.samplers.TPESampler(seed=spec.seed + worker, n_startup_trials=min(5, spec.models.n_trials)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+
+
+def share_of(owed: int, worker: int, workers: int) -> int:
+    """Worker `worker`'s share of `owed` trials: the shares add up to exactly `owed`."""
+    return owed // workers + (1 if worker < owed % workers else 0)
+
+
+def run_trials(ctx: RunContext, inputs: Mapping[str, Any], worker: int = 0, workers: int = 1) -> None:
+    """Run this worker's share of the trials each candidate still owes (all of them when alone)."""
 
     spec = ctx.spec
     train = inputs["train"]
@@ -74,27 +100,15 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         raise StageError(
             f"too few rows of one class for {spec.models.cv_folds}-fold CV", hint="lower models.cv_folds or add data"
         )
-    direction = "minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = study_storage(ctx)
     deadline = time.monotonic() + spec.models.timeout_seconds if spec.models.timeout_seconds else None
-    results: dict[str, dict[str, Any]] = {}
     candidates = spec.models.candidates
     for index, candidate in enumerate(candidates):
-        study = optuna.create_study(
-            study_name=candidate,
-            storage=storage,
-            load_if_exists=True,
-            direction=direction,
-            sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=min(5, spec.models.n_trials)),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-        )
+        study = open_study(ctx, candidate, worker)
         space = search_space(candidate, spec.models.search_space.get(candidate), spec.models.params.get(candidate))
-        _fail_abandoned_trials(study, ctx)
         finished = _done_trials(study)
-        if not study.trials:
+        if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
-        owed = spec.models.n_trials - len(finished)
+        owed = share_of(spec.models.n_trials - len(finished), worker, workers)
         budget = None
         if deadline is not None:
             budget = max(1.0, (deadline - time.monotonic()) / (len(candidates) - index))
@@ -104,22 +118,33 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             return cross_validate(trial, lambda: make_model(preprocessor, candidate, params, spec), X, y, spec)
 
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
-            done = len(_done_trials(study))
             best = _best_value(study)
-            value = (
-                "pruned"
-                if trial.state == optuna.trial.TrialState.PRUNED
-                else f"{trial.value:.4f}"
-                if trial.value is not None
-                else str(trial.state.name)
+            state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
+            ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, state, best)
+            ctx.progress(
+                candidate, len(_done_trials(study)), spec.models.n_trials, f"best {spec.evaluation.metric} {best}"
             )
-            ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, value, best)
-            ctx.progress(candidate, done, spec.models.n_trials, f"best {spec.evaluation.metric} {best}")
 
         if owed > 0:
             ctx.logger.info("%s: %d trials to run (%d already finished)", candidate, owed, len(finished))
             ctx.progress(candidate, len(finished), spec.models.n_trials)
             study.optimize(objective, n_trials=owed, timeout=budget, callbacks=[report], catch=())
+
+
+def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    import optuna
+
+    spec = ctx.spec
+    workers = spec.models.workers
+    for candidate in spec.models.candidates:  # the only process now: no trial can still be running
+        _fail_abandoned_trials(open_study(ctx, candidate), ctx)
+    owed = sum(spec.models.n_trials - len(_done_trials(open_study(ctx, c))) for c in spec.models.candidates)
+    if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
+        _run_worker_processes(ctx, workers)
+    run_trials(ctx, inputs)  # alone, or whatever the workers left owing (e.g. one of them crashed)
+    results: dict[str, dict[str, Any]] = {}
+    for candidate in spec.models.candidates:
+        study = open_study(ctx, candidate)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
@@ -133,14 +158,15 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
                 {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials
             ],
         }
-    pick = min if direction == "minimize" else max
+    direction = open_study(ctx, spec.models.candidates[0]).direction
+    pick = min if direction == optuna.study.StudyDirection.MINIMIZE else max
     best = pick(results, key=lambda name: results[name]["best_value"])
     summary = ", ".join(f"{name} {r['best_value']:.4f}" for name, r in results.items())
     return StageOutput(
         artifacts={
             "tuning": {
                 "metric": spec.evaluation.metric,
-                "direction": direction,
+                "direction": direction.name.lower(),
                 "best_candidate": best,
                 "candidates": results,
             }
@@ -148,6 +174,25 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         metrics={f"cv_{spec.evaluation.metric}_{name}": r["best_value"] for name, r in results.items()},
         summary=f"best {best} ({summary})",
     )
+
+
+def _run_worker_processes(ctx: RunContext, workers: int) -> None:
+    """`--workers N` on one machine: N processes run trials against the same studies, then return."""
+    import multiprocessing
+
+    from retrainer.executor import tune_worker
+
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or SQLite state
+    args = (ctx.spec.model_dump(mode="json"), ctx.run_id, ctx.as_of, workers)
+    processes = [spawn.Process(target=tune_worker, args=(*args, worker), daemon=True) for worker in range(workers)]
+    ctx.logger.info("tuning with %d worker processes", workers)
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        ctx.logger.warning("%d of %d tuning workers failed (exit codes %s)", len(failed), workers, failed)
 
 
 def _done_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
