@@ -6,6 +6,7 @@ with a SQLite metadata DB, migrated by the real `airflow db migrate`) before any
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -53,7 +54,11 @@ def test_generated_dag_loads_in_a_dagbag_with_the_specs_schedule_and_retries(
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    spec_path = write_spec(schedule="@weekly", orchestration={"retries": 3, "retry_delay": "90s", "pool": "training"})
+    spec_path = write_spec(
+        schedule="@weekly",
+        orchestration={"retries": 3, "retry_delay": "90s", "pool": "training"},
+        models={"candidates": ["logistic_regression"], "n_trials": 4, "workers": 2},
+    )
     [dag_file] = export_dags([spec_path], airflow_home / "dags")
     started = time.perf_counter()
     bag = DagBag(dag_folder=str(dag_file))
@@ -65,9 +70,11 @@ def test_generated_dag_loads_in_a_dagbag_with_the_specs_schedule_and_retries(
     assert dag is not None
     assert dag.schedule == "@weekly"
     names = default_pipeline().names
-    assert [t.task_id for t in dag.topological_sort()] == ["prerequisites", *names]
-    for upstream, downstream in zip(["prerequisites", *names], names, strict=False):
+    order = ["prerequisites", *names[:4], "tune_worker", *names[4:]]
+    assert [t.task_id for t in dag.topological_sort()] == order
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert type(dag.get_task("tune_worker")).__name__.endswith("MappedOperator")  # fans out over the workers
     extract = dag.get_task("extract")
     assert extract.retries == 3 and extract.retry_delay.total_seconds() == 90
     assert extract.pool == "training"
@@ -79,7 +86,8 @@ def test_dag_test_runs_the_pipeline_and_promotes_like_retrainer_run(
     airflow_home: Path, telco_db: Callable[..., str], write_spec: Callable[..., Path]
 ) -> None:
     telco_db()
-    spec_path = write_spec(name="airflow.yaml")
+    models = {"candidates": ["logistic_regression", "lightgbm"], "n_trials": 2, "cv_folds": 3, "workers": 2}
+    spec_path = write_spec(name="airflow.yaml", models=models)
     [dag_file] = export_dags([spec_path], airflow_home / "dags")
     from airflow.dag_processing.dagbag import DagBag
 
@@ -99,5 +107,16 @@ def test_dag_test_runs_the_pipeline_and_promotes_like_retrainer_run(
     assert record["status"] == "promoted"
     assert [s["name"] for s in record["stages"]] == default_pipeline().names
 
+    tuning = next(s for s in record["stages"] if s["name"] == "tune")
+    assert tuning["status"] == "ran"
+
     again = retrainer.run(spec, as_of="2026-11-01")  # the CLI path sees exactly what the DAG made
     assert again.outcome == "unchanged"
+
+    # nothing new in the source since the champion was trained: the prerequisites skip the run
+    skipped = dag.test(run_conf={"as_of": "2026-11-01"})
+    states = {ti.task_id: str(ti.state) for ti in skipped.get_task_instances()}
+    assert states["prerequisites"].endswith("success") and states["extract"].endswith("skipped")
+    forced = dag.test(run_conf={"as_of": "2026-11-01", "force": True})
+    assert str(forced.state).endswith("success")
+    assert [v.version for v in registry.versions("telco-test")] == [1]  # same data, same model: nothing new

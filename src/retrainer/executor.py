@@ -136,7 +136,7 @@ def run(
         spec=spec,
         store=store,
         run_id=run_id or new_run_id(),
-        as_of=_parse_as_of(as_of),
+        as_of=parse_as_of(as_of),
         reporter=reporter or SilentReporter(),
     )
     result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
@@ -198,7 +198,7 @@ def stage_inputs(
     from retrainer.stages import default_pipeline
 
     store = RunStore(spec.store)
-    ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=_parse_as_of(as_of))
+    ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=parse_as_of(as_of))
     refs: dict[str, ArtifactRef] = {}
     for stage in default_pipeline().stages:
         ctx.stage = stage.name
@@ -248,9 +248,14 @@ def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool)
 
 
 def _merge_stages(earlier: list[dict[str, Any]], now: list[StageRecord]) -> list[dict[str, Any]]:
-    """Stage records of a run made by several processes: the latest record of each stage wins."""
+    """Stage records of a run made by several processes: the latest of each stage, but a stage that
+    ran in this run stays "ran" when a later process of the same run found it in the cache."""
     merged = {entry["name"]: entry for entry in earlier}
-    merged.update({stage.name: asdict(stage) for stage in now})
+    for stage in now:
+        before = merged.get(stage.name)
+        ran_earlier_in_this_run = before and before["key"] == stage.key and before["status"] == "ran"
+        if not (ran_earlier_in_this_run and stage.status == "cached"):
+            merged[stage.name] = asdict(stage)
     return list(merged.values())
 
 
@@ -393,7 +398,7 @@ def _resume_hint(result: RunResult) -> str:
     return f" (finished stages are cached: run again to resume after '{done[-1]}')"
 
 
-def _parse_as_of(value: str | datetime | None) -> datetime | None:
+def parse_as_of(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     try:

@@ -34,6 +34,7 @@ from airflow.sdk import dag, task
 SPEC = {spec_path!r}
 ENV = {env!r}
 STORE = {store!r}  # the run store, made absolute at export: tasks run in any working directory
+WORKERS = {workers!r}  # tuning tasks sharing one Optuna study (models.workers)
 
 
 def _stage(name: str):
@@ -44,6 +45,13 @@ def _stage(name: str):
         return run_task(SPEC, ENV, STORE, name, context)
 
     return run_stage
+
+
+@task(task_id="tune_worker"{task_options})
+def tune_worker(worker: int, **context) -> dict:
+    from retrainer.integrations.airflow import run_tune_worker
+
+    return run_tune_worker(SPEC, ENV, STORE, worker, WORKERS, context)
 
 
 @dag(
@@ -70,6 +78,10 @@ def {function}():
 
     previous = prerequisites()
     for name in {stages!r}:
+        if name == "tune" and WORKERS > 1:  # fan out: mapped tasks run trials against one study
+            workers = tune_worker.expand(worker=list(range(WORKERS)))
+            previous >> workers
+            previous = workers
         current = _stage(name)()
         previous >> current
         previous = current
@@ -110,6 +122,7 @@ def render_dag(spec_path: Path, env: str | None = None) -> str:
         execution_timeout=int(parse_duration(rules.execution_timeout)),
         task_options=task_options,
         stages=default_pipeline().names,
+        workers=spec.models.workers,
     )
 
 
@@ -167,23 +180,45 @@ def run_task(spec_path: str, env: str | None, store: str, stage: str, context: d
     }
 
 
-def check_prerequisites(spec_path: str, env: str | None, store: str, context: dict[str, Any]) -> bool:
-    """Before extract: the spec is valid, the source answers, and it holds at least `min_rows` rows.
-
-    Too few rows for this logical date skips the run (marked skipped, not failed); an unreachable
-    source raises SourceError, so the task fails and is retried per the spec.
-    """
-    from datetime import datetime
-
-    from retrainer.stages.extract import base_query, bind_params, read_file, row_count
+def run_tune_worker(
+    spec_path: str, env: str | None, store: str, worker: int, workers: int, context: dict[str, Any]
+) -> dict[str, Any]:
+    """One mapped tuning task: its share of the trials, against the study every worker shares."""
+    from retrainer.executor import tune_worker
 
     spec = _load(spec_path, env, store)
-    as_of = _options(context)["as_of"]
-    as_of_time = datetime.fromisoformat(str(as_of)) if as_of else None
+    tune_worker(spec.model_dump(mode="json"), run_id_for(context), _options(context)["as_of"], workers, worker)
+    return {"run_id": run_id_for(context), "worker": worker, "workers": workers}
+
+
+def check_prerequisites(spec_path: str, env: str | None, store: str, context: dict[str, Any]) -> bool:
+    """Before extract: the spec is valid, the source answers, it has enough rows, and something new.
+
+    Returns False (the run is marked skipped, not failed) when the source has fewer than `min_rows`
+    rows for this logical date, or holds exactly the data the champion was trained on (unless the
+    run was triggered with `{"force": true}`). An unreachable source raises SourceError, so the task
+    fails and is retried per the spec.
+    """
+    from retrainer.executor import parse_as_of
+    from retrainer.pipeline import RunContext
+    from retrainer.stages.extract import base_query, bind_params, read_file, row_count, source_state
+    from retrainer.store import RunStore
+
+    spec = _load(spec_path, env, store)
+    options = _options(context)
+    ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id=run_id_for(context))
+    ctx.as_of = parse_as_of(options["as_of"])
     if spec.source.path:
         rows = len(read_file(spec.source.path))
     else:
         query = base_query(spec.source)
-        rows = row_count(spec.source, query, bind_params(query, spec.source, as_of_time))
-    print(f"{spec.name}: source answers with {rows:,} rows (minimum {spec.validation.min_rows:,})")
-    return rows >= spec.validation.min_rows
+        rows = row_count(spec.source, query, bind_params(query, spec.source, ctx.as_of))
+    print(f"{spec.name}: the source has {rows:,} rows (minimum {spec.validation.min_rows:,})")
+    if rows < spec.validation.min_rows:
+        return False
+    champion = ctx.registry.by_alias(spec.registry_name, "champion")
+    state = source_state(ctx)
+    if champion is not None and champion.tags.get("retrainer.source_state") == state and not options["force"]:
+        print(f"{spec.name}: no new data since champion v{champion.version} was trained ({state}); skipping")
+        return False
+    return True

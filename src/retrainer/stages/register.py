@@ -47,6 +47,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.model_key": ctx.upstream["train"],
         "retrainer.candidate": training["candidate"],
         "retrainer.source": str(source_info.get("url") or source_info.get("path", "")),
+        "retrainer.source_state": str(source_info.get("source_state", "")),
         "retrainer.compared_with": str(decision.get("champion_version") or "none"),
         "retrainer.decision": decision["winner"],
         "retrainer.reason": decision["reason"][:5000],
