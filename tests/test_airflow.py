@@ -120,3 +120,30 @@ def test_dag_test_runs_the_pipeline_and_promotes_like_retrainer_run(
     forced = dag.test(run_conf={"as_of": "2026-11-01", "force": True})
     assert str(forced.state).endswith("success")
     assert [v.version for v in registry.versions("telco-test")] == [1]  # same data, same model: nothing new
+
+
+def test_several_specs_get_a_master_dag_that_triggers_each_pipeline_and_summarises(
+    airflow_home: Path, write_spec: Callable[..., Path]
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    churn = write_spec(name="churn.yaml", schedule="@daily")
+    other = write_spec(name="other.yaml", schedule="@daily")
+    other.write_text(other.read_text().replace("name: telco-test", "name: telco-other"))
+    written = export_dags([churn, other], airflow_home / "dags" / "master")
+
+    assert sorted(p.name for p in written) == [
+        "retrainer_master.py",
+        "retrainer_telco_other.py",
+        "retrainer_telco_test.py",
+    ]
+    bag = DagBag(dag_folder=str(airflow_home / "dags" / "master"))
+    assert bag.import_errors == {}
+    master = bag.get_dag("retrainer_master")
+    assert master is not None and master.schedule == "@daily"
+    triggers = {t.task_id: t for t in master.tasks if t.task_id.startswith("trigger_")}
+    assert set(triggers) == {"trigger_retrainer_telco_test", "trigger_retrainer_telco_other"}
+    assert all(t.wait_for_completion for t in triggers.values())
+    assert master.get_task("summary").upstream_task_ids == set(triggers)
+    for dag_id in ("retrainer_telco_test", "retrainer_telco_other"):
+        assert bag.get_dag(dag_id).schedule is None  # the master's schedule triggers them, never twice

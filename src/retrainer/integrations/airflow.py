@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from retrainer.errors import SpecError
 from retrainer.spec import Spec, load_spec, parse_duration
 from retrainer.stages import default_pipeline
 
@@ -91,12 +92,67 @@ def {function}():
 '''
 
 
+_MASTER_TEMPLATE = '''"""Master DAG over {count} retraining pipelines: made by `retrainer airflow export`; don't edit.
+
+It triggers every pipeline's DAG in parallel, waits for each, then logs one summary: which models
+were promoted, which kept the champion, which were rejected or failed, and why.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+
+PIPELINES = {pipelines!r}  # dag_id -> spec path, env and run store
+
+
+@dag(
+    dag_id="retrainer_master",
+    schedule={schedule!r},
+    start_date=pendulum.parse({start_date!r}),
+    catchup=False,
+    max_active_runs=1,
+    tags=["retrainer", "master"],
+)
+def retrainer_master():
+    triggers = [
+        TriggerDagRunOperator(
+            task_id=f"trigger_{{dag_id}}",
+            trigger_dag_id=dag_id,
+            trigger_run_id="{{{{ run_id }}}}__" + dag_id,
+            conf="{{{{ dag_run.conf | tojson }}}}",
+            wait_for_completion=True,
+            poke_interval=5,
+            allowed_states=["success"],
+            failed_states=["failed"],
+        )
+        for dag_id in PIPELINES
+    ]
+
+    @task(trigger_rule="all_done")
+    def summary(**context) -> dict:
+        from retrainer.integrations.airflow import summarize_pipelines
+
+        return summarize_pipelines(PIPELINES, context)
+
+    triggers >> summary()
+
+
+retrainer_master()
+'''
+
+
 def dag_id_for(spec: Spec) -> str:
     return "retrainer_" + re.sub(r"\W", "_", spec.name)
 
 
-def render_dag(spec_path: Path, env: str | None = None) -> str:
-    """The Python source of the DAG for one spec (validated first, so a bad spec never ships)."""
+def render_dag(spec_path: Path, env: str | None = None, *, scheduled: bool = True) -> str:
+    """The Python source of the DAG for one spec (validated first, so a bad spec never ships).
+
+    Under a master DAG (`scheduled=False`) the pipeline DAG has no schedule of its own: the master's
+    schedule triggers it, so it never runs twice for one interval.
+    """
     spec = load_spec(spec_path, env=env)
     rules = spec.orchestration
     task_options = "".join(
@@ -107,11 +163,11 @@ def render_dag(spec_path: Path, env: str | None = None) -> str:
         name=spec.name,
         spec_path=str(Path(spec_path).resolve()),
         env=env,
-        store=spec.store if "://" in spec.store else str(Path(spec.store).resolve()),
+        store=_absolute_store(spec),
         dag_id=dag_id,
         function=dag_id,
         description=spec.description or f"retrain {spec.name}",
-        schedule=spec.schedule,
+        schedule=spec.schedule if scheduled else None,
         start_date=rules.start_date,
         catchup=rules.catchup,
         max_active_runs=rules.max_active_runs,
@@ -127,16 +183,44 @@ def render_dag(spec_path: Path, env: str | None = None) -> str:
 
 
 def export_dags(spec_paths: list[Path], out_dir: Path, env: str | None = None) -> list[Path]:
-    """Write one DAG file per spec into `out_dir` (Airflow's dags folder); return the paths."""
+    """Write one DAG file per spec into `out_dir` (Airflow's dags folder), and a master DAG over
+    them when there are several; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    specs = [load_spec(path, env=env) for path in spec_paths]
+    dag_ids = [dag_id_for(spec) for spec in specs]
+    if len(set(dag_ids)) != len(dag_ids):
+        raise SpecError("two specs have the same pipeline name; DAG ids must be unique", hint="rename one pipeline")
+    master = len(specs) > 1
     written = []
-    for spec_path in spec_paths:
-        source = render_dag(spec_path, env)
-        name = dag_id_for(load_spec(spec_path, env=env))
-        path = out_dir / f"{name}.py"
-        path.write_text(source)
+    for spec_path, dag_id in zip(spec_paths, dag_ids, strict=True):
+        path = out_dir / f"{dag_id}.py"
+        path.write_text(render_dag(spec_path, env, scheduled=not master))
+        written.append(path)
+    if master:
+        path = out_dir / "retrainer_master.py"
+        path.write_text(render_master(spec_paths, env))
         written.append(path)
     return written
+
+
+def render_master(spec_paths: list[Path], env: str | None = None) -> str:
+    """The master DAG: the shared schedule of its pipelines (none if they differ) triggers them all."""
+    specs = [load_spec(path, env=env) for path in spec_paths]
+    schedules = {spec.schedule for spec in specs}
+    pipelines = {
+        dag_id_for(spec): {"spec": str(Path(path).resolve()), "env": env, "store": _absolute_store(spec)}
+        for spec, path in zip(specs, spec_paths, strict=True)
+    }
+    return _MASTER_TEMPLATE.format(
+        count=len(specs),
+        pipelines=pipelines,
+        schedule=schedules.pop() if len(schedules) == 1 else None,
+        start_date=min(spec.orchestration.start_date for spec in specs),
+    )
+
+
+def _absolute_store(spec: Spec) -> str:
+    return spec.store if "://" in spec.store else str(Path(spec.store).resolve())
 
 
 # ------------------------------------------------------------------------------ task runtime
@@ -189,6 +273,27 @@ def run_tune_worker(
     spec = _load(spec_path, env, store)
     tune_worker(spec.model_dump(mode="json"), run_id_for(context), _options(context)["as_of"], workers, worker)
     return {"run_id": run_id_for(context), "worker": worker, "workers": workers}
+
+
+def summarize_pipelines(pipelines: dict[str, dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:
+    """What each pipeline of a master run did, read from its run store (the same record `retrainer runs` shows)."""
+    from retrainer.errors import StoreError
+    from retrainer.store import RunStore
+
+    outcomes: dict[str, Any] = {}
+    for dag_id, pipeline in pipelines.items():
+        run_id = run_id_for({"run_id": f"{context['run_id']}__{dag_id}"})
+        try:
+            record = RunStore(pipeline["store"]).read_run(run_id)
+        except StoreError:
+            outcomes[dag_id] = {"outcome": "not run", "reason": "skipped by its prerequisites or failed before extract"}
+            continue
+        outcomes[dag_id] = {k: record.get(k) for k in ("status", "reason", "model_version")}
+        outcomes[dag_id]["outcome"] = outcomes[dag_id].pop("status")
+    for dag_id, result in outcomes.items():
+        version = f" v{result['model_version']}" if result.get("model_version") else ""
+        print(f"{dag_id}: {result['outcome']}{version}: {result['reason']}")
+    return outcomes
 
 
 def check_prerequisites(spec_path: str, env: str | None, store: str, context: dict[str, Any]) -> bool:
