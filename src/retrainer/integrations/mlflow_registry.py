@@ -159,7 +159,9 @@ class Registry:
                 mlflow.log_metrics(metrics)
                 for context, (frame, source, digest) in (datasets or {}).items():
                     # MLflow resolves only file/http sources; a SQL source is recorded as a tag instead
-                    dataset = mlflow.data.from_pandas(frame, name=f"{experiment}-{context}", digest=digest)
+                    with warnings.catch_warnings():  # the same integer-column hint, for the dataset schema
+                        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                        dataset = mlflow.data.from_pandas(frame, name=f"{experiment}-{context}", digest=digest)
                     mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)

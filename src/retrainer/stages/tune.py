@@ -140,7 +140,7 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         _fail_abandoned_trials(open_study(ctx, candidate), ctx)
     owed = sum(spec.models.n_trials - len(_done_trials(open_study(ctx, c))) for c in spec.models.candidates)
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
-        _run_worker_processes(ctx, workers)
+        _run_with_worker_processes(ctx, inputs, workers)
     run_trials(ctx, inputs)  # alone, or whatever the workers left owing (e.g. one of them crashed)
     results: dict[str, dict[str, Any]] = {}
     for candidate in spec.models.candidates:
@@ -176,20 +176,23 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
 
 
-def _run_worker_processes(ctx: RunContext, workers: int) -> None:
-    """`--workers N` on one machine: N processes run trials against the same studies, then return."""
+def _run_with_worker_processes(ctx: RunContext, inputs: Mapping[str, Any], workers: int) -> None:
+    """`--workers N` on one machine: this process is worker 0, N-1 more run beside it on the same studies."""
     import multiprocessing
 
     from retrainer.executor import tune_worker
 
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or SQLite state
     args = (ctx.spec.model_dump(mode="json"), ctx.run_id, ctx.as_of, workers)
-    processes = [spawn.Process(target=tune_worker, args=(*args, worker), daemon=True) for worker in range(workers)]
+    processes = [spawn.Process(target=tune_worker, args=(*args, worker), daemon=True) for worker in range(1, workers)]
     ctx.logger.info("tuning with %d worker processes", workers)
     for process in processes:
         process.start()
-    for process in processes:
-        process.join()
+    try:
+        run_trials(ctx, inputs, 0, workers)
+    finally:
+        for process in processes:
+            process.join()
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:
         ctx.logger.warning("%d of %d tuning workers failed (exit codes %s)", len(failed), workers, failed)
