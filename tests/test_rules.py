@@ -342,3 +342,14 @@ def test_encode_target_with_inferred_label_round_trips() -> None:
 @pytest.mark.parametrize(("values", "positive"), [([True, False], 1), ([1, 0], True)])
 def test_encode_target_treats_one_and_true_alike(values: list[Any], positive: Any) -> None:
     assert encode_target(pd.Series(values), positive).tolist() == [1, 0]
+
+
+def test_unquoted_yes_in_yaml_still_names_the_yes_label() -> None:
+    """YAML 1.1 reads `positive: Yes` as True; it must still mean the "Yes" label, not fail."""
+    import yaml
+
+    positive = yaml.safe_load("positive: Yes")["positive"]
+    assert positive is True
+    values = pd.Series(["No", "Yes", "Yes", "No"])
+    assert positive_label(values, target(positive)) == "Yes"
+    assert encode_target(values, positive).tolist() == [0, 1, 1, 0]

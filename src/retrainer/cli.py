@@ -151,7 +151,10 @@ def _write_pointer(path: Path, result: RunResult, name: str) -> None:
     manifest = store.read_manifest(name, record.key) or {}
     digests = {artifact: ref["digest"] for artifact, ref in sorted(manifest.get("artifacts", {}).items())}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"stage": name, "key": record.key, "artifacts": digests}, indent=2) + "\n")
+    pointed = {"stage": name, "key": record.key, "artifacts": digests}
+    if result.outcome != "partial":  # the last stage: say what the run decided
+        pointed.update(outcome=result.outcome, version=result.model_version)
+    path.write_text(json.dumps(pointed, indent=2) + "\n")
 
 
 def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:

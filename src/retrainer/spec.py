@@ -335,14 +335,14 @@ def parse_duration(text: str) -> float:
 def load_spec(path: str | os.PathLike[str], env: str | None = None) -> Spec:
     """Read, interpolate, overlay and validate a spec file; raise SpecError with the key path on failure."""
     spec_path = Path(path)
-    raw = _read_yaml(spec_path)
+    raw = read_yaml(spec_path)
     if env:
         overlay_path = spec_path.with_name(f"{spec_path.stem}.{env}{spec_path.suffix}")
         if not overlay_path.exists():
             raise SpecError(
                 f"{overlay_path}: overlay for --env {env} not found", hint=f"create {overlay_path.name} or drop --env"
             )
-        raw = _deep_merge(raw, _read_yaml(overlay_path))
+        raw = deep_merge(raw, read_yaml(overlay_path))
     raw = _interpolate(raw, spec_path, ())
     _resolve_relative_paths(raw, spec_path.parent)
     raw["spec_path"] = str(spec_path.resolve())
@@ -359,7 +359,7 @@ def spec_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Spec:
         ) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise SpecError(f"{path}: spec file not found", hint="check the path, or create one with `retrainer init`")
     try:
@@ -410,11 +410,11 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
             source["url"] = "sqlite:///" + str((base / db_file).resolve())
 
 
-def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -16,14 +16,15 @@ _POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "positive", "pos")
 
 
 def as_text(value: Any) -> str:
-    """One comparable text per value: True == 1 == 1.0 == '1' -> '1', 'Yes ' -> 'yes'."""
+    """One comparable text per value: True == 'Yes' == 1 == 1.0 == '1' -> '1', ' Churned' -> 'churned'."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | float) or hasattr(value, "dtype"):
         number = float(value)
         return str(int(number)) if number.is_integer() else str(number)
     text = str(value).strip().lower()
-    return {"true": "1", "false": "0"}.get(text, text)
+    # YAML 1.1 reads an unquoted `positive: Yes` as True: yes/no must meet true/false halfway
+    return {"true": "1", "false": "0", "yes": "1", "no": "0", "y": "1", "n": "0", "t": "1", "f": "0"}.get(text, text)
 
 
 def positive_label(values: pd.Series, target: TargetSpec) -> Any:

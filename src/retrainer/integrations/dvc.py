@@ -3,7 +3,8 @@
 `export_dvc` writes two files into one directory (the DVC project, or a folder inside it):
 
 - `params.yaml`: the validated spec (overlay merged, paths made relative to that directory), so that
-  `dvc exp run -S models.n_trials=20` edits what the stages read.
+  `dvc exp run -S models.n_trials=20` edits what the stages read. Values the spec took from the
+  environment stay `${VAR}` placeholders, so no password ends up in git.
 - `dvc.yaml`: one DVC stage per cacheable pipeline stage, plus `promote`, which runs compare,
   register and promote in one process (they talk to the registry and are never cached). Each runs
   `retrainer stage NAME params.yaml --pointer .retrainer-dvc/NAME.json`.
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from retrainer.pipeline import Stage
-from retrainer.spec import Spec, _deep_merge, _read_yaml, load_spec
+from retrainer.spec import Spec, deep_merge, load_spec, read_yaml
 from retrainer.stages import default_pipeline
 
 POINTER_DIR = ".retrainer-dvc"
@@ -79,12 +80,12 @@ def export_dvc(spec_path: Path, out_dir: Path, env: str | None = None) -> list[P
         f"#   {regenerate}\n"
         f"# Each stage runs `retrainer stage NAME`; its data stays in the run store ({params['store']}),\n"
         f"# its out is a small pointer (cache key + artifact digests) in {POINTER_DIR}/.\n"
-        "# After deleting the run store, run `dvc repro --force`.\n" + render_stages(spec, params)
+        "# After deleting the run store, run `dvc repro --force`.\n" + render_stages(params)
     )
     return [dvc_path, params_path]
 
 
-def render_stages(spec: Spec, params: dict[str, Any]) -> str:
+def render_stages(params: dict[str, Any]) -> str:
     """The `stages:` mapping of dvc.yaml as YAML text (with a comment where extract always runs)."""
     pipeline = default_pipeline()
     producer = {artifact: _dvc_name(stage.name) for stage in pipeline.stages for artifact in stage.makes}
@@ -156,9 +157,9 @@ def _params(spec: Spec, root: Path, placeholders: dict[tuple[Any, ...], str]) ->
 
 def _placeholders(spec_path: Path, env: str | None) -> dict[tuple[Any, ...], str]:
     """Key path -> raw text, for every string in the spec (and its overlay) that holds `${...}`."""
-    raw = _read_yaml(spec_path)
+    raw = read_yaml(spec_path)
     if env:
-        raw = _deep_merge(raw, _read_yaml(spec_path.with_name(f"{spec_path.stem}.{env}{spec_path.suffix}")))
+        raw = deep_merge(raw, read_yaml(spec_path.with_name(f"{spec_path.stem}.{env}{spec_path.suffix}")))
     found: dict[tuple[Any, ...], str] = {}
 
     def walk(value: Any, keys: tuple[Any, ...]) -> None:
