@@ -94,8 +94,9 @@ def {function}():
 
 _MASTER_TEMPLATE = '''"""Master DAG over {count} retraining pipelines: made by `retrainer airflow export`; don't edit.
 
-It triggers every pipeline's DAG in parallel, waits for each, then logs one summary: which models
-were promoted, which kept the champion, which were rejected or failed, and why.
+It triggers every pipeline's DAG in parallel, waits for each (deferred: a triggerer must run, as in
+`airflow standalone`), then logs one summary: which models were promoted, kept the champion, were
+rejected or failed, and why.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def retrainer_master():
             trigger_run_id="{{{{ run_id }}}}__" + dag_id,
             conf="{{{{ dag_run.conf | tojson }}}}",
             wait_for_completion=True,
+            deferrable=True,  # waiting in the triggerer frees the worker slot the pipeline's tasks need
             poke_interval=5,
             allowed_states=["success"],
             failed_states=["failed"],
