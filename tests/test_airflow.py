@@ -147,3 +147,59 @@ def test_several_specs_get_a_master_dag_that_triggers_each_pipeline_and_summaris
     assert master.get_task("summary").upstream_task_ids == set(triggers)
     for dag_id in ("retrainer_telco_test", "retrainer_telco_other"):
         assert bag.get_dag(dag_id).schedule is None  # the master's schedule triggers them, never twice
+
+
+def test_a_rejected_run_fails_its_task_once_without_retries_and_leaves_no_champion(
+    airflow_home: Path, telco_db: Callable[..., str], write_spec: Callable[..., Path]
+) -> None:
+    telco_db()
+    spec_path = write_spec(
+        name="gated.yaml",
+        evaluation={"metric": "roc_auc", "thresholds": {"roc_auc": 0.99}},
+        orchestration={"retries": 3},
+    )
+    spec_path.write_text(spec_path.read_text().replace("name: telco-test", "name: telco-gated"))
+    [dag_file] = export_dags([spec_path], airflow_home / "dags")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_telco_gated")
+    assert dag is not None
+
+    dag_run = dag.test()
+
+    assert str(dag_run.state).endswith("failed")
+    tasks = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    assert str(tasks["evaluate"].state).endswith("failed")
+    assert tasks["evaluate"].try_number == 1  # a rejection is not retried as if it were a crash
+    assert not str(tasks["compare"].state).endswith("success")
+    spec = retrainer.load_spec(spec_path)
+    assert Registry(default_tracking_uri(RunStore(spec.store))).versions("telco-gated") == []
+    record = next(RunStore(spec.store).iter_runs())
+    assert record["status"] == "rejected" and "roc_auc" in record["reason"]
+    summary = (Path(spec.store) / "runs.jsonl").read_text().splitlines()[-1]
+    assert '"outcome": "rejected"' in summary  # the notify stage ran for the rejection
+
+
+def test_a_project_file_exports_every_listed_pipeline_and_a_master(
+    airflow_home: Path, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from retrainer.cli import app
+
+    first = write_spec(name="first.yaml")
+    second = write_spec(name="second.yaml")
+    second.write_text(second.read_text().replace("name: telco-test", "name: telco-second"))
+    project = tmp_path / "project.yaml"
+    project.write_text("pipelines: [first.yaml, second.yaml]\n")
+    out = airflow_home / "dags" / "project"
+
+    result = CliRunner().invoke(app, ["airflow", "export", str(project), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "retrainer_master.py",
+        "retrainer_telco_second.py",
+        "retrainer_telco_test.py",
+    ]
+    assert first.exists()

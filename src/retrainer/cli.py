@@ -374,7 +374,9 @@ app.add_typer(airflow_app, name="airflow")
 
 @airflow_app.command("export")
 def airflow_export(
-    spec_paths: Annotated[list[Path], typer.Argument(help="One or more pipeline specs.", show_default=False)],
+    spec_paths: Annotated[
+        list[Path], typer.Argument(help="Pipeline specs, or project files listing them.", show_default=False)
+    ],
     out: Annotated[Path, typer.Option("--out", help="Airflow's dags folder.")] = Path("dags"),
     env: EnvOpt = None,
 ) -> None:
@@ -382,8 +384,9 @@ def airflow_export(
 
     def body() -> int:
         from retrainer.integrations.airflow import export_dags
+        from retrainer.spec import expand_projects
 
-        for path in export_dags(spec_paths, out, env=env):
+        for path in export_dags(expand_projects(spec_paths), out, env=env):
             console.print(f"wrote {path}")
         return 0
 

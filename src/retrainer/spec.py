@@ -349,6 +349,25 @@ def load_spec(path: str | os.PathLike[str], env: str | None = None) -> Spec:
     return spec_from_dict(raw, origin=str(spec_path))
 
 
+def expand_projects(paths: list[Path]) -> list[Path]:
+    """Spec paths, with each project file (`pipelines: [a.yaml, b.yaml]`) replaced by the specs it lists.
+
+    A project file groups pipelines that are scheduled together (the Airflow master DAG runs them);
+    its paths are relative to the project file.
+    """
+    expanded: list[Path] = []
+    for path in paths:
+        raw = read_yaml(Path(path))
+        if "pipelines" not in raw:
+            expanded.append(Path(path))
+            continue
+        listed = raw["pipelines"]
+        if set(raw) != {"pipelines"} or not isinstance(listed, list) or not listed:
+            raise SpecError(f"{path}: a project file has one key, 'pipelines', listing spec files")
+        expanded += [Path(path).parent / str(item) for item in listed]
+    return expanded
+
+
 def spec_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Spec:
     """Validate a plain dict as a Spec (the Python API's entry point)."""
     try:
