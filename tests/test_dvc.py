@@ -52,9 +52,11 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
     stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
     assert list(stages) == STAGES
     for name, stage in stages.items():
-        assert stage["cmd"] == f"retrainer stage {name} params.yaml --pointer {pointer(name)}"
-        assert stage["outs"] == [{pointer(name): {"cache": False}}]
+        data = " --data-out data/extract.parquet" if name == "extract" else ""
+        assert stage["cmd"] == f"retrainer stage {name} params.yaml --pointer {pointer(name)}{data}"
+        assert stage["outs"][0] == {pointer(name): {"cache": False}}
         assert "always_changed" not in stage
+    assert stages["extract"]["outs"][1] == "data/extract.parquet"  # the rows, versioned by DVC
     assert stages["extract"]["deps"] == ["telco.db"]  # the SQLite file, relative to dvc.yaml
     assert stages["extract"]["params"] == ["source", "time_column"]
     assert stages["validate"]["deps"] == [pointer("extract")]
@@ -171,6 +173,15 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(
     assert champion is not None and champion.version == 1
     lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
+    [data] = [out for out in lock["stages"]["extract"]["outs"] if out["path"] == "data/extract.parquet"]
+    assert data["md5"]  # DVC versions the extracted rows; their content digest is the MLflow lineage tag
+    import pandas as pd
+
+    from retrainer.store import frame_digest
+
+    assert (
+        frame_digest(pd.read_parquet(tmp_path / "data" / "extract.parquet")) == champion.tags["retrainer.data_digest"]
+    )
 
     started = time.perf_counter()
     second = sh("dvc", "repro", cwd=tmp_path)

@@ -121,6 +121,9 @@ def stage(
     pointer: Annotated[
         Path | None, typer.Option("--pointer", help="Write the stage's key and artifact digests here (a DVC out).")
     ] = None,
+    data_out: Annotated[
+        Path | None, typer.Option("--data-out", help="extract only: also write the extracted rows here (Parquet).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline up to one stage: what an Airflow task or a `dvc repro` stage calls."""
@@ -133,6 +136,8 @@ def stage(
         result = _run_with_progress(spec, show=not (as_json or _state["quiet"]), **options)
         if pointer is not None and result.ok:
             _write_pointer(pointer, result, name)
+        if data_out is not None and result.ok:
+            _write_extracted_rows(data_out, result)
         if as_json:
             console.print_json(json.dumps(result.to_dict(), default=str))
         else:
@@ -155,6 +160,18 @@ def _write_pointer(path: Path, result: RunResult, name: str) -> None:
     if result.outcome != "partial":  # the last stage: say what the run decided
         pointed.update(outcome=result.outcome, version=result.model_version)
     path.write_text(json.dumps(pointed, indent=2) + "\n")
+
+
+def _write_extracted_rows(path: Path, result: RunResult) -> None:
+    """Copy the extract stage's Parquet out of the run store, byte for byte, for DVC to version."""
+    from retrainer.store import ArtifactRef, RunStore
+
+    record = next(s for s in result.stages if s.name == "extract")
+    store = RunStore(result.store)
+    manifest = store.read_manifest("extract", record.key) or {}
+    ref = ArtifactRef(**manifest["artifacts"]["data"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(store.read_bytes(ref.path))
 
 
 def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:

@@ -30,6 +30,7 @@ from retrainer.spec import Spec, deep_merge, load_spec, read_yaml
 from retrainer.stages import default_pipeline
 
 POINTER_DIR = ".retrainer-dvc"
+DATA_FILE = "data/extract.parquet"
 PARAMS_FILE = "params.yaml"
 _STR = "tag:yaml.org,2002:str"
 REGISTRY_STAGES = ("compare", "register", "promote")
@@ -101,7 +102,10 @@ def render_stages(params: dict[str, Any]) -> str:
         if name == "promote":
             sections += REGISTRY_SECTIONS
         entry: dict[str, Any] = {"cmd": f"retrainer stage {name} {PARAMS_FILE} --pointer {_pointer(name)}"}
-        if name == "extract":
+        outs: list[Any] = [{_pointer(name): {"cache": False}}]
+        if name == "extract":  # the extracted rows as a DVC-versioned file (`dvc push` them to a remote)
+            entry["cmd"] += f" --data-out {DATA_FILE}"
+            outs.append(DATA_FILE)
             source_file = _source_file(params)
             if source_file is None:
                 entry["always_changed"] = True
@@ -110,7 +114,7 @@ def render_stages(params: dict[str, Any]) -> str:
         if deps:
             entry["deps"] = deps
         entry["params"] = list(dict.fromkeys(sections))
-        entry["outs"] = [{_pointer(name): {"cache": False}}]
+        entry["outs"] = outs
         stages[name] = entry
     text = yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
     return text.replace("    always_changed: true\n", _indent(_ALWAYS_CHANGED_NOTE, 4) + "    always_changed: true\n")
