@@ -63,7 +63,7 @@ def study_storage(ctx: RunContext) -> str:
     return ctx.spec.models.study_storage or f"sqlite:///{Path(ctx.work_dir()) / 'optuna.db'}"
 
 
-def open_study(ctx: RunContext, candidate: str, worker: int = 0) -> optuna.Study:
+def open_study(ctx: RunContext, candidate: str, seed_offset: int = 0) -> optuna.Study:
     """This run's study for one candidate; the name holds the stage key, so shared storage never mixes runs."""
     import optuna
 
@@ -78,7 +78,7 @@ def open_study(ctx: RunContext, candidate: str, worker: int = 0) -> optuna.Study
         load_if_exists=True,
         direction="minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize",
         # each worker its own seed: the same seed would make parallel workers sample the same points
-        sampler=optuna.samplers.TPESampler(seed=spec.seed + worker, n_startup_trials=min(5, spec.models.n_trials)),
+        sampler=optuna.samplers.TPESampler(seed=spec.seed + seed_offset, n_startup_trials=min(5, spec.models.n_trials)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
 
@@ -88,8 +88,14 @@ def share_of(owed: int, worker: int, workers: int) -> int:
     return owed // workers + (1 if worker < owed % workers else 0)
 
 
-def run_trials(ctx: RunContext, inputs: Mapping[str, Any], worker: int = 0, workers: int = 1) -> None:
-    """Run this worker's share of the trials each candidate still owes (all of them when alone)."""
+def run_trials(
+    ctx: RunContext, inputs: Mapping[str, Any], worker: int = 0, workers: int = 1, seed_offset: int | None = None
+) -> None:
+    """Run this worker's share of the trials each candidate still owes (all of them when alone).
+
+    Every candidate's share is fixed before the first trial: computed later, it would see the trials
+    other workers had finished meanwhile, and the shares would no longer add up to what was owed.
+    """
 
     spec = ctx.spec
     train = inputs["train"]
@@ -102,13 +108,16 @@ def run_trials(ctx: RunContext, inputs: Mapping[str, Any], worker: int = 0, work
         )
     deadline = time.monotonic() + spec.models.timeout_seconds if spec.models.timeout_seconds else None
     candidates = spec.models.candidates
+    offset = worker if seed_offset is None else seed_offset
+    studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
+    owed_now = {candidate: spec.models.n_trials - len(_done_trials(study)) for candidate, study in studies.items()}
     for index, candidate in enumerate(candidates):
-        study = open_study(ctx, candidate, worker)
+        study = studies[candidate]
         space = search_space(candidate, spec.models.search_space.get(candidate), spec.models.params.get(candidate))
         finished = _done_trials(study)
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
-        owed = share_of(spec.models.n_trials - len(finished), worker, workers)
+        owed = share_of(owed_now[candidate], worker, workers)
         budget = None
         if deadline is not None:
             budget = max(1.0, (deadline - time.monotonic()) / (len(candidates) - index))
@@ -141,7 +150,9 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     owed = sum(spec.models.n_trials - len(_done_trials(open_study(ctx, c))) for c in spec.models.candidates)
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
         _run_with_worker_processes(ctx, inputs, workers)
-    run_trials(ctx, inputs)  # alone, or whatever the workers left owing (e.g. one of them crashed)
+    # alone, or whatever the workers left owing (one crashed, or started late): a seed no worker used,
+    # so the leftover trials do not replay a worker's first samples
+    run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0)
     results: dict[str, dict[str, Any]] = {}
     for candidate in spec.models.candidates:
         study = open_study(ctx, candidate)
