@@ -39,7 +39,7 @@ def write_spec(directory: Path, store: str) -> Path:
         "source": {"url": "sqlite:///telco.db", "table": "customers"},
         "target": {"column": "churn", "positive": "Yes"},
         "id_column": "customer_id",
-        "store": store,
+        "store": str(directory / store),
         "models": {"candidates": ["logistic_regression", "lightgbm"], "n_trials": 3, "cv_folds": 3},
     }
     path = directory / f"{store}.yaml"
