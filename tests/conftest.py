@@ -66,6 +66,25 @@ def postgres_engine() -> Iterator[Any]:
 
 
 @pytest.fixture
+def scratch_database(postgres_engine: Any) -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own (Optuna tables, Airflow metadata); its URL. Dropped after."""
+    from sqlalchemy import text
+
+    name = f"scratch_{secrets.token_hex(4)}"
+    admin = postgres_engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_engine.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@pytest.fixture
 def pg_url(postgres_engine: Any) -> str:
     return PG_URL
 

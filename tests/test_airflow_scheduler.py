@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +38,6 @@ AIRFLOW = Path(sys.executable).parent / "airflow"
 RUN_TIMEOUT = 300.0  # trigger to a finished run
 STARTUP_TIMEOUT = 240.0  # components up and the DAG parsed (slow on a busy 2-core machine)
 CLI_TIMEOUT = 180.0  # one `airflow ...` command: importing Airflow alone takes seconds
-
-
-@pytest.fixture
-def airflow_db(postgres_engine: Any) -> Iterator[str]:
-    """A fresh PostgreSQL database for the Airflow metadata; its URL. Dropped afterwards."""
-    from sqlalchemy import text
-
-    name = f"airflow_test_{secrets.token_hex(4)}"
-    admin = postgres_engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_engine.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
 def _free_port() -> int:
@@ -186,6 +166,19 @@ def _wait_for(what: str, condition: Callable[[], bool], deployment: Deployment, 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _wait_for_runs(deployment: Deployment, dag_id: str) -> list[dict[str, Any]]:
+    """The DAG's runs, once every one of them has finished (success or failed)."""
+    runs: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        nonlocal runs
+        runs = deployment.cli_json("dags", "list-runs", dag_id)
+        return bool(runs) and all(run["state"] in ("success", "failed") for run in runs)
+
+    _wait_for(f"the runs of {dag_id} to finish", finished, deployment, RUN_TIMEOUT)
+    return runs
+
+
 def _api_healthy(port: int) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, never a proxy
     try:
@@ -198,7 +191,7 @@ def _api_healthy(port: int) -> bool:
 @pytest.mark.timeout(900)  # the waits below add up to more than the default 600s on a slow machine
 def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
     tmp_path: Path,
-    airflow_db: str,
+    scratch_database: str,
     telco_db: Callable[..., str],
     write_spec: Callable[..., Path],
 ) -> None:
@@ -210,7 +203,7 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
     home = tmp_path / "airflow"
     export_dags([spec_path], home / "dags")
     port = _free_port()
-    deployment = Deployment(home, _airflow_env(home, airflow_db, port))
+    deployment = Deployment(home, _airflow_env(home, scratch_database, port))
 
     passed = False
     try:
@@ -231,14 +224,7 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
 
         triggered = time.monotonic()
         deployment.cli("dags", "trigger", dag_id, "--conf", json.dumps({"as_of": "2026-11-01"}))
-        runs: list[dict[str, Any]] = []
-
-        def finished() -> bool:
-            nonlocal runs
-            runs = deployment.cli_json("dags", "list-runs", dag_id)
-            return bool(runs) and all(run["state"] in ("success", "failed") for run in runs)
-
-        _wait_for(f"the run of {dag_id} to finish", finished, deployment, RUN_TIMEOUT)
+        runs = _wait_for_runs(deployment, dag_id)
         elapsed = time.monotonic() - triggered
         print(f"\nairflow scheduler: trigger to {runs[0]['state']} in {elapsed:.1f}s")
 
@@ -266,14 +252,7 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
             deployment.cli("dags", "unpause", paused)
         triggered = time.monotonic()
         deployment.cli("dags", "trigger", master_id, "--conf", json.dumps({"as_of": "2026-11-01"}))
-        master_runs: list[dict[str, Any]] = []
-
-        def master_finished() -> bool:
-            nonlocal master_runs
-            master_runs = deployment.cli_json("dags", "list-runs", master_id)
-            return bool(master_runs) and all(run["state"] in ("success", "failed") for run in master_runs)
-
-        _wait_for("the master run to finish", master_finished, deployment, RUN_TIMEOUT)
+        master_runs = _wait_for_runs(deployment, master_id)
         elapsed = time.monotonic() - triggered
         print(f"airflow scheduler: master over 2 pipelines, trigger to {master_runs[0]['state']} in {elapsed:.1f}s")
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,39 +20,24 @@ def test_worker_shares_add_up_to_exactly_the_trials_owed(owed: int, workers: int
     assert max(shares) - min(shares) <= 1
 
 
-@pytest.fixture
-def optuna_database(postgres_engine: Any) -> Iterator[str]:
-    """A database of its own for the Optuna tables, dropped afterwards."""
-    from sqlalchemy import text
-
-    name = f"optuna_{secrets.token_hex(4)}"
-    admin = postgres_engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    yield postgres_engine.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-
-
 def test_two_workers_on_a_postgres_study_run_every_trial_once(
-    telco_db: Callable[..., str], write_spec: Callable[..., Path], optuna_database: str
+    telco_db: Callable[..., str], write_spec: Callable[..., Path], scratch_database: str
 ) -> None:
     import optuna
 
     telco_db()
     models = {"candidates": ["random_forest", "logistic_regression"], "n_trials": 5, "cv_folds": 2, "workers": 2}
-    spec = retrainer.load_spec(write_spec(models={**models, "study_storage": optuna_database}))
+    spec = retrainer.load_spec(write_spec(models={**models, "study_storage": scratch_database}))
 
     result = retrainer.run(spec)
 
     assert result.outcome == "promoted"
     tune_log = (Path(spec.store) / "runs" / result.run_id / "logs" / "tune.log").read_text()
     assert "tuning with 2 worker processes" in tune_log
-    summaries = optuna.study.get_all_study_summaries(optuna_database)
+    summaries = optuna.study.get_all_study_summaries(scratch_database)
     assert sorted(s.study_name.rsplit(".", 1)[1] for s in summaries) == ["logistic_regression", "random_forest"]
     for summary in summaries:
-        trials = optuna.load_study(study_name=summary.study_name, storage=optuna_database).trials
+        trials = optuna.load_study(study_name=summary.study_name, storage=scratch_database).trials
         done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
         assert len(done) == len(trials) == 5, "every owed trial ran once: none lost, none extra"
         assert len({t.number for t in trials}) == 5
