@@ -100,11 +100,7 @@ def run(
         result = _run_with_progress(
             spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"])
         )
-        if as_json:
-            console.print_json(json.dumps(result.to_dict(), default=str))
-        else:
-            _print_outcome(result)
-        return result.exit_code
+        return _report(result, as_json)
 
     _guarded(body)
 
@@ -138,25 +134,17 @@ def stage(
             _write_pointer(pointer, result, name)
         if data_out is not None and result.ok:
             _write_extracted_rows(data_out, result)
-        if as_json:
-            console.print_json(json.dumps(result.to_dict(), default=str))
-        else:
-            _print_outcome(result)
-        return result.exit_code
+        return _report(result, as_json)
 
     _guarded(body)
 
 
 def _write_pointer(path: Path, result: RunResult, name: str) -> None:
     """A small, stable JSON naming what the stage produced: it changes only when the outputs do."""
-    from retrainer.store import RunStore
-
-    record = next(s for s in result.stages if s.name == name)
-    store = RunStore(result.store)
-    manifest = store.read_manifest(name, record.key) or {}
+    key, manifest = _cached_manifest(result, name)
     digests = {artifact: ref["digest"] for artifact, ref in sorted(manifest.get("artifacts", {}).items())}
     path.parent.mkdir(parents=True, exist_ok=True)
-    pointed = {"stage": name, "key": record.key, "artifacts": digests}
+    pointed = {"stage": name, "key": key, "artifacts": digests}
     if result.outcome != "partial":  # the last stage: say what the run decided
         pointed.update(outcome=result.outcome, version=result.model_version)
     path.write_text(json.dumps(pointed, indent=2) + "\n")
@@ -164,14 +152,28 @@ def _write_pointer(path: Path, result: RunResult, name: str) -> None:
 
 def _write_extracted_rows(path: Path, result: RunResult) -> None:
     """Copy the extract stage's Parquet out of the run store, byte for byte, for DVC to version."""
-    from retrainer.store import ArtifactRef, RunStore
+    from retrainer.store import RunStore
 
-    record = next(s for s in result.stages if s.name == "extract")
-    store = RunStore(result.store)
-    manifest = store.read_manifest("extract", record.key) or {}
-    ref = ArtifactRef(**manifest["artifacts"]["data"])
+    _, manifest = _cached_manifest(result, "extract")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(store.read_bytes(ref.path))
+    path.write_bytes(RunStore(result.store).read_bytes(manifest["artifacts"]["data"]["path"]))
+
+
+def _cached_manifest(result: RunResult, name: str) -> tuple[str, dict[str, Any]]:
+    """The cache key of stage `name` in this run, and its cache manifest (empty for uncached stages)."""
+    from retrainer.store import RunStore
+
+    key = next(s.key for s in result.stages if s.name == name)
+    return key, RunStore(result.store).read_manifest(name, key) or {}
+
+
+def _report(result: RunResult, as_json: bool) -> int:
+    """Print the run's result (JSON for scripts, one outcome line for people); return its exit code."""
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        _print_outcome(result)
+    return result.exit_code
 
 
 def _run_with_progress(spec: Any, *, show: bool, **options: Any) -> RunResult:

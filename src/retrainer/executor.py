@@ -201,18 +201,16 @@ def stage_inputs(
     ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=parse_as_of(as_of))
     refs: dict[str, ArtifactRef] = {}
     for stage in default_pipeline().stages:
-        ctx.stage = stage.name
-        ctx.cache_key = cache_key(stage, ctx, refs)
-        ctx.upstream[stage.name] = ctx.cache_key
+        key = _enter_stage(stage, ctx, refs)
         if stage.name == stage_name:
             return ctx, _LazyInputs(store, refs, {}, stage.needs)
-        manifest = _read_manifest(stage, ctx, ctx.cache_key)
+        manifest = _read_manifest(stage, ctx, key)
         if manifest is None:
             raise StageError(
                 f"stage {stage.name} has not run for these inputs",
                 hint=f"run up to it first: retrainer stage {stage.name}",
             )
-        refs.update({name: ArtifactRef(**ref) for name, ref in manifest["artifacts"].items()})
+        refs.update(_manifest_refs(manifest))
     raise StageError(f"no stage named {stage_name!r}")
 
 
@@ -259,6 +257,18 @@ def _merge_stages(earlier: list[dict[str, Any]], now: list[StageRecord]) -> list
     return list(merged.values())
 
 
+def _enter_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) -> str:
+    """Point the context at `stage` and return its cache key (also recorded for later stages' lineage)."""
+    ctx.stage = stage.name
+    ctx.cache_key = cache_key(stage, ctx, refs)
+    ctx.upstream[stage.name] = ctx.cache_key
+    return ctx.cache_key
+
+
+def _manifest_refs(manifest: dict[str, Any]) -> dict[str, ArtifactRef]:
+    return {name: ArtifactRef(**ref) for name, ref in manifest["artifacts"].items()}
+
+
 def _run_stage(
     stage: Stage,
     ctx: RunContext,
@@ -275,13 +285,12 @@ def _run_stage(
     started = time.perf_counter()
     with _stage_log(ctx):
         try:
-            key = cache_key(stage, ctx, refs)
-            ctx.cache_key = key
-            ctx.upstream[stage.name] = key
+            key = _enter_stage(stage, ctx, refs)
             manifest = _read_manifest(stage, ctx, key) if use_cache else None
             if manifest is not None:
-                for name, ref in manifest["artifacts"].items():
-                    refs[name] = ArtifactRef(**ref)
+                cached = _manifest_refs(manifest)
+                refs.update(cached)
+                for name in cached:
                     loaded.pop(name, None)
                 status, summary, metrics = "cached", manifest.get("summary", ""), manifest.get("metrics", {})
                 logger.info("cache hit %s (run %s)", key, manifest.get("run_id"))

@@ -149,13 +149,12 @@ def dag_id_for(spec: Spec) -> str:
     return "retrainer_" + re.sub(r"\W", "_", spec.name)
 
 
-def render_dag(spec_path: Path, env: str | None = None, *, scheduled: bool = True) -> str:
-    """The Python source of the DAG for one spec (validated first, so a bad spec never ships).
+def render_dag(spec: Spec, env: str | None = None, *, scheduled: bool = True) -> str:
+    """The Python source of the DAG for one loaded (so validated: a bad spec never ships) spec.
 
     Under a master DAG (`scheduled=False`) the pipeline DAG has no schedule of its own: the master's
     schedule triggers it, so it never runs twice for one interval.
     """
-    spec = load_spec(spec_path, env=env)
     rules = spec.orchestration
     task_options = "".join(
         f", {key}={value!r}" for key, value in (("pool", rules.pool), ("queue", rules.queue)) if value
@@ -163,7 +162,7 @@ def render_dag(spec_path: Path, env: str | None = None, *, scheduled: bool = Tru
     dag_id = dag_id_for(spec)
     return _TEMPLATE.format(
         name=spec.name,
-        spec_path=str(Path(spec_path).resolve()),
+        spec_path=spec.spec_path,
         env=env,
         store=_absolute_store(spec),
         dag_id=dag_id,
@@ -194,24 +193,22 @@ def export_dags(spec_paths: list[Path], out_dir: Path, env: str | None = None) -
         raise SpecError("two specs have the same pipeline name; DAG ids must be unique", hint="rename one pipeline")
     master = len(specs) > 1
     written = []
-    for spec_path, dag_id in zip(spec_paths, dag_ids, strict=True):
+    for spec, dag_id in zip(specs, dag_ids, strict=True):
         path = out_dir / f"{dag_id}.py"
-        path.write_text(render_dag(spec_path, env, scheduled=not master))
+        path.write_text(render_dag(spec, env, scheduled=not master))
         written.append(path)
     if master:
         path = out_dir / "retrainer_master.py"
-        path.write_text(render_master(spec_paths, env))
+        path.write_text(render_master(specs, env))
         written.append(path)
     return written
 
 
-def render_master(spec_paths: list[Path], env: str | None = None) -> str:
+def render_master(specs: list[Spec], env: str | None = None) -> str:
     """The master DAG: the shared schedule of its pipelines (none if they differ) triggers them all."""
-    specs = [load_spec(path, env=env) for path in spec_paths]
     schedules = {spec.schedule for spec in specs}
     pipelines = {
-        dag_id_for(spec): {"spec": str(Path(path).resolve()), "env": env, "store": _absolute_store(spec)}
-        for spec, path in zip(specs, spec_paths, strict=True)
+        dag_id_for(spec): {"spec": spec.spec_path, "env": env, "store": _absolute_store(spec)} for spec in specs
     }
     return _MASTER_TEMPLATE.format(
         count=len(specs),

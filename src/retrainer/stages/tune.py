@@ -145,17 +145,17 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 
     spec = ctx.spec
     workers = spec.models.workers
-    for candidate in spec.models.candidates:  # the only process now: no trial can still be running
-        _fail_abandoned_trials(open_study(ctx, candidate), ctx)
-    owed = sum(spec.models.n_trials - len(_done_trials(open_study(ctx, c))) for c in spec.models.candidates)
+    studies = {candidate: open_study(ctx, candidate) for candidate in spec.models.candidates}
+    for study in studies.values():  # the only process now: no trial can still be running
+        _fail_abandoned_trials(study, ctx)
+    owed = sum(spec.models.n_trials - len(_done_trials(study)) for study in studies.values())
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
         _run_with_worker_processes(ctx, inputs, workers)
     # alone, or whatever the workers left owing (one crashed, or started late): a seed no worker used,
     # so the leftover trials do not replay a worker's first samples
     run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0)
     results: dict[str, dict[str, Any]] = {}
-    for candidate in spec.models.candidates:
-        study = open_study(ctx, candidate)
+    for candidate, study in studies.items():  # study.trials reads the storage: the workers' trials too
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
@@ -169,7 +169,7 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
                 {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials
             ],
         }
-    direction = open_study(ctx, spec.models.candidates[0]).direction
+    direction = next(iter(studies.values())).direction
     pick = min if direction == optuna.study.StudyDirection.MINIMIZE else max
     best = pick(results, key=lambda name: results[name]["best_value"])
     summary = ", ".join(f"{name} {r['best_value']:.4f}" for name, r in results.items())
