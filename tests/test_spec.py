@@ -107,6 +107,18 @@ def test_wrong_type_names_the_key_path_and_the_value(tmp_path: Path) -> None:
     assert "(got 'abc')" in message
 
 
+@pytest.mark.parametrize("schedule", ["61 * * * *", "every day", "* * *"])
+def test_invalid_cron_is_a_spec_error_at_load_time(tmp_path: Path, schedule: str) -> None:
+    message = spec_error(write(tmp_path, MINIMAL + f"schedule: {schedule!r}\n"))
+
+    assert "schedule: invalid cron expression" in message
+
+
+@pytest.mark.parametrize("schedule", ["0 3 * * 1", "@weekly", "*/15 * * * *"])
+def test_valid_cron_and_presets_load(tmp_path: Path, schedule: str) -> None:
+    assert load_spec(write(tmp_path, MINIMAL + f"schedule: {schedule!r}\n")).schedule == schedule
+
+
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     message = spec_error(write(tmp_path, MINIMAL + "models: {n_trials: abc, cv_folds: 1}\nmodles: {}\n"))
 

@@ -289,6 +289,18 @@ class Spec(_Section):
     def _target_shorthand(cls, value: Any) -> Any:
         return {"column": value} if isinstance(value, str) else value
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        # caught at load time, not when Airflow first parses the exported DAG
+        if value is None or value.startswith("@"):
+            return value
+        from croniter import croniter  # light; lazy so `retrainer --help` stays fast
+
+        if not croniter.is_valid(value):
+            raise ValueError("invalid cron expression (expected 5 fields, e.g. '0 3 * * 1', or @daily)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         if self.split.method == "temporal" and not self.time_column:
