@@ -91,6 +91,16 @@ class ValidationSpec(_Section):
     max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="Fully duplicated rows (or duplicated ids).")
     min_class_fraction: float = Field(0.01, ge=0, le=0.5, description="Share of the rarer target class.")
     columns: dict[str, ColumnRule] = Field(default_factory=dict, description="Required columns and their rules.")
+    reject_constant_columns: bool = Field(
+        True, description="A feature with one value in every row is usually a broken extract: reject the batch."
+    )
+    max_text_cardinality: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A text feature with distinct values in more than this share of rows (over 100) is an id, not a "
+        "category: reject the batch (drop the column or set id_column).",
+    )
 
 
 class DerivedFeature(_Section):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import StageError
+from retrainer.errors import DataValidationError, StageError
 from retrainer.metrics import LOWER_IS_BETTER, score
 from retrainer.models import CATALOGUE, build_estimator, search_space, suggest
 from retrainer.pipeline import RunContext, Stage, StageOutput
@@ -102,9 +102,14 @@ def run_trials(
     preprocessor = inputs["preprocessor"]
     columns = list(inputs["feature_schema"]["inputs"])
     X, y = train[columns], train[spec.target.column].to_numpy()  # noqa: N806
-    if int(y.sum()) < spec.models.cv_folds or int(len(y) - y.sum()) < spec.models.cv_folds:
-        raise StageError(
-            f"too few rows of one class for {spec.models.cv_folds}-fold CV", hint="lower models.cv_folds or add data"
+    rarer = min(int(y.sum()), int(len(y) - y.sum()))
+    if rarer < spec.models.cv_folds:
+        # a property of the data, not a crash: reject the run, so nothing is registered and it is not retried
+        raise DataValidationError(
+            f"the rarer class has {rarer} rows in the training split; {spec.models.cv_folds}-fold cross-validation "
+            f"needs at least {spec.models.cv_folds}",
+            failures=[f"tune: {rarer} rows of the rarer class for {spec.models.cv_folds} folds"],
+            hint="lower models.cv_folds or collect more rows of the rarer class",
         )
     deadline = time.monotonic() + spec.models.timeout_seconds if spec.models.timeout_seconds else None
     candidates = spec.models.candidates

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
@@ -31,8 +32,8 @@ class Check:
     observed: float | str | None = None
 
 
-def check_data(frame: pd.DataFrame, spec: Spec) -> list[Check]:
-    """Run every validation check of the spec on `frame`."""
+def check_data(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -> list[Check]:
+    """Run every validation check of the spec on `frame`; `as_of` (default: now) bounds the timestamps."""
     rules = spec.validation
     checks = [
         Check(
@@ -47,6 +48,8 @@ def check_data(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     checks += _duplicate_checks(frame, spec)
     for column, rule in rules.columns.items():
         checks += _column_checks(frame, column, rule)
+    checks += _feature_checks(frame, spec)
+    checks += _time_checks(frame, spec, as_of)
     return checks
 
 
@@ -180,8 +183,98 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
     return checks
 
 
+def _feature_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
+    """Columns that would become model inputs: not the target, id, time or dropped columns."""
+    reserved = {spec.target.column, spec.id_column, spec.time_column, *spec.features.drop}
+    return [str(c) for c in frame.columns if c not in reserved]
+
+
+def _feature_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
+    """Values no model can learn from: infinities, constant columns, identifiers posing as categories."""
+    import numpy as np
+    import pandas as pd
+
+    checks = []
+    rows = len(frame)
+    forced_numeric = set(spec.features.numeric or [])
+    for column in _feature_columns(frame, spec):
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values.dtype):
+            infinite = int(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).sum())
+            if infinite:
+                checks.append(
+                    Check(
+                        "finite_values",
+                        False,
+                        f"{infinite:,} infinite values (a division by zero upstream?)",
+                        column,
+                        infinite,
+                    )
+                )
+        distinct = values.nunique(dropna=True)
+        if spec.validation.reject_constant_columns and rows > 1 and distinct == 1:
+            shown = values.dropna().iloc[0]
+            checks.append(
+                Check(
+                    "constant_columns",
+                    False,
+                    f"one value ({shown!r}) in all {rows:,} rows; drop it with features.drop or fix the extract",
+                    column,
+                    1,
+                )
+            )
+        is_text = not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(
+            values.dtype
+        )
+        if is_text and column not in forced_numeric and distinct > 100:
+            share = distinct / max(int(values.notna().sum()), 1)
+            if share > spec.validation.max_text_cardinality:
+                checks.append(
+                    Check(
+                        "cardinality",
+                        False,
+                        f"{distinct:,} distinct values in {rows:,} rows looks like an identifier, not a category; "
+                        "drop it with features.drop or name it id_column",
+                        column,
+                        distinct,
+                    )
+                )
+    return checks
+
+
+def _time_checks(frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> list[Check]:
+    """The time column must hold dates, none of them after the run's as_of (or now)."""
+    import pandas as pd
+
+    column = spec.time_column
+    if not column:
+        return []
+    if column not in frame.columns:
+        return [Check("time_present", False, f"time column '{column}' is missing", column)]
+    present = frame[column].dropna()
+    parsed = pd.to_datetime(present, errors="coerce", utc=True, format="mixed")
+    unparsed = int(parsed.isna().sum())
+    if unparsed:
+        examples = ", ".join(repr(v) for v in present[parsed.isna()].astype(str).unique()[:3])
+        return [Check("time_values", False, f"{unparsed:,} values are not dates (e.g. {examples})", column, unparsed)]
+    limit = pd.Timestamp(as_of or datetime.now(UTC))
+    limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit.tz_convert("UTC")
+    future = int((parsed > limit).sum())
+    return [
+        Check(
+            "no_future_timestamps",
+            future == 0,
+            f"{future:,} rows stamped after {limit:%Y-%m-%d %H:%M} (as_of); latest {parsed.max():%Y-%m-%d %H:%M}"
+            if future
+            else f"no rows after {limit:%Y-%m-%d %H:%M}",
+            column,
+            future,
+        )
+    ]
+
+
 def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
-    checks = check_data(inputs["data"], ctx.spec)
+    checks = check_data(inputs["data"], ctx.spec, ctx.as_of)
     failures = [c for c in checks if not c.passed]
     report = {"passed": not failures, "checks": [asdict(c) for c in checks]}
     for check in checks:
@@ -211,6 +304,7 @@ STAGE = Stage(
     func=validate,
     needs=("data",),
     makes=("validation",),
-    spec_sections=("validation", "target", "id_column"),
+    spec_sections=("validation", "target", "id_column", "time_column", "features"),
+    fingerprint=lambda ctx: str(ctx.as_of),  # future timestamps are judged against the run's as_of
     code=("retrainer.target",),
 )
