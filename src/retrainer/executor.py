@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from retrainer.errors import RejectedError, RetrainerError, SpecError, StageError, StoreError
+from retrainer.faults import kill_point
 from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, RunStore
@@ -280,6 +281,7 @@ def _run_stage(
 ) -> None:
     """Run (or take from the cache) one stage; append its record, also when it fails."""
     store = ctx.store
+    kill_point(f"before:{stage.name}")
     ctx.stage = stage.name
     ctx.reporter.stage_started(stage.name)
     started = time.perf_counter()
@@ -390,6 +392,7 @@ def _stage_log(ctx: RunContext) -> Iterator[None]:
 
 
 def _notify(stage: Stage, ctx: RunContext, result: RunResult) -> None:
+    kill_point(f"before:{stage.name}")
     summary = {k: v for k, v in result.to_dict().items() if k not in ("stages",)}
     summary["finished_at"] = datetime.now(UTC).isoformat()
     summary["as_of"] = ctx.as_of.isoformat() if ctx.as_of else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
+from retrainer.faults import kill_point
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -175,16 +176,20 @@ class Registry:
                         serialization_format="skops",
                         skops_trusted_types=trusted,
                     )
+            kill_point("register:logged")
             with contextlib.suppress(Exception):  # exists already
                 self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
             created = self.client.create_model_version(name, logged.model_uri, run_id=run.info.run_id, tags=tags)
             self._wait_ready(name, created.version)
+            kill_point("register:versioned")
             self.client.set_model_version_tag(name, created.version, VALIDATED_TAG, "true")
             return self.version(name, created.version)
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        kill_point(f"alias:{alias}:before")
         with self._errors(f"set alias {alias} of {name} to v{version}"):
             self.client.set_registered_model_alias(name, alias, str(version))
+        kill_point(f"alias:{alias}:after")
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._errors(f"delete alias {alias} of {name}"):

@@ -1,0 +1,133 @@
+"""Fault injection: SIGKILL at every stage boundary and inside register and promote loses nothing.
+
+One registry starts with a weak champion. Then the same better spec is run again and again, each
+process killed (SIGKILL, no cleanup) at the next point of the pipeline; every run resumes from what
+the killed ones left. After each kill: `champion` points at a fully validated version, every run
+record and cache manifest in the store parses, and no alias sits on a half-registered version.
+Finally a clean run finishes and the better model is champion, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from retrainer.faults import KILL_AT
+
+STAGES = ("extract", "validate", "split", "features", "tune", "train", "evaluate", "compare", "register")
+# in the order a run reaches them, so each resumed run gets one step further than the last
+KILL_POINTS = (
+    *(f"before:{stage}" for stage in STAGES),
+    "register:logged",  # MLflow run logged, no version yet
+    "register:versioned",  # version created, not yet tagged validated
+    "before:promote",
+    "alias:previous:before",
+    "alias:champion:before",  # `previous` moved, `champion` not yet
+    "alias:champion:after",  # `champion` moved, the decision not yet tagged
+    "before:notify",
+)
+
+
+def _cli_main(args: list[str], kill_at: str | None, output: str) -> None:
+    """The body of `retrainer ARGS` in a child process, its output to a file."""
+    os.environ.pop(KILL_AT, None)
+    if kill_at:
+        os.environ[KILL_AT] = kill_at
+    with open(output, "w") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        sys.argv = ["retrainer", *args]
+        from retrainer.cli import entrypoint
+
+        entrypoint()
+
+
+def run_cli(spec: Path, kill_at: str | None = None) -> tuple[int | None, str]:
+    """Run `retrainer -q run SPEC` in a fresh child process; its exit code (-9 when killed) and output.
+
+    Children fork from a server that has already imported retrainer, MLflow and scikit-learn, so each
+    of the many runs here pays for a run, not for Python start-up; each is still its own process.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["retrainer.cli", "retrainer.executor", "mlflow", "sklearn.linear_model"])
+    output = spec.with_suffix(".out")
+    child = context.Process(target=_cli_main, args=(["-q", "run", str(spec)], kill_at, str(output)))
+    child.start()
+    child.join(timeout=300)
+    return child.exitcode, output.read_text()
+
+
+def registry(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def assert_consistent(store: Path, tracking_uri: str, name: str) -> dict[str, Any]:
+    """The invariants a crash must never break; returns the registry's aliases."""
+    for record in store.glob("runs/*/run.json"):
+        json.loads(record.read_text())
+    for manifest_file in store.glob("cache/*/*/manifest.json"):
+        manifest = json.loads(manifest_file.read_text())
+        for artifact in manifest["artifacts"].values():
+            assert Path(artifact["path"]).exists(), f"{manifest_file} names a missing artifact {artifact['path']}"
+    client = registry(tracking_uri)
+    aliases = dict(client.get_registered_model(name).aliases)
+    aliases = {alias: str(version) for alias, version in aliases.items()}
+    for alias, version in aliases.items():
+        tags = client.get_model_version(name, version).tags
+        assert tags.get("retrainer.validated") == "true", f"alias {alias} points at unvalidated v{version}"
+    assert "champion" in aliases
+    return aliases
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_point_never_leaves_production_on_an_unvalidated_model(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    telco_db()
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = tmp_path / "store"
+    models = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
+    weak = write_spec(
+        "weak.yaml",
+        tracking={"uri": tracking_uri},
+        models={**models, "params": {"logistic_regression": {"C": 0.0001}}},
+    )
+    code, output = run_cli(weak)
+    assert code == 0 and "promoted v1: " in output, output
+    better = write_spec("better.yaml", tracking={"uri": tracking_uri}, models=models)
+    name = yaml.safe_load(better.read_text())["name"]
+
+    survived = []
+    for point in KILL_POINTS:
+        code, output = run_cli(better, kill_at=point)
+        assert code == -signal.SIGKILL, f"{point}: not killed (exit {code})\n{output}"
+        aliases = assert_consistent(store, tracking_uri, name)
+        survived.append((point, aliases["champion"]))
+
+    code, output = run_cli(better)
+    assert code == 0, output
+    aliases = assert_consistent(store, tracking_uri, name)
+    champion = registry(tracking_uri).get_model_version(name, aliases["champion"])
+    winner = str(champion.version)
+    assert champion.tags["retrainer.candidate"] == "logistic_regression"
+    assert winner != "1", "the better model never became champion"
+    assert aliases.get("previous") == "1"
+    # the champion only ever moved from v1 to the better model, never anywhere else
+    assert {version for _, version in survived} <= {"1", winner}
+    assert dict(survived)["alias:champion:before"] == "1"
+    assert dict(survived)["alias:champion:after"] == winner
+    # the version killed before it was validated stays registered but can never be served
+    versions = registry(tracking_uri).search_model_versions(f"name = '{name}'")
+    unvalidated = [str(v.version) for v in versions if v.tags.get("retrainer.validated") != "true"]
+    assert unvalidated and not set(unvalidated) & set(aliases.values())
