@@ -217,6 +217,16 @@ class PromotionSpec(_Section):
     registry_name: str | None = Field(None, description="Registered model name; defaults to the pipeline name.")
     min_improvement: Improvement = Field(default_factory=Improvement)
     auto_promote: bool = Field(True, description="Move the champion alias when the challenger wins.")
+    lock_url: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL URL whose advisory lock guards promotions (default: the tracking URI when it is "
+            "PostgreSQL, else a file lock in a local store)."
+        ),
+    )
+    export_dir: str | None = Field(
+        None, description="Also export each new champion to this plain file registry (<dir>/<model>/vN/model.pkl)."
+    )
 
 
 class TrackingSpec(_Section):

@@ -125,6 +125,14 @@ class Registry:
         with self._errors(f"load {name} v{version}"), self._active_uri():
             return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
+    def input_columns(self, name: str, version: int | str) -> list[str] | None:
+        """The columns the model's signature expects (None when it was logged without one)."""
+        import mlflow.models
+
+        with self._errors(f"read the signature of {name} v{version}"), self._active_uri():
+            signature = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
+        return None if signature is None else [str(c) for c in signature.inputs.input_names()]
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,
