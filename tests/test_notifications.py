@@ -229,3 +229,30 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
         if path.is_file():
             data = path.read_bytes()
             assert token.encode() not in data and PASSWORD.encode() not in data, f"secret leaked into {path}"
+
+
+def test_the_master_summary_goes_once_to_each_distinct_channel(
+    write_spec: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrainer.integrations.airflow import notify_summary
+
+    with webhook_server() as hook:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", hook.url)
+        shared = {"slack": {"webhook_url": "${SLACK_WEBHOOK_URL}", "on": ["summary"]}}
+        pipelines = {
+            f"retrainer_{name}": {"spec": str(write_spec(f"{name}.yaml", notify=shared)), "env": None}
+            for name in ("churn", "credit")
+        }
+        for pipeline in pipelines.values():
+            pipeline["store"] = str(tmp_path / "store")
+        outcomes = {
+            "retrainer_churn": {"outcome": "promoted", "model_version": 4, "reason": "roc_auc 0.85 vs 0.84"},
+            "retrainer_credit": {"outcome": "rejected", "model_version": None, "reason": "2 validation checks failed"},
+        }
+        notify_summary(pipelines, outcomes, "scheduled__2026-11-25")
+    [post] = hook.posts  # both pipelines share the webhook: one message
+    text = post["json"]["text"]
+    assert text.startswith("*[retrainer] 2 pipelines: 1 promoted, 1 rejected*")
+    assert "- retrainer_churn: promoted v4: roc_auc 0.85 vs 0.84" in text
+    assert "- retrainer_credit: rejected: 2 validation checks failed" in text
+    assert "scheduled__2026-11-25" in text

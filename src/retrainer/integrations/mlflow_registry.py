@@ -185,7 +185,10 @@ class Registry:
                     )
             with contextlib.suppress(Exception):  # exists already
                 self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
-            created = self.client.create_model_version(name, logged.model_uri, run_id=run.info.run_id, tags=tags)
+            # the model id lets an MLflow server check a `models:/m-...` source (it refuses it without one)
+            created = self.client.create_model_version(
+                name, logged.model_uri, run_id=run.info.run_id, tags=tags, model_id=logged.model_id
+            )
             self._wait_ready(name, created.version)
             self.client.set_model_version_tag(name, created.version, VALIDATED_TAG, "true")
             return self.version(name, created.version)
