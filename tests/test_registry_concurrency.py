@@ -78,7 +78,13 @@ def mlflow_server(scratch_database: str, tmp_path: Path) -> Iterator[str]:
 
 
 def registered_runs(store: Path) -> list[dict[str, Any]]:
-    records = [json.loads(p.read_text()) for p in store.glob("runs/*/run.json")]
+    """Runs whose register stage finished (they are at promotion now)."""
+    records = []
+    for path in store.glob("runs/*/run.json"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:  # being rewritten right now: look again next time
+            continue
     return [r for r in records if any(s["name"] == "register" and s["status"] == "ran" for s in r["stages"])]
 
 

@@ -96,7 +96,7 @@ _MASTER_TEMPLATE = '''"""Master DAG over {count} retraining pipelines: made by `
 
 It triggers every pipeline's DAG in parallel, waits for each (deferred: a triggerer must run, as in
 `airflow standalone`), then logs one summary: which models were promoted, kept the champion, were
-rejected or failed, and why.
+rejected or failed, and why; it also goes to the pipelines' notify channels (event `summary`).
 """
 
 from __future__ import annotations

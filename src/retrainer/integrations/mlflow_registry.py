@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,7 +161,8 @@ class Registry:
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         # Integers in the example would make the signature reject NaN at serving; the model imputes them.
         example = input_example.astype({c: "float64" for c in input_example.select_dtypes("integer").columns})
-        with self._errors(f"register {name}"), self._active_uri():
+        # with a tracking server MLflow prints "View run ... at" to stdout: keep stdout for `--json`
+        with self._errors(f"register {name}"), self._active_uri(), contextlib.redirect_stdout(sys.stderr):
             experiment_id = self._experiment_id(experiment)
             with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
