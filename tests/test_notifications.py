@@ -205,7 +205,8 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
             "backoff": 0.01,
         }
         models = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
-        spec = retrainer.load_spec(write_spec(notify=notify_section, models=models))
+        export = {"export_dir": str(tmp_path / "models")}  # and a plain file registry of champions
+        spec = retrainer.load_spec(write_spec(notify=notify_section, models=models, promotion=export))
         with caplog.at_level(logging.INFO, logger="retrainer"):
             result = retrainer.run(spec)
             rejected = retrainer.run(
@@ -218,6 +219,8 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
     assert len(texts) == 2
     assert "telco-test: promoted v1" in texts[0] and result.run_id in texts[0] and "roc_auc 0." in texts[0]
     assert "telco-test: rejected" in texts[1] and rejected.reason[:60] in texts[1]
+    assert (tmp_path / "models" / "telco-test" / "latest").read_text() == "v1\n"
+    assert json.loads((tmp_path / "models" / "telco-test" / "v1" / "metadata.json").read_text())["version"] == 1
     assert "could not notify email of promoted" in caplog.text
     lines = [json.loads(line) for line in (tmp_path / "store" / "runs.jsonl").read_text().splitlines()]
     assert lines[0]["notified"]["slack:promoted"] == "sent"
