@@ -23,10 +23,11 @@ import pytest
 
 import retrainer
 from notify_servers import free_port
-from retrainer.errors import RegistryError
+from retrainer.errors import RegistryError, SpecError
 from retrainer.integrations.locks import advisory_lock, lock_description
 from retrainer.integrations.mlflow_registry import Registry
 from retrainer.promotion import read_audit
+from retrainer.spec import spec_from_dict
 from retrainer.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,3 +181,11 @@ def test_the_advisory_lock_excludes_a_second_holder(scratch_database: str, tmp_p
             pass
     with advisory_lock(scratch_database, "churn", timeout=1):  # released on exit
         pass
+
+
+def test_a_lock_url_must_be_postgresql_and_is_not_echoed() -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(
+            {"name": "t", "source": {"path": "x.csv"}, "target": "y", "promotion": {"lock_url": "mysql://u:pw@h/db"}}
+        )
+    assert "promotion.lock_url: must be a PostgreSQL URL" in info.value.message and "pw@" not in info.value.message

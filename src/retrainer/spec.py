@@ -228,6 +228,13 @@ class PromotionSpec(_Section):
         None, description="Also export each new champion to this plain file registry (<dir>/<model>/vN/model.pkl)."
     )
 
+    @field_validator("lock_url")
+    @classmethod
+    def _postgres_lock(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql+psycopg://user@host/db (its advisory lock)")
+        return value
+
 
 class TrackingSpec(_Section):
     """Where MLflow keeps runs and the model registry."""
@@ -248,7 +255,7 @@ DEFAULT_EVENTS: list[NotifyEvent] = [
 ]
 
 
-SECRET_KEYS = {"webhook_url", "password"}  # never echoed in a validation error
+SECRET_KEYS = {"webhook_url", "password", "lock_url"}  # never echoed in a validation error
 
 
 class SlackSpec(_Section):
