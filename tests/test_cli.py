@@ -8,7 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import joblib
 import pytest
+from setup_data import telco_frame
 from typer.testing import CliRunner
 
 from retrainer.cli import app
@@ -30,7 +32,7 @@ def test_help_lists_every_command_without_importing_heavy_libraries() -> None:
     assert imported == "[]"
     exit_code, output = invoke("--help")
     assert exit_code == 0
-    for command in ("run", "validate", "runs", "models", "promote", "rollback"):
+    for command in ("run", "validate", "runs", "models", "promote", "rollback", "audit", "export-model"):
         assert command in output
 
 
@@ -85,7 +87,7 @@ def test_run_models_promote_and_rollback_from_the_command_line(
 
     exit_code, output = invoke("models", "telco-test", "--store", store, "--json")
     versions = {v["version"]: v for v in json.loads(output)}
-    assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == []
+    assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["challenger"]  # lost, kept
 
     exit_code, output = invoke("promote", "telco-test", "2", "--store", store)
     assert exit_code == 0 and "now v2 (previous: v1)" in output
@@ -97,6 +99,27 @@ def test_run_models_promote_and_rollback_from_the_command_line(
 
     exit_code, output = invoke("runs", "--store", store, "--json")
     assert [r["status"] for r in json.loads(output)] == ["kept_champion", "unchanged", "promoted"]
+
+    exit_code, output = invoke("audit", "telco-test", "--store", store, "--json")
+    audit = json.loads(output)
+    assert [(e["action"], e["version"], e["champion_before"], e["champion_after"]) for e in audit] == [
+        ("promoted", 1, None, 1),
+        ("kept_champion", 2, 1, 1),
+        ("promoted_by_hand", 2, 1, 2),
+        ("rolled_back", 1, 2, 1),
+    ]
+    assert audit[0]["actor"].startswith("retrainer run ") and audit[0]["lock"] == "file lock"
+    assert all(e["at"] and e["reason"] for e in audit)
+
+    exit_code, output = invoke("export-model", "telco-test", "--to", str(tmp_path / "models"), "--store", store)
+    assert exit_code == 0, output
+    exported = tmp_path / "models" / "telco-test"
+    assert (exported / "latest").read_text().strip() == "v1"
+    metadata = json.loads((exported / "v1" / "metadata.json").read_text())
+    assert metadata["version"] == 1 and "champion" in metadata["aliases"] and metadata["metrics"]["roc_auc"] > 0.7
+    model = joblib.load(exported / "v1" / "model.pkl")
+    frame = telco_frame().head(20)
+    assert model.predict_proba(frame[metadata["input_columns"]]).shape == (20, 2)
 
 
 @pytest.mark.slow

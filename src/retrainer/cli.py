@@ -39,6 +39,14 @@ StoreOpt = Annotated[str, typer.Option("--store", help="Run store (directory or 
 TrackingOpt = Annotated[
     str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: the store's SQLite DB).")
 ]
+LockOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lock-url",
+        envvar="RETRAINER_LOCK_URL",
+        help="PostgreSQL URL whose advisory lock guards the move (the pipelines' promotion.lock_url).",
+    ),
+]
 
 
 @app.callback()
@@ -327,6 +335,7 @@ def promote(
     version: Annotated[int, typer.Argument(help="Version to make champion.")],
     store: StoreOpt = ".retrainer",
     tracking_uri: TrackingOpt = None,
+    lock_url: LockOpt = None,
 ) -> None:
     """Make a validated version the champion by hand (the old one becomes `previous`)."""
 
@@ -334,7 +343,7 @@ def promote(
         from retrainer.promotion import promote as promote_version
 
         registry, run_store = _registry(store, tracking_uri)
-        old = promote_version(registry, run_store, name, version)
+        old = promote_version(registry, run_store, name, version, lock_url=lock_url)
         console.print(
             f"[green]champion[/] of {name} is now v{version}"
             + (f" (previous: v{old})" if old and old != version else "")
@@ -350,6 +359,7 @@ def rollback(
     to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the `previous` alias).")] = None,
     store: StoreOpt = ".retrainer",
     tracking_uri: TrackingOpt = None,
+    lock_url: LockOpt = None,
 ) -> None:
     """Move `champion` back to `previous` (or to --to VERSION)."""
 
@@ -357,7 +367,7 @@ def rollback(
         from retrainer.promotion import rollback as rollback_champion
 
         registry, run_store = _registry(store, tracking_uri)
-        new, old = rollback_champion(registry, run_store, name, to)
+        new, old = rollback_champion(registry, run_store, name, to, lock_url=lock_url)
         console.print(f"[green]champion[/] of {name} rolled back to v{new}" + (f" (was v{old})" if old else ""))
         return 0
 
@@ -407,6 +417,61 @@ def airflow_export(
 
         for path in export_dags(expand_projects(spec_paths), out, env=env):
             console.print(f"wrote {path}")
+        return 0
+
+    _guarded(body)
+
+
+@app.command()
+def audit(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    store: StoreOpt = ".retrainer",
+    as_json: JsonOpt = False,
+) -> None:
+    """Every decision on a model's champion, oldest first: who, when, what moved from where to where, why."""
+
+    def body() -> int:
+        from retrainer.promotion import read_audit
+        from retrainer.store import RunStore
+
+        entries = read_audit(RunStore(store), name)
+        if as_json:
+            console.print_json(json.dumps(entries))
+            return 0
+        from rich.table import Table
+
+        table = Table("at", "action", "version", "champion", "actor", "reason", title=f"audit log of {name}")
+        for entry in entries:
+            before, after = entry.get("champion_before"), entry.get("champion_after")
+            table.add_row(
+                entry["at"][:19],
+                entry["action"],
+                f"v{entry['version']}",
+                f"v{before or '-'} -> v{after or '-'}",
+                entry.get("actor", ""),
+                (entry.get("reason") or "")[:80],
+            )
+        console.print(table)
+        return 0
+
+    _guarded(body)
+
+
+@app.command("export-model")
+def export_model(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    to: Annotated[Path, typer.Option("--to", help="Root of the file registry.")] = Path("models"),
+    version: Annotated[int | None, typer.Option("--version", help="Version (default: the champion).")] = None,
+    store: StoreOpt = ".retrainer",
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Export a version to a plain file registry: DIR/NAME/vN/model.pkl + metadata.json + a `latest` pointer."""
+
+    def body() -> int:
+        from retrainer.integrations.file_registry import export_version
+
+        registry, _ = _registry(store, tracking_uri)
+        console.print(f"exported to {export_version(registry, name, version, str(to))}")
         return 0
 
     _guarded(body)

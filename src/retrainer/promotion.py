@@ -1,18 +1,24 @@
 """Moving the `champion` alias safely: by a pipeline run, by hand (`promote`) or back (`rollback`).
 
-Every move holds the registry lock, refuses versions that were never fully validated, keeps the
-replaced champion under `previous`, and tags the versions with who moved what, when and why.
+Every decision holds the registry lock (see `integrations/locks.py`), refuses versions that were
+never fully validated, keeps the replaced champion under `previous`, tags the versions with who
+decided what, when and why, and appends one line to the audit log `<store>/audit/<model>.jsonl`:
+
+    {"at": "...", "model": "churn", "action": "promoted", "version": 4, "champion_before": 3,
+     "champion_after": 4, "actor": "retrainer run 20261125-...", "reason": "...", "lock": "file lock"}
 """
 
 from __future__ import annotations
 
 import getpass
+import json
+import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
-from retrainer.integrations.locks import registry_lock
-from retrainer.integrations.mlflow_registry import CHAMPION, PREVIOUS, VALIDATED_TAG
+from retrainer.integrations.locks import lock_description, registry_lock
+from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION, PREVIOUS, VALIDATED_TAG
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
@@ -27,32 +33,56 @@ def move_champion(registry: Registry, name: str, version: int, reason: str, *, a
     current = registry.by_alias(name, CHAMPION)
     if current is not None and current.version == version:
         return current.version
+    now, who = datetime.now(UTC).isoformat(), actor or user()
     if current is not None:
         registry.set_alias(name, PREVIOUS, current.version)
+        registry.tag_version(
+            name,
+            current.version,
+            {
+                "retrainer.replaced_by": str(version),
+                "retrainer.replaced_at": now,
+                "retrainer.replaced_reason": reason[:5000],
+            },
+        )
     registry.set_alias(name, CHAMPION, version)
+    challenger = registry.by_alias(name, CHALLENGER)
+    if challenger is not None and challenger.version == version:  # it serves now: no longer a challenger
+        registry.delete_alias(name, CHALLENGER)
     registry.tag_version(
         name,
         version,
         {
             "retrainer.outcome": "promoted",
             "retrainer.reason": reason[:5000],
-            "retrainer.decided_at": datetime.now(UTC).isoformat(),
-            "retrainer.decided_by": actor or _user(),
+            "retrainer.decided_at": now,
+            "retrainer.decided_by": who,
+            "retrainer.champion_before": str(current.version) if current else "none",
         },
     )
     return current.version if current else None
 
 
 def promote(
-    registry: Registry, store: RunStore, name: str, version: int, reason: str = "promoted by hand"
+    registry: Registry,
+    store: RunStore,
+    name: str,
+    version: int,
+    reason: str = "promoted by hand",
+    *,
+    lock_url: str | None = None,
 ) -> int | None:
-    with registry_lock(store, name):
-        return move_champion(registry, name, version, reason)
+    with registry_lock(store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
+        old = move_champion(registry, name, version, reason)
+        record_decision(store, registry, name, "promoted_by_hand", version, old, version, reason, lock_url=lock_url)
+        return old
 
 
-def rollback(registry: Registry, store: RunStore, name: str, to: int | None = None) -> tuple[int, int | None]:
+def rollback(
+    registry: Registry, store: RunStore, name: str, to: int | None = None, *, lock_url: str | None = None
+) -> tuple[int, int | None]:
     """Move `champion` back to `previous` (or to version `to`); return (new champion, old champion)."""
-    with registry_lock(store, name):
+    with registry_lock(store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
         if to is None:
             previous = registry.by_alias(name, PREVIOUS)
             if previous is None:
@@ -61,11 +91,57 @@ def rollback(registry: Registry, store: RunStore, name: str, to: int | None = No
                     hint=f"name one: retrainer rollback {name} --to VERSION",
                 )
             to = previous.version
-        old = move_champion(registry, name, to, f"rolled back by {_user()}")
+        reason = f"rolled back by {user()}"
+        old = move_champion(registry, name, to, reason)
+        record_decision(store, registry, name, "rolled_back", to, old, to, reason, lock_url=lock_url)
         return to, old
 
 
-def _user() -> str:
+def record_decision(
+    store: RunStore,
+    registry: Registry,
+    name: str,
+    action: str,
+    version: int | None,
+    champion_before: int | None,
+    champion_after: int | None,
+    reason: str,
+    *,
+    actor: str | None = None,
+    run_id: str | None = None,
+    lock_url: str | None = None,
+) -> dict[str, Any]:
+    """Append one decision to the audit log (the caller holds the lock, so lines never interleave)."""
+    entry = {
+        "at": datetime.now(UTC).isoformat(),
+        "model": name,
+        "action": action,
+        "version": version,
+        "champion_before": champion_before,
+        "champion_after": champion_after,
+        "actor": actor or user(),
+        "run_id": run_id,
+        "reason": reason,
+        "registry": registry.safe_uri,
+        "lock": lock_description(store, registry.tracking_uri, lock_url),
+    }
+    store.append_line(audit_path(store, name), json.dumps(entry, sort_keys=True))
+    return entry
+
+
+def audit_path(store: RunStore, name: str) -> str:
+    return store.path("audit", re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".jsonl")
+
+
+def read_audit(store: RunStore, name: str) -> list[dict[str, Any]]:
+    """Every recorded decision on `name`, oldest first."""
+    path = audit_path(store, name)
+    if not store.exists(path):
+        return []
+    return [json.loads(line) for line in store.read_bytes(path).decode().splitlines() if line.strip()]
+
+
+def user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from retrainer.errors import SpecError
 from retrainer.metrics import LOWER_IS_BETTER, METRICS
@@ -227,6 +227,23 @@ class PromotionSpec(_Section):
     registry_name: str | None = Field(None, description="Registered model name; defaults to the pipeline name.")
     min_improvement: Improvement = Field(default_factory=Improvement)
     auto_promote: bool = Field(True, description="Move the champion alias when the challenger wins.")
+    lock_url: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL URL whose advisory lock guards promotions (default: the tracking URI when it is "
+            "PostgreSQL, else a file lock in a local store)."
+        ),
+    )
+    export_dir: str | None = Field(
+        None, description="Also export each new champion to this plain file registry (<dir>/<model>/vN/model.pkl)."
+    )
+
+    @field_validator("lock_url")
+    @classmethod
+    def _postgres_lock(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql+psycopg://user@host/db (its advisory lock)")
+        return value
 
 
 class TrackingSpec(_Section):
@@ -236,10 +253,59 @@ class TrackingSpec(_Section):
     experiment: str | None = Field(None, description="Defaults to the pipeline name.")
 
 
+NotifyEvent = Literal["promoted", "kept_champion", "registered", "unchanged", "rejected", "failed", "drift", "summary"]
+DEFAULT_EVENTS: list[NotifyEvent] = [
+    "promoted",
+    "kept_champion",
+    "registered",
+    "rejected",
+    "failed",
+    "drift",
+    "summary",
+]
+
+
+SECRET_KEYS = {"webhook_url", "password", "lock_url"}  # never echoed in a validation error
+
+
+class SlackSpec(_Section):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat): a JSON POST with `text`."""
+
+    webhook_url: SecretStr = Field(description="Secret: write ${SLACK_WEBHOOK_URL}, never the URL itself.")
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(DEFAULT_EVENTS), description="Events to send.")
+    timeout: float = Field(10.0, gt=0, description="Seconds per HTTP attempt.")
+
+    @model_validator(mode="after")
+    def _http_url(self) -> SlackSpec:
+        # the message never repeats the URL: it is a secret
+        if not self.webhook_url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("webhook_url must start with http:// or https:// (is the environment variable set?)")
+        return self
+
+
+class EmailSpec(_Section):
+    """SMTP email, optionally upgraded with STARTTLS; the password comes from the environment."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS before logging in.")
+    ca_file: str | None = Field(None, description="CA bundle to verify the server (default: the system's).")
+    username: str | None = None
+    password: SecretStr | None = Field(None, description="Secret: write ${SMTP_PASSWORD}.")
+    sender: str = Field(description="The From address.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(DEFAULT_EVENTS), description="Events to send.")
+    timeout: float = Field(10.0, gt=0, description="Seconds per SMTP attempt.")
+
+
 class NotifySpec(_Section):
-    """Who hears about each run's outcome."""
+    """Who hears about each run's outcome. A notifier that is down never fails the run."""
 
     console: bool = True
+    slack: SlackSpec | None = None
+    email: EmailSpec | None = None
+    retries: int = Field(3, ge=0, le=10, description="Extra attempts per message after a failure.")
+    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubled after each.")
 
 
 class OrchestrationSpec(_Section):
@@ -491,7 +557,8 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         else:
             message = error["msg"].removeprefix("Value error, ")
             got = error.get("input")
-            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+            hidden = isinstance(got, dict | list) or got is None or bool(SECRET_KEYS & set(map(str, loc)))
+            shown = "" if hidden else f" (got {got!r})"
             lines.append(f"{key}: {message}{shown}")
     noun = "error" if len(lines) == 1 else "errors"
     return f"{origin}: {len(lines)} spec {noun}: " + "; ".join(lines)

@@ -96,7 +96,7 @@ _MASTER_TEMPLATE = '''"""Master DAG over {count} retraining pipelines: made by `
 
 It triggers every pipeline's DAG in parallel, waits for each (deferred: a triggerer must run, as in
 `airflow standalone`), then logs one summary: which models were promoted, kept the champion, were
-rejected or failed, and why.
+rejected or failed, and why; it also goes to the pipelines' notify channels (event `summary`).
 """
 
 from __future__ import annotations
@@ -292,7 +292,39 @@ def summarize_pipelines(pipelines: dict[str, dict[str, Any]], context: dict[str,
     for dag_id, result in outcomes.items():
         version = f" v{result['model_version']}" if result.get("model_version") else ""
         print(f"{dag_id}: {result['outcome']}{version}: {result['reason']}")
+    notify_summary(pipelines, outcomes, str(context["run_id"]))
     return outcomes
+
+
+def notify_summary(pipelines: dict[str, dict[str, Any]], outcomes: dict[str, Any], run_id: str) -> None:
+    """Send the summary form to each distinct channel the pipelines' specs configure (once each)."""
+    from retrainer.integrations.notifiers import deliver
+    from retrainer.stages.notify import summary_message
+
+    message = summary_message(outcomes, run_id)
+    seen: set[str] = set()
+    for dag_id, pipeline in pipelines.items():
+        try:
+            notify = _load(pipeline["spec"], pipeline["env"], pipeline["store"]).notify
+        except Exception as error:  # noqa: BLE001 - a broken spec must not hide the others' summary
+            print(f"{dag_id}: cannot read its notify section: {type(error).__name__}")
+            continue
+        channels = notify.model_copy(update={"slack": None, "email": None})
+        for kind in ("slack", "email"):
+            channel = getattr(notify, kind)
+            identity = kind + repr(_revealed(channel))
+            if channel is None or identity in seen:
+                continue
+            seen.add(identity)
+            for name, status in deliver(channels.model_copy(update={kind: channel}), message).items():
+                print(f"summary to {name}: {status}")
+
+
+def _revealed(channel: Any) -> Any:
+    """A channel's settings with secrets in clear, to tell two channels apart (never printed)."""
+    if channel is None:
+        return None
+    return {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v for k, v in dict(channel).items()}
 
 
 def check_prerequisites(spec_path: str, env: str | None, store: str, context: dict[str, Any]) -> bool:

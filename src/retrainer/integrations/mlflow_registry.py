@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,6 +127,14 @@ class Registry:
         with self._errors(f"load {name} v{version}"), self._active_uri():
             return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
+    def input_columns(self, name: str, version: int | str) -> list[str] | None:
+        """The columns the model's signature expects (None when it was logged without one)."""
+        import mlflow.models
+
+        with self._errors(f"read the signature of {name} v{version}"), self._active_uri():
+            signature = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
+        return None if signature is None else [str(c) for c in signature.inputs.input_names()]
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,
@@ -153,7 +162,8 @@ class Registry:
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         # Integers in the example would make the signature reject NaN at serving; the model imputes them.
         example = input_example.astype({c: "float64" for c in input_example.select_dtypes("integer").columns})
-        with self._errors(f"register {name}"), self._active_uri():
+        # with a tracking server MLflow prints "View run ... at" to stdout: keep stdout for `--json`
+        with self._errors(f"register {name}"), self._active_uri(), contextlib.redirect_stdout(sys.stderr):
             experiment_id = self._experiment_id(experiment)
             with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
@@ -179,7 +189,10 @@ class Registry:
             kill_point("register:logged")
             with contextlib.suppress(Exception):  # exists already
                 self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
-            created = self.client.create_model_version(name, logged.model_uri, run_id=run.info.run_id, tags=tags)
+            # the model id lets an MLflow server check a `models:/m-...` source (it refuses it without one)
+            created = self.client.create_model_version(
+                name, logged.model_uri, run_id=run.info.run_id, tags=tags, model_id=logged.model_id
+            )
             self._wait_ready(name, created.version)
             kill_point("register:versioned")
             self.client.set_model_version_tag(name, created.version, VALIDATED_TAG, "true")

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrainer.metrics import better
 from retrainer.pipeline import RunContext, Stage, StageOutput
+
+if TYPE_CHECKING:
+    from retrainer.integrations.mlflow_registry import VersionInfo
 
 
 @dataclass(frozen=True)
@@ -61,27 +64,31 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     existing = registry.validated_version_with_key(name, model_key)
     if existing and "retrainer.outcome" in existing.tags:
         return _unchanged(metric, existing.version, existing.tags["retrainer.outcome"])
-    challenger_score = inputs["evaluation"]["test"][metric]
     champion = registry.by_alias(name, "champion")
-    if champion is None:
-        decision = Decision(
-            "challenger",
-            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})",
-            metric,
-            challenger_score,
-        )
-        return _output(decision, existing, None)
-    if existing and existing.version == champion.version:
+    if champion is not None and existing and existing.version == champion.version:
         return _unchanged(metric, existing.version, "promoted")
+    decision, champion_metrics = decide_against(ctx, inputs, champion)
+    return _output(decision, existing, champion_metrics)
+
+
+def decide_against(
+    ctx: RunContext, inputs: Mapping[str, Any], champion: VersionInfo | None
+) -> tuple[Decision, dict[str, float] | None]:
+    """Score `champion` on this run's test set and decide; also used by promote when the champion moved."""
+    spec = ctx.spec
+    metric = spec.promotion.min_improvement.metric or spec.evaluation.metric
+    challenger_score = inputs["evaluation"]["test"][metric]
+    if champion is None:
+        reason = f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})"
+        return Decision("challenger", reason, metric, challenger_score), None
     columns = inputs["training"]["input_columns"]
-    test = inputs["test"]
     try:
         from retrainer.stages.evaluate import evaluate_model
 
-        champion_model = registry.load_model(name, champion.version)
+        champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
         champion_metrics = evaluate_model(
             champion_model,
-            test,
+            inputs["test"],
             _champion_columns(champion_model, columns),
             spec.target.column,
             spec.evaluation.decision_threshold,
@@ -92,14 +99,14 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); "
             f"challenger {metric} {challenger_score:.4f}"
         )
-        return _output(Decision("challenger", reason, metric, challenger_score, None, champion.version), existing, None)
+        return Decision("challenger", reason, metric, challenger_score, None, champion.version), None
     champion_score = champion_metrics[metric]
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
     decision = Decision(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
     )
-    return _output(decision, existing, champion_metrics)
+    return decision, champion_metrics
 
 
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:

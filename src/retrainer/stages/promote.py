@@ -1,8 +1,12 @@
 """Promote: move the `champion` alias to the winner, or keep the champion; record why either way.
 
-The move happens under a lock, after re-reading the champion: if another run moved it since this
-run compared, this run's comparison is stale and nothing moves (run again to compare with the new
-champion). The old champion gets the `previous` alias, so `retrainer rollback` can restore it.
+"Read the champion, compare, move the alias" is one guarded step: under the registry lock the
+champion is read again, and if another run moved it since this run compared, this run compares
+again with the new champion on its own test set, so it never overwrites a newer decision. The
+old champion gets `previous` (for `retrainer rollback`); a registered model that lost, or that
+waits for a manual promotion, gets `challenger`. Each decision is tagged on the version and
+appended to the audit log. With `promotion.export_dir`, a new champion is also exported to a plain
+file registry.
 """
 
 from __future__ import annotations
@@ -12,37 +16,45 @@ from datetime import UTC, datetime
 from typing import Any
 
 from retrainer.integrations.locks import registry_lock
+from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.promotion import move_champion
+from retrainer.promotion import move_champion, record_decision
+from retrainer.stages.compare import decide_against
 
 
 def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
-    decision, version = inputs["decision"], inputs["registration"]["version"]
+    decision, version = dict(inputs["decision"]), inputs["registration"]["version"]
     name = spec.registry_name
     if decision["winner"] == "unchanged":
         return _done("unchanged", decision["reason"], version, decision.get("existing_version"))
     registry = ctx.registry
-    with registry_lock(ctx.store, name):
-        current = registry.by_alias(name, "champion")
+    actor = f"retrainer run {ctx.run_id}"
+    lock_url = spec.promotion.lock_url
+    with registry_lock(ctx.store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
+        current = registry.by_alias(name, CHAMPION)
         current_version = current.version if current else None
-        if decision["winner"] == "challenger" and current_version != decision.get("champion_version"):
-            outcome, reason = (
-                "kept_champion",
-                f"the champion moved to v{current_version} during this run; run again to compare against it",
+        moved = current_version != decision.get("champion_version")
+        if moved and current_version == version:  # someone promoted this very version meanwhile
+            decision.update(winner="champion", reason=f"v{version} was made champion by another decision meanwhile")
+        elif moved:
+            ctx.logger.info("the champion moved to v%s during this run: comparing again", current_version)
+            again, _ = decide_against(ctx, inputs, current)
+            decision.update(
+                winner=again.winner,
+                reason=f"the champion moved to v{current_version} during this run; compared again: {again.reason}",
             )
-        elif decision["winner"] == "challenger" and not spec.promotion.auto_promote:
-            registry.set_alias(name, "challenger", version)
-            outcome, reason = (
-                "registered",
-                f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`",
-            )
+        if decision["winner"] == "challenger" and not spec.promotion.auto_promote:
+            outcome = "registered"
+            reason = f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`"
         elif decision["winner"] == "challenger":
-            move_champion(registry, name, version, decision["reason"], actor=f"retrainer run {ctx.run_id}")
+            move_champion(registry, name, version, decision["reason"], actor=actor)
             outcome, reason = "promoted", decision["reason"]
         else:
             outcome, reason = "kept_champion", decision["reason"]
         if outcome != "promoted":
+            if current_version != version:
+                registry.set_alias(name, CHALLENGER, version)
             registry.tag_version(
                 name,
                 version,
@@ -50,16 +62,51 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
                     "retrainer.outcome": outcome,
                     "retrainer.reason": reason[:5000],
                     "retrainer.decided_at": datetime.now(UTC).isoformat(),
+                    "retrainer.decided_by": actor,
+                    "retrainer.champion_before": str(current_version or "none"),
                 },
             )
+        after = version if outcome == "promoted" else current_version
+        record_decision(
+            ctx.store, registry, name, outcome, version, current_version, after, reason,
+            actor=actor, run_id=ctx.run_id, lock_url=lock_url,
+        )  # fmt: skip
     record = {"version": version, "outcome": outcome, "tracking_uri": registry.tracking_uri, "run_id": ctx.run_id}
     ctx.store.write_decision(name, ctx.upstream["train"], record)
-    return _done(outcome, reason, version, current_version)
+    exported = _export(ctx, version) if outcome == "promoted" and spec.promotion.export_dir else None
+    return _done(outcome, reason, version, current_version, exported)
 
 
-def _done(outcome: str, reason: str, version: int, champion_before: int | None) -> StageOutput:
-    result = {"outcome": outcome, "reason": reason, "version": version, "champion_before": champion_before}
+def _export(ctx: RunContext, version: int) -> str | None:
+    """Copy the new champion to the plain file registry; a failure is logged, the promotion stands."""
+    from retrainer.integrations.file_registry import export_version
+
+    try:
+        path = export_version(ctx.registry, ctx.spec.registry_name, version, str(ctx.spec.promotion.export_dir))
+    except Exception as error:  # noqa: BLE001 - the alias moved; the export can be redone with export-model
+        ctx.logger.warning("could not export v%s to %s: %s", version, ctx.spec.promotion.export_dir, error)
+        return None
+    ctx.logger.info("exported v%s to %s", version, path)
+    return path
+
+
+def _done(
+    outcome: str, reason: str, version: int, champion_before: int | None, exported: str | None = None
+) -> StageOutput:
+    result = {
+        "outcome": outcome,
+        "reason": reason,
+        "version": version,
+        "champion_before": champion_before,
+        "exported_to": exported,
+    }
     return StageOutput(artifacts={"promotion": result}, summary=f"{outcome.replace('_', ' ')}: v{version}")
 
 
-STAGE = Stage(name="promote", func=promote, needs=("decision", "registration"), makes=("promotion",), cacheable=False)
+STAGE = Stage(
+    name="promote",
+    func=promote,
+    needs=("decision", "registration", "training", "test", "evaluation"),
+    makes=("promotion",),
+    cacheable=False,
+)
