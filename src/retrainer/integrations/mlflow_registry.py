@@ -125,6 +125,21 @@ class Registry:
         with self._errors(f"load {name} v{version}"), self._active_uri():
             return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
+    def run_json_artifact(self, run_id: str, path: str) -> Any | None:
+        """A JSON artifact of an MLflow run (e.g. a version's `retrainer/reference_profile.json`), or None."""
+        import json
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small JSON file
+        with tempfile.TemporaryDirectory(prefix="retrainer-artifact-") as directory:
+            try:
+                local = self.client.download_artifacts(run_id, path, directory)
+            except (MlflowException, OSError):
+                return None
+            return json.loads(Path(local).read_text())
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,
