@@ -185,7 +185,11 @@ def compare_column(name: str, reference: dict[str, Any], current: pd.Series, thr
         cur_bins = np.array([float(shares.get(k, 0.0)) for k in labels] + [nulls])
         stats = {"psi": psi(ref_bins, cur_bins), "js": jensen_shannon(ref_bins, cur_bins)}
     reasons = drift_reasons(stats, thresholds)
-    rounded = {k: (None if v is None else round(float(v), 6)) for k, v in stats.items()}
+    # p-values keep 4 significant digits: 7.5e-11 must not print as 0
+    rounded = {
+        k: None if v is None else float(f"{v:.4g}") if k == "ks_pvalue" else round(float(v), 6)
+        for k, v in stats.items()
+    }
     return ColumnDrift(name, reference["kind"], drifted=bool(reasons), reasons=tuple(reasons), **rounded)
 
 

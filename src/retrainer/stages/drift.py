@@ -84,6 +84,21 @@ def _champion_scores(ctx: RunContext, version: int, frame: pd.DataFrame, columns
         return None
 
 
+def drifted_now(ctx: RunContext) -> list[str]:
+    """The features of the source's current batch that drifted from the champion's profile.
+
+    What `drift.policy: retrain` asks before an orchestrated run is skipped for lack of new data: a
+    table updated in place keeps its row count (so its summary state), yet its values may have moved.
+    """
+    from retrainer.stages.extract import extract
+
+    found = champion_reference(ctx)
+    if found is None:
+        return []
+    frame = extract(ctx, {}).artifacts["data"]
+    return list(drift_report(frame, found[1], ctx.spec.drift, f"champion v{found[0]}")["drifted_features"])
+
+
 def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     rules = ctx.spec.drift
     if rules.policy == "off":
