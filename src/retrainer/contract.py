@@ -160,7 +160,7 @@ def _type_check(kind: str) -> Any:
     }
     if kind not in tests:
         raise SpecError(f"contract type {kind!r} is not one of {', '.join(tests)}")
-    return pa.Check(tests[kind], name=f"type {kind}", error=f"values that are not {kind}")
+    return pa.Check(tests[kind], name=f"type {kind}")
 
 
 def to_schema(contract: dict[str, Any]) -> Any:
