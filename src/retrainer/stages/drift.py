@@ -103,7 +103,14 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     rules = ctx.spec.drift
     if rules.policy == "off":
         return StageOutput(artifacts={"drift": empty_report("off", "drift.policy is off")}, summary="off")
-    found = champion_reference(ctx)
+    try:
+        found = champion_reference(ctx)
+    except Exception as error:  # with policy 'report' drift is evidence, not a gate
+        if rules.policy != "report":
+            raise
+        ctx.logger.warning("drift not measured: the champion's reference cannot be read: %s", error)
+        report = empty_report(rules.policy, f"champion's reference unreadable: {error}"[:500])
+        return StageOutput(artifacts={"drift": report}, summary="not measured (registry unreachable)")
     if found is None:
         report = empty_report(rules.policy, "no champion with a reference profile yet")
         return StageOutput(artifacts={"drift": report}, summary="no reference (no champion yet)")
