@@ -128,3 +128,13 @@ def test_flights_june_to_december_shift_is_flagged(flights: pd.DataFrame) -> Non
     current = december["air_time"].dropna().to_numpy()
     assert air_time.ks == pytest.approx(ks_2samp(reference_quantiles, current).statistic, abs=1e-6)
     assert air_time.wasserstein == pytest.approx(wasserstein_distance(reference_quantiles, current), abs=1e-5)
+
+
+def test_datetime_columns_with_missing_values_are_profiled_as_seconds() -> None:
+    stamps = pd.Series(pd.date_range("2026-01-01", periods=500, freq="h"))
+    stamps.iloc[:5] = pd.NaT
+    profile = profile_column(stamps)
+
+    assert profile["kind"] == "numeric" and profile["null_fraction"] == 0.01
+    assert not compare_column("t", profile, stamps, Thresholds()).drifted
+    assert compare_column("t", profile, stamps + pd.Timedelta(days=30), Thresholds()).drifted

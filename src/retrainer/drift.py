@@ -115,6 +115,14 @@ def is_numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype))
 
 
+def epoch_seconds(series: pd.Series) -> pd.Series:
+    """Datetimes (any resolution, naive or aware, with NaT) as float seconds since 1970 (NaN for NaT)."""
+    import pandas as pd
+
+    stamps = pd.to_datetime(series, errors="coerce", utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+
+
 def profile_column(series: pd.Series) -> dict[str, Any]:
     """The reference summary of one column (see the module docstring)."""
     import numpy as np
@@ -136,7 +144,7 @@ def profile_column(series: pd.Series) -> dict[str, Any]:
             "quantiles": quantiles.round(10).tolist(),
         }
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return profile_column(pd.Series(series.astype("int64") // 10**9, dtype="float64").where(series.notna()))
+        return profile_column(epoch_seconds(series))
     shares = present.astype(str).value_counts(normalize=True)
     kept = shares.iloc[:MAX_CATEGORIES]
     categories = {str(k): round(float(v), 6) for k, v in kept.items()}
@@ -165,7 +173,7 @@ def compare_column(name: str, reference: dict[str, Any], current: pd.Series, thr
     present = current.dropna()
     if reference["kind"] == "numeric":
         if pd.api.types.is_datetime64_any_dtype(current.dtype):
-            present = present.astype("int64") // 10**9
+            present = epoch_seconds(present)
         values = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=float)
         ref_bins = _with_nulls(np.asarray(reference["shares"], dtype=float), reference["null_fraction"])
         cur_bins = _with_nulls(bin_shares(values, reference["edges"]), nulls)

@@ -46,15 +46,17 @@ def single_feature_auc(values: pd.Series, target: np.ndarray, seed: int = 0) -> 
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from retrainer.drift import is_numeric
+    from retrainer.drift import epoch_seconds, is_numeric
 
     if len(np.unique(target)) < 2:
         return 0.5
     best = 0.5
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        values = pd.Series(values.astype("int64"), index=values.index).where(values.notna())
+        values = epoch_seconds(values)
     if is_numeric(values):
         numeric = values.astype(float)
+        if numeric.notna().sum() < 2:
+            return 0.5
         filled = numeric.fillna(numeric.median() if numeric.notna().any() else 0.0).to_numpy()
         auc = float(roc_auc_score(target, filled))
         best = max(auc, 1 - auc)
