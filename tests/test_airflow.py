@@ -70,7 +70,8 @@ def test_generated_dag_loads_in_a_dagbag_with_the_specs_schedule_and_retries(
     assert dag is not None
     assert dag.schedule == "@weekly"
     names = default_pipeline().names
-    order = ["prerequisites", *names[:4], "tune_worker", *names[4:]]
+    tune = names.index("tune")
+    order = ["prerequisites", *names[:tune], "tune_worker", *names[tune:]]
     assert [t.task_id for t in dag.topological_sort()] == order
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}

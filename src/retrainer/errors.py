@@ -4,6 +4,8 @@
     ├── SpecError                   the pipeline spec is invalid            exit 3
     ├── SourceError                 the data source cannot be read          exit 4
     ├── DataValidationError         the data failed a validation gate       exit 5
+    │   ├── DriftBlocked            drift found, and drift.policy is block  exit 5
+    │   └── LeakageFound            a feature leaks the target              exit 5
     ├── GateFailed                  the model failed an evaluation gate     exit 6
     ├── RegistryError               the model registry refused or failed    exit 7
     ├── StoreError                  the run store cannot be read or written exit 8
@@ -68,6 +70,33 @@ class DataValidationError(RejectedError):
     """The extracted data failed one or more validation checks."""
 
     exit_code = 5
+
+
+class DriftBlocked(DataValidationError):
+    """The batch drifted from the champion's training data and the spec's drift policy is `block`.
+
+    `report` is the drift artifact, so the run summary can name the drifted features.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: list[str] | None = None,
+        hint: str | None = None,
+        report: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, failures=failures, hint=hint)
+        self.report = report or {}
+
+    @property
+    def drifted_features(self) -> list[str]:
+        names = self.report.get("drifted_features") or []
+        return [str(name) for name in names] if isinstance(names, list) else []
+
+
+class LeakageFound(DataValidationError):
+    """A feature predicts the target almost perfectly on its own, or is timestamped after the label."""
 
 
 class GateFailed(RejectedError):

@@ -183,7 +183,7 @@ def run(
         )
         store.write_run(ctx.run_id, record)
         if pipeline.final is not None and result.outcome != "partial":
-            _notify(pipeline.final, ctx, result)
+            _notify(pipeline.final, ctx, result, refs, loaded)
     if raised is not None:
         raise raised
     return result
@@ -391,16 +391,39 @@ def _stage_log(ctx: RunContext) -> Iterator[None]:
             ctx.store.write_bytes(path, buffer.getvalue().encode())
 
 
-def _notify(stage: Stage, ctx: RunContext, result: RunResult) -> None:
+def _notify(
+    stage: Stage,
+    ctx: RunContext,
+    result: RunResult,
+    refs: dict[str, ArtifactRef] | None = None,
+    loaded: dict[str, Any] | None = None,
+) -> None:
     kill_point(f"before:{stage.name}")
     summary = {k: v for k, v in result.to_dict().items() if k not in ("stages",)}
     summary["finished_at"] = datetime.now(UTC).isoformat()
     summary["as_of"] = ctx.as_of.isoformat() if ctx.as_of else None
+    summary["drifted_features"] = _drifted_features(ctx, result, refs or {}, loaded or {})
     try:
         ctx.stage = stage.name
         stage.func(ctx, {"summary": summary})
     except Exception as error:  # noqa: BLE001 - notification must never change the run's outcome
         logger.warning("notification failed: %s", error)
+
+
+def _drifted_features(
+    ctx: RunContext, result: RunResult, refs: dict[str, ArtifactRef], loaded: dict[str, Any]
+) -> list[str]:
+    """The features the drift stage flagged in this run: from its artifact, or from the blocking error."""
+    blocked = getattr(result.error, "drifted_features", None)
+    if blocked is not None:
+        return list(blocked)
+    if "drift" not in refs:
+        return []
+    try:
+        report = loaded.get("drift") or ctx.store.load_artifact(refs["drift"])
+    except (RetrainerError, OSError, ValueError):
+        return []
+    return list(report.get("drifted_features", []))
 
 
 def _resume_hint(result: RunResult) -> str:

@@ -101,6 +101,59 @@ class ValidationSpec(_Section):
         description="A text feature with distinct values in more than this share of rows (over 100) is an id, not a "
         "category: reject the batch (drop the column or set id_column).",
     )
+    contract: Literal["off", "infer", "enforce"] = Field(
+        "off",
+        description=(
+            "Data contract `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first batch "
+            "that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
+        ),
+    )
+    contract_path: str | None = Field(None, description="Where the contract lives, if not beside the spec.")
+    max_age: str | None = Field(None, description="Freshness: the newest time_column value may be at most this old.")
+
+    @field_validator("max_age")
+    @classmethod
+    def _valid_age(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class DriftThresholds(_Section):
+    """A column has drifted when any of these is crossed (null switches a rule off)."""
+
+    psi: float | None = Field(0.2, ge=0)
+    js: float | None = Field(0.1, ge=0, le=1, description="Jensen-Shannon distance, base 2.")
+    ks: float | None = Field(0.1, ge=0, le=1, description="KS statistic that counts as material.")
+    ks_pvalue: float | None = Field(0.01, gt=0, lt=1, description="KS flags only below this p-value.")
+    wasserstein: float | None = Field(None, ge=0, description="In the column's units; off by default.")
+
+
+class DriftSpec(_Section):
+    """Drift of the new batch against the data the champion was trained on, and what to do about it."""
+
+    policy: Literal["off", "report", "retrain", "block"] = Field(
+        "report",
+        description=(
+            "'report' records it; 'retrain' also makes an orchestrated run go ahead when it would skip "
+            "for lack of new data; 'block' rejects the run."
+        ),
+    )
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    features: list[str] | None = Field(None, description="Columns to check (default: all the champion used).")
+
+
+class LeakageSpec(_Section):
+    """The leakage guard, run on the training split before tuning."""
+
+    max_single_feature_auc: float | None = Field(
+        0.98, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+    )
+    label_time_column: str | None = Field(None, description="When the label became known.")
+    timestamp_columns: list[str] = Field(
+        default_factory=list, description="Columns (besides datetime features) that must not be after the label time."
+    )
+    allow: list[str] = Field(default_factory=list, description="Columns flagged but allowed.")
 
 
 class DerivedFeature(_Section):
@@ -350,6 +403,8 @@ class Spec(_Section):
     store: str = Field(".retrainer", description="Run store: a directory or fsspec URL.")
     schedule: str | None = Field(None, description="Cron expression or preset (@daily, @weekly) for orchestrators.")
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     models: ModelsSpec = Field(default_factory=ModelsSpec)
@@ -381,6 +436,8 @@ class Spec(_Section):
     def _consistent(self) -> Spec:
         if self.split.method == "temporal" and not self.time_column:
             raise ValueError("split.method 'temporal' needs 'time_column'")
+        if self.validation.max_age and not self.time_column:
+            raise ValueError("validation.max_age (freshness) needs 'time_column'")
         return self
 
     @property

@@ -332,7 +332,8 @@ def check_prerequisites(spec_path: str, env: str | None, store: str, context: di
 
     Returns False (the run is marked skipped, not failed) when the source has fewer than `min_rows`
     rows for this logical date, or holds exactly the data the champion was trained on (unless the
-    run was triggered with `{"force": true}`). An unreachable source raises SourceError, so the task
+    run was triggered with `{"force": true}`, or `drift.policy` is `retrain` and the current batch
+    drifted from the champion's training data). An unreachable source raises SourceError, so the task
     fails and is retried per the spec.
     """
     from retrainer.executor import parse_as_of
@@ -355,6 +356,16 @@ def check_prerequisites(spec_path: str, env: str | None, store: str, context: di
     champion = ctx.registry.by_alias(spec.registry_name, "champion")
     state = source_state(ctx)
     if champion is not None and champion.tags.get("retrainer.source_state") == state and not options["force"]:
+        if spec.drift.policy == "retrain":
+            from retrainer.stages.drift import drifted_now
+
+            drifted = drifted_now(ctx)
+            if drifted:
+                print(
+                    f"{spec.name}: no new rows, but {', '.join(drifted)} drifted since champion "
+                    f"v{champion.version}; drift.policy is 'retrain': running"
+                )
+                return True
         print(f"{spec.name}: no new data since champion v{champion.version} was trained ({state}); skipping")
         return False
     return True

@@ -135,6 +135,21 @@ class Registry:
             signature = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
         return None if signature is None else [str(c) for c in signature.inputs.input_names()]
 
+    def run_json_artifact(self, run_id: str, path: str) -> Any | None:
+        """A JSON artifact of an MLflow run (e.g. a version's `retrainer/reference_profile.json`), or None."""
+        import json
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small JSON file
+        with tempfile.TemporaryDirectory(prefix="retrainer-artifact-") as directory:
+            try:
+                local = self.client.download_artifacts(run_id, path, directory)
+            except (MlflowException, OSError):
+                return None
+            return json.loads(Path(local).read_text())
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,

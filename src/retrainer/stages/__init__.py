@@ -8,9 +8,11 @@ from retrainer.pipeline import Pipeline, Stage
 def default_pipeline() -> Pipeline:
     from retrainer.stages import (
         compare,
+        drift,
         evaluate,
         extract,
         features,
+        leakage,
         notify,
         promote,
         register,
@@ -24,8 +26,10 @@ def default_pipeline() -> Pipeline:
         stages=(
             extract.STAGE,
             validate.STAGE,
+            drift.STAGE,
             split.STAGE,
             features.STAGE,
+            leakage.STAGE,
             tune.STAGE,
             train.STAGE,
             evaluate.STAGE,

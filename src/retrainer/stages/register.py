@@ -16,7 +16,18 @@ from retrainer.lineage import lineage_tags
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import frame_digest
 
-REPORTS = ("source_info", "validation", "split_info", "feature_schema", "tuning", "training", "evaluation", "decision")
+REPORTS = (
+    "source_info",
+    "validation",
+    "drift",
+    "split_info",
+    "feature_schema",
+    "leakage",
+    "tuning",
+    "training",
+    "evaluation",
+    "decision",
+)
 
 
 def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -58,12 +69,16 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     metrics[f"cv_{spec.evaluation.metric}"] = training["cv_score"]
     if decision.get("champion_metrics"):
         metrics.update({f"champion_test_{k}": v for k, v in decision["champion_metrics"].items()})
+    metrics.update(drift_metrics(inputs["drift"]))
     params = {"candidate": training["candidate"], **training["params"], "train_rows": training["train_rows"]}
     test = inputs["test"]
     source = str(source_info.get("url") or source_info.get("path", ""))
     with tempfile.TemporaryDirectory(prefix="retrainer-reports-") as reports:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
+        # what the next runs' drift stage compares their data with
+        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"])
+        Path(reports, "reference_profile.json").write_text(json.dumps(profile))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
@@ -83,6 +98,31 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         artifacts={"registration": {"version": info.version, "new": True, "mlflow_run_id": info.run_id}},
         summary=f"{name} v{info.version}",
     )
+
+
+def reference_profile(model: Any, train: Any, columns: list[str]) -> dict[str, Any]:
+    """The profile of the training rows the model learned from, and of its scores on them."""
+    from retrainer.drift import build_profile
+
+    profile = build_profile(train[columns], model.predict_proba(train[columns])[:, 1])
+    profile["input_columns"] = columns
+    return profile
+
+
+def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The drift statistics as MLflow metrics: `drift.<stat>.<feature>`, `drift.<stat>.score`."""
+    import re
+
+    metrics: dict[str, float] = {}
+    score = [report["score"]] if report.get("score") else []
+    for entry in [*report.get("features", []), *score]:
+        name = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(entry["name"]))
+        for stat in ("psi", "js", "ks", "ks_pvalue", "wasserstein"):
+            if entry.get(stat) is not None:
+                metrics[f"drift.{stat}.{name}"] = float(entry[stat])
+    if report.get("reference"):
+        metrics["drift.drifted_features"] = float(len(report.get("drifted_features", [])))
+    return metrics
 
 
 STAGE = Stage(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import DataValidationError
+from retrainer.errors import DataValidationError, SpecError
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.target import as_text, positive_label
 
@@ -50,7 +51,55 @@ def check_data(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -
         checks += _column_checks(frame, column, rule)
     checks += _feature_checks(frame, spec)
     checks += _time_checks(frame, spec, as_of)
+    if rules.max_age and spec.time_column:
+        checks.append(_freshness_check(frame, spec.time_column, rules.max_age, as_of))
     return checks
+
+
+def _freshness_check(frame: pd.DataFrame, column: str, max_age: str, now: datetime | None) -> Check:
+    """The newest `time_column` value is at most `max_age` older than the run's as_of (or now)."""
+    import pandas as pd
+
+    from retrainer.spec import parse_duration
+
+    if column not in frame.columns:
+        return Check("freshness", False, f"time column '{column}' is missing", column)
+    stamps = pd.to_datetime(frame[column], errors="coerce", utc=True)
+    if stamps.isna().all():
+        return Check("freshness", False, "no timestamps", column)
+    newest = stamps.max()
+    reference = pd.Timestamp(now or datetime.now(UTC))
+    reference = reference.tz_localize(UTC) if reference.tzinfo is None else reference.tz_convert(UTC)
+    age = reference - newest
+    passed = age <= timedelta(seconds=parse_duration(max_age))
+    message = f"newest row {newest:%Y-%m-%d %H:%M} is {_age_text(age)} old (maximum {max_age})"
+    return Check("freshness", bool(passed), message, column, round(age.total_seconds() / 3600, 2))
+
+
+def _age_text(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if abs(hours) >= 48 else f"{hours:.1f} hours"
+
+
+def contract_checks(frame: pd.DataFrame, spec: Spec) -> tuple[list[Check], dict[str, Any]]:
+    """The data contract's verdict as checks, and its report (path, status, violations with examples)."""
+    from retrainer.contract import check_contract, contract_path, read_contract
+
+    path = contract_path(spec)
+    if not path.exists():
+        if spec.validation.contract == "enforce":
+            raise SpecError(
+                f"validation.contract is 'enforce' but {path} does not exist",
+                hint="run once with validation.contract 'infer' to write it, then review and commit it",
+            )
+        return [], {"path": str(path), "status": "absent", "violations": []}
+    contract = read_contract(path)
+    violations = check_contract(frame, contract)
+    report = {"path": str(path), "status": "checked", "violations": [asdict(v) for v in violations]}
+    if not violations:
+        message = f"{len(contract['columns'])} columns match {path.name}"
+        return [Check("contract", True, message)], report
+    return [Check(f"contract {v.rule}", False, v.message, v.column, v.count) for v in violations], report
 
 
 def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
@@ -274,9 +323,14 @@ def _time_checks(frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> lis
 
 
 def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
-    checks = check_data(inputs["data"], ctx.spec, ctx.as_of)
+    spec, frame = ctx.spec, inputs["data"]
+    checks = check_data(frame, spec, ctx.as_of)
+    contract: dict[str, Any] | None = None
+    if spec.validation.contract != "off":
+        found, contract = contract_checks(frame, spec)
+        checks += found
     failures = [c for c in checks if not c.passed]
-    report = {"passed": not failures, "checks": [asdict(c) for c in checks]}
+    report: dict[str, Any] = {"passed": not failures, "checks": [asdict(c) for c in checks], "contract": contract}
     for check in checks:
         ctx.logger.info(
             "%s %s%s: %s",
@@ -292,11 +346,40 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             failures=lines,
             hint="fix the data at the source or relax `validation` in the spec; the champion is unchanged",
         )
+    summary = f"{len(checks)} checks passed"
+    if contract is not None and contract["status"] == "absent":
+        _write_contract(ctx, frame, contract)
+        summary += f"; contract written to {Path(contract['path']).name}"
     return StageOutput(
         artifacts={"validation": report},
         metrics={"checks_passed": float(len(checks))},
-        summary=f"{len(checks)} checks passed",
+        summary=summary,
     )
+
+
+def _write_contract(ctx: RunContext, frame: pd.DataFrame, report: dict[str, Any]) -> None:
+    """The first batch that passes the gates becomes the contract (a file already there is kept)."""
+    from retrainer.contract import infer_contract, write_contract
+
+    path = Path(report["path"])
+    if write_contract(path, infer_contract(frame, ctx.spec, ctx.run_id)):
+        report["status"] = "written"
+        ctx.logger.info("data contract written to %s: review it and commit it", path)
+
+
+def _fingerprint(ctx: RunContext) -> str:
+    """What else the verdict depends on: the contract file, the run's as_of, and the clock when freshness is checked."""
+    import hashlib
+
+    parts = [ctx.spec.validation.contract, f"as_of={ctx.as_of}"]  # future timestamps are judged against as_of
+    if ctx.spec.validation.contract != "off":
+        from retrainer.contract import contract_path
+
+        path = contract_path(ctx.spec)
+        parts.append(hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent")
+    if ctx.spec.validation.max_age:  # a batch goes stale as time passes: re-check it every hour
+        parts.append((ctx.as_of or datetime.now(UTC)).strftime("%Y-%m-%dT%H"))
+    return "|".join(parts)
 
 
 STAGE = Stage(
@@ -305,6 +388,6 @@ STAGE = Stage(
     needs=("data",),
     makes=("validation",),
     spec_sections=("validation", "target", "id_column", "time_column", "features"),
-    fingerprint=lambda ctx: str(ctx.as_of),  # future timestamps are judged against the run's as_of
-    code=("retrainer.target",),
+    code=("retrainer.target", "retrainer.contract"),
+    fingerprint=_fingerprint,
 )

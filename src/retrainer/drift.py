@@ -1,0 +1,240 @@
+"""Drift statistics, and the reference profile they compare against. Pure functions: no I/O.
+
+A *reference profile* summarises the data a model was trained on, small enough to store with the
+model (`reference_profile.json` on its MLflow run): per numeric column its decile bin edges with the
+share of rows in each bin and 1,001 sample quantiles; per categorical column the share of each
+category; per column the share of nulls; and the same numeric summary for the model's scores.
+
+A new batch is compared column by column:
+
+- numeric: KS (`scipy.stats.ks_2samp`) and Wasserstein (`scipy.stats.wasserstein_distance`) against
+  the reference quantiles, PSI and Jensen-Shannon over the reference's decile bins;
+- categorical: PSI and Jensen-Shannon over the reference's categories (unseen ones share one bin).
+
+Nulls are a bin of their own, so a null burst shows as drift too. A column is *drifted* when any
+configured threshold is crossed (see `Thresholds`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+EPSILON = 1e-4  # floor for empty bins: PSI's log would be infinite
+N_BINS = 10
+N_QUANTILES = 1001
+MAX_CATEGORIES = 100
+NULL_BIN = "<null>"
+OTHER_BIN = "<other>"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a column counts as drifted: any one rule crossed (None switches a rule off).
+
+    KS flags only a shift that is both significant (`ks_pvalue`) and material (`ks`): on tens of
+    thousands of rows a negligible shift is significant.
+    """
+
+    psi: float | None = 0.2
+    js: float | None = 0.1
+    ks: float | None = 0.1
+    ks_pvalue: float | None = 0.01
+    wasserstein: float | None = None
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    name: str
+    kind: str  # "numeric" | "categorical"
+    psi: float
+    js: float
+    ks: float | None = None
+    ks_pvalue: float | None = None
+    wasserstein: float | None = None
+    drifted: bool = False
+    reasons: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        return data
+
+
+# ------------------------------------------------------------------------------------ statistics
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index of two distributions over the same bins (shares, not counts)."""
+    import numpy as np
+
+    ref = np.clip(np.asarray(reference, dtype=float), EPSILON, None)
+    cur = np.clip(np.asarray(current, dtype=float), EPSILON, None)
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def jensen_shannon(reference: np.ndarray, current: np.ndarray) -> float:
+    """Jensen-Shannon *distance* (base 2, so 0..1) of two distributions over the same bins."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    value = float(jensenshannon(np.asarray(reference, dtype=float), np.asarray(current, dtype=float), base=2))
+    return 0.0 if math.isnan(value) else value
+
+
+def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and p-value."""
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(reference, current)
+    return float(result.statistic), float(result.pvalue)
+
+
+def wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(reference, current))
+
+
+def bin_shares(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Share of values in each bin (-inf, e1], (e1, e2], ..., (e_k, inf) of the inner `edges`."""
+    import numpy as np
+
+    counts = np.bincount(np.searchsorted(np.asarray(edges, dtype=float), values, side="left"), minlength=len(edges) + 1)
+    return counts / max(len(values), 1)
+
+
+# ------------------------------------------------------------------------------------ profiles
+def is_numeric(series: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype))
+
+
+def epoch_seconds(series: pd.Series) -> pd.Series:
+    """Datetimes (any resolution, naive or aware, with NaT) as float seconds since 1970 (NaN for NaT)."""
+    import pandas as pd
+
+    stamps = pd.to_datetime(series, errors="coerce", utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+
+
+def profile_column(series: pd.Series) -> dict[str, Any]:
+    """The reference summary of one column (see the module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    nulls = float(series.isna().mean()) if len(series) else 0.0
+    present = series.dropna()
+    if is_numeric(series):
+        values = present.to_numpy(dtype=float)
+        if not len(values):
+            return {"kind": "numeric", "null_fraction": nulls, "edges": [], "shares": [1.0], "quantiles": []}
+        edges = sorted(set(np.quantile(values, np.linspace(0, 1, N_BINS + 1)[1:-1]).round(12).tolist()))
+        quantiles = np.quantile(values, np.linspace(0, 1, min(N_QUANTILES, len(values))))
+        return {
+            "kind": "numeric",
+            "null_fraction": nulls,
+            "edges": edges,
+            "shares": bin_shares(values, edges).round(6).tolist(),
+            "quantiles": quantiles.round(10).tolist(),
+        }
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return profile_column(epoch_seconds(series))
+    shares = present.astype(str).value_counts(normalize=True)
+    kept = shares.iloc[:MAX_CATEGORIES]
+    categories = {str(k): round(float(v), 6) for k, v in kept.items()}
+    if len(shares) > MAX_CATEGORIES:
+        categories[OTHER_BIN] = round(float(shares.iloc[MAX_CATEGORIES:].sum()), 6)
+    return {"kind": "categorical", "null_fraction": nulls, "categories": categories}
+
+
+def build_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
+    """The reference profile of a training frame (and the model's scores on it)."""
+    import pandas as pd
+
+    return {
+        "rows": len(frame),
+        "columns": {str(c): profile_column(frame[c]) for c in frame.columns},
+        "score": None if scores is None else profile_column(pd.Series(scores, dtype="float64")),
+    }
+
+
+def compare_column(name: str, reference: dict[str, Any], current: pd.Series, thresholds: Thresholds) -> ColumnDrift:
+    """The drift of one column of a new batch against its reference summary."""
+    import numpy as np
+    import pandas as pd
+
+    nulls = float(current.isna().mean()) if len(current) else 0.0
+    present = current.dropna()
+    if reference["kind"] == "numeric":
+        if pd.api.types.is_datetime64_any_dtype(current.dtype):
+            present = epoch_seconds(present)
+        values = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=float)
+        ref_bins = _with_nulls(np.asarray(reference["shares"], dtype=float), reference["null_fraction"])
+        cur_bins = _with_nulls(bin_shares(values, reference["edges"]), nulls)
+        stats: dict[str, Any] = {"psi": psi(ref_bins, cur_bins), "js": jensen_shannon(ref_bins, cur_bins)}
+        quantiles = np.asarray(reference["quantiles"], dtype=float)
+        if len(quantiles) and len(values):
+            stats["ks"], stats["ks_pvalue"] = ks(quantiles, values)
+            stats["wasserstein"] = wasserstein(quantiles, values)
+    else:
+        known = reference["categories"]
+        text = present.astype(str)
+        mapped = text.where(text.isin(list(known)), OTHER_BIN)
+        shares = mapped.value_counts(normalize=True) * (1 - nulls)
+        labels = sorted(set(known) | {OTHER_BIN})
+        ref_bins = np.array([known.get(k, 0.0) for k in labels] + [reference["null_fraction"]])
+        ref_bins[:-1] *= 1 - reference["null_fraction"]
+        cur_bins = np.array([float(shares.get(k, 0.0)) for k in labels] + [nulls])
+        stats = {"psi": psi(ref_bins, cur_bins), "js": jensen_shannon(ref_bins, cur_bins)}
+    reasons = drift_reasons(stats, thresholds)
+    # p-values keep 4 significant digits: 7.5e-11 must not print as 0
+    rounded = {
+        k: None if v is None else float(f"{v:.4g}") if k == "ks_pvalue" else round(float(v), 6)
+        for k, v in stats.items()
+    }
+    return ColumnDrift(name, reference["kind"], drifted=bool(reasons), reasons=tuple(reasons), **rounded)
+
+
+def _with_nulls(shares: np.ndarray, null_fraction: float) -> np.ndarray:
+    import numpy as np
+
+    return np.append(shares * (1 - null_fraction), null_fraction)
+
+
+def drift_reasons(stats: dict[str, float], thresholds: Thresholds) -> list[str]:
+    """Which thresholds the statistics cross, in words; empty when the column did not drift."""
+    reasons = []
+    for name in ("psi", "js", "wasserstein"):
+        limit, value = getattr(thresholds, name), stats.get(name)
+        if limit is not None and value is not None and value > limit:
+            reasons.append(f"{name} {value:.3f} > {limit}")
+    statistic, pvalue = stats.get("ks"), stats.get("ks_pvalue")
+    if statistic is not None and pvalue is not None and thresholds.ks_pvalue is not None:
+        material = thresholds.ks is None or statistic > thresholds.ks
+        if pvalue < thresholds.ks_pvalue and material:
+            reasons.append(f"ks {statistic:.3f} (p={pvalue:.2g})")
+    return reasons
+
+
+def compare_to_profile(
+    profile: dict[str, Any],
+    frame: pd.DataFrame,
+    thresholds: Thresholds,
+    columns: list[str] | None = None,
+    scores: np.ndarray | None = None,
+) -> tuple[list[ColumnDrift], ColumnDrift | None]:
+    """Drift of every profiled column present in `frame` (or only `columns`), and of the scores."""
+    import pandas as pd
+
+    names = [c for c in (columns or list(profile["columns"])) if c in profile["columns"] and c in frame.columns]
+    features = [compare_column(c, profile["columns"][c], frame[c], thresholds) for c in names]
+    score = None
+    if scores is not None and profile.get("score"):
+        score = compare_column("score", profile["score"], pd.Series(scores, dtype="float64"), thresholds)
+    return features, score
