@@ -67,10 +67,11 @@ def load(url: str, frames: dict[str, pd.DataFrame], prefix: str = "") -> dict[st
                     _copy_rows(connection, names[name], frame)
                 else:
                     frame.to_sql(names[name], connection, if_exists="replace", index=False, chunksize=20_000)
-            if "flights" in frames:
-                connection.exec_driver_sql(
-                    f"CREATE INDEX IF NOT EXISTS {names['flights']}_time ON {names['flights']} (time_hour)"
-                )
+            for name, columns in (("flights", "time_hour"), ("weather", "origin, time_hour"), ("planes", "tailnum")):
+                if name in names:
+                    connection.exec_driver_sql(f"CREATE INDEX {names[name]}_key ON {names[name]} ({columns})")
+            for table in names.values():  # fresh statistics, or the planner may nest-loop the join
+                connection.exec_driver_sql(f"ANALYZE {table}")
     finally:
         engine.dispose()
     return names

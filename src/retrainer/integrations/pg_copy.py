@@ -126,30 +126,45 @@ def _first_line(error: BaseException) -> str:
 
 
 class _CopyStream(io.RawIOBase):
-    """A readable file over psycopg's COPY data messages (one per row), for pyarrow's CSV reader."""
+    """A readable file over psycopg's COPY data messages (one per row), for pyarrow's CSV reader.
+
+    psycopg's `Copy.read()` returns b"" once when the COPY ends and must not be called after that
+    (it would wait for data that never comes), so the end is remembered here.
+    """
 
     def __init__(self, copy: Any) -> None:
         self._copy = copy
         self._pending = memoryview(b"")
+        self._ended = False
 
     def readable(self) -> bool:
         return True
 
+    def _next_message(self) -> None:
+        if not self._ended:
+            data = self._copy.read()
+            self._ended = not data
+            self._pending = memoryview(data) if data else memoryview(b"")
+
     def at_end(self) -> bool:
-        """Whether the COPY sent no data at all (pyarrow refuses an empty CSV)."""
+        """Whether no data is left (checked before parsing: pyarrow refuses an empty CSV)."""
         if not self._pending:
-            self._pending = memoryview(self._copy.read() or b"")
+            self._next_message()
         return not self._pending
+
+    def drain(self) -> None:
+        """Read what the parser left, so the connection is free for the next command."""
+        while not self._ended:
+            self._next_message()
 
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")
         filled = 0
         while filled < len(target):
             if not self._pending:
-                data = self._copy.read()
-                if not data:
+                self._next_message()
+                if not self._pending:
                     break
-                self._pending = memoryview(data)
             n = min(len(target) - filled, len(self._pending))
             target[filled : filled + n] = self._pending[:n]
             self._pending = self._pending[n:]
@@ -192,9 +207,7 @@ def copy_batches(
         if stream.at_end():
             return
         yield from csv.open_csv(stream, read_options=read_options, convert_options=convert_options)
-        # drain what the reader did not ask for, so the connection is clean for the next command
-        while copy.read():
-            pass
+        stream.drain()
 
 
 def to_pandas_like_read_sql(table: pa.Table, columns: list[Column]) -> pd.DataFrame:
