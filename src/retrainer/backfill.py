@@ -171,20 +171,21 @@ def plot_png(timeline: Timeline) -> bytes:
     colours = {"promoted": "green", "kept_champion": "grey", "rejected": "red", "failed": "red"}
     for date, step in zip(dates, steps, strict=True):
         score = step.challenger_score if step.challenger_score is not None else step.champion_score
-        label = "promoted" if step.outcome == "promoted" else step.outcome.replace("_", " ")
+        label = step.outcome.replace("_", " ") + (f" v{step.champion_after}" if step.outcome == "promoted" else "")
+        where = {"xy": (date, score), "xytext": (0, 10)} if score is not None else {"xy": (date, 0.04)}
         axes.annotate(
-            label + (f" v{step.champion_after}" if step.outcome == "promoted" else ""),
-            (date, score if score is not None else 0.5),
-            textcoords="offset points",
-            xytext=(0, 10),
+            label,
+            textcoords="offset points" if score is not None else None,
+            xycoords="data" if score is not None else ("data", "axes fraction"),
             ha="center",
             fontsize=8,
             color=colours.get(step.outcome, "black"),
+            **where,
         )
     metric = next((step.metric for step in steps if step.metric), "score")
     axes.set_ylabel(f"{metric} on the step's test window")
     axes.set_title(f"{timeline.pipeline}: backfill every {timeline.every}")
-    axes.legend(loc="lower left")
+    axes.legend(loc="best")
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
     figure.tight_layout()
