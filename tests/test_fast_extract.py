@@ -47,6 +47,24 @@ def test_every_supported_type_nulls_and_empty_results_match_read_sql(
     pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
 
 
+def test_session_time_zone_and_date_order_are_the_servers_as_read_sql_sees_them(pg_url: str) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"{pg_url}?options=-c%20TimeZone%3DAmerica/New_York%20-c%20DateStyle%3DISO,DMY"
+    query = """SELECT '2013-06-01 23:30+00'::timestamptz AS moment,
+                      '2013-06-01 23:30+00'::timestamptz::date AS local_day, '02/03/2013'::date AS literal"""
+    engine = create_engine(url)
+    try:
+        expected = read_sql(query, {}, engine)
+    finally:
+        engine.dispose()
+
+    fast = pg_copy.read_frame(url, query, {})
+
+    pd.testing.assert_frame_equal(fast, expected)
+    assert str(fast.loc[0, "local_day"]) == "2013-06-01" and str(fast.loc[0, "literal"]) == "2013-03-02"
+
+
 def test_telco_table_matches_read_sql(
     pg_url: str, postgres_engine: Any, pg_table: Callable[..., str], telco: pd.DataFrame
 ) -> None:

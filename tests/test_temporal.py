@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_periods_are_calendar_months_and_bad_windows_are_spec_errors() -> None:
     assert parse_period("2w").before(datetime(2013, 3, 1)) == datetime(2013, 2, 15)
     assert as_of_dates("2013-02-01", "2013-05-01", "1mo")[-1] == datetime(2013, 5, 1)
     base = {"name": "w", "source": {"path": "d.csv"}, "target": "y", "time_column": "t"}
-    with pytest.raises(SpecError, match="split.test_window: not a period"):
+    with pytest.raises(SpecError, match=r"split\.test_window: not a period"):
         spec_from_dict({**base, "split": {"method": "temporal", "test_window": "a month"}})
     with pytest.raises(SpecError, match="test_window needs method: temporal"):
         spec_from_dict({**base, "split": {"test_window": "1mo"}})
@@ -114,7 +115,7 @@ def test_backfill_over_four_months_decides_every_month_against_one_registry(
     assert [s.as_of[:10] for s in steps] == ["2013-02-01", "2013-03-01", "2013-04-01", "2013-05-01"]
     assert all(s.outcome in ("promoted", "kept_champion") for s in steps), [s.reason for s in steps]
     assert steps[0].outcome == "promoted" and steps[0].champion_before is None
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         assert after.champion_before == before.champion_after  # one registry carried month to month
         assert after.champion_score is not None and after.challenger_score is not None
         assert after.test_rows and after.train_rows
@@ -124,3 +125,17 @@ def test_backfill_over_four_months_decides_every_month_against_one_registry(
     store = RunStore(spec.store)
     assert store.read_bytes(timeline.plot).startswith(b"\x89PNG")
     assert len(json.loads(store.read_bytes(timeline.report))["steps"]) == 4
+
+
+def test_backfill_cli_rejects_bad_dates_and_steps_before_running_anything(write_spec: Any) -> None:
+    from typer.testing import CliRunner
+
+    from retrainer.cli import app
+
+    spec = str(write_spec())
+    runner = CliRunner()
+    backwards = runner.invoke(app, ["backfill", spec, "--start", "2013-03-01", "--end", "2013-01-01"])
+    bad_step = runner.invoke(app, ["backfill", spec, "--start", "2013-01-01", "--end", "2013-03-01", "--every", "1q"])
+
+    assert backwards.exit_code == 3 and "--end 2013-01-01 is before --start 2013-03-01" in backwards.output
+    assert bad_step.exit_code == 3 and "--every '1q'" in bad_step.output

@@ -1,9 +1,9 @@
 """Fast PostgreSQL extract: `COPY (query) TO STDOUT` streamed into Arrow, instead of row-by-row fetching.
 
 `pandas.read_sql` turns every value into a Python object and then infers each column's dtype; on the
-336,776-row flights join that is most of the extract's time. Here the server writes CSV, pyarrow's
-streaming CSV reader parses it block by block with column types taken from the query's result
-description (PostgreSQL type OIDs), and the frame is built column by column with the same dtypes
+flights join that is most of the extract's time. Here the server writes CSV, pyarrow parses it in
+blocks of whole rows (a few MiB each) with column types taken from the query's result description
+(PostgreSQL type OIDs), and the frame is built column by column with the same dtypes
 `read_sql` would infer (ints with NULLs become float64, booleans with NULLs object, an all-NULL or
 empty column object, timestamptz UTC, numeric float64), so the two paths return equal frames.
 
@@ -68,10 +68,15 @@ def is_postgres(url: str | None) -> bool:
 
 
 def conninfo(url: str) -> str:
-    """The libpq URI psycopg understands, from a SQLAlchemy URL (driver suffix dropped)."""
+    """The libpq connection string for a SQLAlchemy URL (its query options, e.g. sslmode, kept)."""
+    from psycopg.conninfo import make_conninfo
     from sqlalchemy.engine import make_url
 
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    parsed = make_url(url)
+    options = {key: value if isinstance(value, str) else value[-1] for key, value in parsed.query.items()}
+    parts = {"host": parsed.host, "port": parsed.port, "dbname": parsed.database, "user": parsed.username}
+    parts["password"] = parsed.password
+    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None}, **options)
 
 
 def literal_sql(connection: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> str:
@@ -99,15 +104,16 @@ def supported_types(columns: list[Column]) -> bool:
 
 @contextlib.contextmanager
 def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
-    """A psycopg connection in UTC and ISO dates (what the CSV parser expects); errors become SourceError."""
+    """A psycopg connection writing ISO dates (what the CSV parser reads); errors become SourceError."""
     import psycopg
 
     from retrainer.stages.extract import safe_url
 
     try:
         with psycopg.connect(conninfo(url), connect_timeout=connect_timeout, autocommit=True) as connection:
-            connection.execute("SET TIME ZONE 'UTC'")
-            connection.execute("SET DateStyle = 'ISO, YMD'")
+            # ISO output for the CSV parser; the field order for reading date literals and the
+            # session time zone stay the server's, as read_sql sees them
+            connection.execute("SET DateStyle = 'ISO'")
             yield connection
     except psycopg.OperationalError as error:
         raise SourceError(
@@ -123,53 +129,6 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-class _CopyStream(io.RawIOBase):
-    """A readable file over psycopg's COPY data messages (one per row), for pyarrow's CSV reader.
-
-    psycopg's `Copy.read()` returns b"" once when the COPY ends and must not be called after that
-    (it would wait for data that never comes), so the end is remembered here.
-    """
-
-    def __init__(self, copy: Any) -> None:
-        self._copy = copy
-        self._pending = memoryview(b"")
-        self._ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _next_message(self) -> None:
-        if not self._ended:
-            data = self._copy.read()
-            self._ended = not data
-            self._pending = memoryview(data) if data else memoryview(b"")
-
-    def at_end(self) -> bool:
-        """Whether no data is left (checked before parsing: pyarrow refuses an empty CSV)."""
-        if not self._pending:
-            self._next_message()
-        return not self._pending
-
-    def drain(self) -> None:
-        """Read what the parser left, so the connection is free for the next command."""
-        while not self._ended:
-            self._next_message()
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(target):
-            if not self._pending:
-                self._next_message()
-                if not self._pending:
-                    break
-            n = min(len(target) - filled, len(self._pending))
-            target[filled : filled + n] = self._pending[:n]
-            self._pending = self._pending[n:]
-            filled += n
-        return filled
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -189,11 +148,15 @@ def _arrow_type(kind: str) -> pa.DataType:
 def copy_batches(
     connection: psycopg.Connection[Any], sql: str, columns: list[Column], block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[pa.RecordBatch]:
-    """Stream the query's rows as Arrow record batches (about `block_bytes` of CSV each)."""
+    """Stream the query's rows as Arrow record batches of about `block_bytes` of CSV each.
+
+    COPY sends one message per row, so a block of whole messages is a complete CSV document: each is
+    parsed on its own (pyarrow, multithreaded) while no thread of ours touches the connection.
+    """
     import pyarrow.csv as csv
 
     names = [f"c{i}" for i in range(len(columns))]  # positional: result columns may repeat a name
-    read_options = csv.ReadOptions(column_names=names, block_size=block_bytes)
+    read_options = csv.ReadOptions(column_names=names)
     convert_options = csv.ConvertOptions(
         column_types={name: _arrow_type(column.kind) for name, column in zip(names, columns, strict=True)},
         null_values=[""],
@@ -202,12 +165,22 @@ def copy_batches(
         true_values=["t"],
         false_values=["f"],
     )
+
+    def parse(block: list[Any]) -> Iterator[pa.RecordBatch]:
+        table = csv.read_csv(io.BytesIO(b"".join(block)), read_options=read_options, convert_options=convert_options)
+        yield from table.to_batches()
+
     with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:  # type: ignore[arg-type]
-        stream = _CopyStream(copy)
-        if stream.at_end():
-            return
-        yield from csv.open_csv(stream, read_options=read_options, convert_options=convert_options)
-        stream.drain()
+        block: list[Any] = []
+        size = 0
+        while data := copy.read():  # b"" once at the end; never read after that
+            block.append(data)
+            size += len(data)
+            if size >= block_bytes:
+                yield from parse(block)
+                block, size = [], 0
+        if block:
+            yield from parse(block)
 
 
 def to_pandas_like_read_sql(table: pa.Table, columns: list[Column]) -> pd.DataFrame:
@@ -271,8 +244,8 @@ def copy_to_parquet(
                 hint="cast them to text in the query, or drop source.chunk_rows",
             )
         schema = pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
-        # block size from the row budget: about 200 bytes of CSV a row, at least 1 MiB
-        block_bytes = max(1 << 20, chunk_rows * 200)
+        # block size from the row budget: about 100 bytes of CSV a row, at least 1 MiB
+        block_bytes = max(1 << 20, chunk_rows * 100)
         with pq.ParquetWriter(path, schema) as writer:
             for batch in copy_batches(connection, sql, columns, block_bytes):
                 renamed = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
