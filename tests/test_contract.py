@@ -135,8 +135,8 @@ def test_freshness_rejects_a_stale_batch_against_the_run_date() -> None:
         }
     )
 
-    fresh = next(c for c in check_data(frame, spec, now=datetime(2026, 1, 31)) if c.name == "freshness")
-    stale = next(c for c in check_data(frame, spec, now=datetime(2026, 2, 10)) if c.name == "freshness")
+    fresh = next(c for c in check_data(frame, spec, as_of=datetime(2026, 1, 31)) if c.name == "freshness")
+    stale = next(c for c in check_data(frame, spec, as_of=datetime(2026, 2, 10)) if c.name == "freshness")
 
     assert fresh.passed and fresh.observed == 24.0
     assert not stale.passed and "is 11.0 days old (maximum 2d)" in stale.message

@@ -52,6 +52,10 @@ class SourceSpec(_Section):
         ),
     )
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the database connection.")
+    fast_extract: Literal["auto", "off"] = Field(
+        "auto",
+        description="PostgreSQL: stream rows with COPY into Arrow ('auto') instead of row-by-row read_sql ('off').",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SourceSpec:
@@ -194,6 +198,32 @@ class SplitSpec(_Section):
     method: Literal["stratified", "temporal"] = "stratified"
     test_size: float = Field(0.2, gt=0, lt=0.9)
     oot_size: float = Field(0.0, ge=0, lt=0.5, description="Temporal only: latest share kept out of time.")
+    test_window: str | None = Field(
+        None,
+        description=(
+            "Temporal only: test on the rows of this period before as_of (or the out-of-time window), "
+            "e.g. '1mo', '2w'; replaces test_size/oot_size. Without --as-of, the latest time in the data."
+        ),
+    )
+    oot_window: str | None = Field(None, description="Temporal only: the last period before as_of, kept out of time.")
+    train_window: str | None = Field(None, description="Temporal only: train on this period before the test window.")
+
+    @field_validator("test_window", "oot_window", "train_window")
+    @classmethod
+    def _valid_period(cls, value: str | None) -> str | None:
+        if value is not None:
+            from retrainer.periods import parse_period
+
+            parse_period(value)
+        return value
+
+    @model_validator(mode="after")
+    def _windows_need_test_window(self) -> SplitSpec:
+        if (self.oot_window or self.train_window) and not self.test_window:
+            raise ValueError("oot_window and train_window need test_window")
+        if self.test_window and self.method != "temporal":
+            raise ValueError("test_window needs method: temporal")
+        return self
 
 
 class ModelsSpec(_Section):

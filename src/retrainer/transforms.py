@@ -54,5 +54,6 @@ def _derive(frame: pd.DataFrame, rule: dict[str, Any]) -> pd.Series:
         return pd.cut(pd.to_numeric(column, errors="coerce"), bins=edges, labels=False).astype(float)
     times = pd.to_datetime(column, errors="coerce")
     part = rule["date_part"]
-    values = times.dt.dayofweek if part == "dayofweek" else getattr(times.dt, part)
+    # pandas 3 deprecates .dt.dayofweek / .dt.dayofyear for the underscored names
+    values = getattr(times.dt, {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(part, part))
     return values.astype(float)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -87,9 +88,18 @@ def bind_params(query: str, source: SourceSpec, as_of: datetime | None) -> dict[
 
 
 def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    """The query's rows; PostgreSQL streams them through COPY into Arrow unless `fast_extract: off`."""
     import pandas as pd
     from sqlalchemy import text
 
+    from retrainer.integrations import pg_copy
+
+    assert source.url is not None
+    if source.fast_extract == "auto" and pg_copy.is_postgres(source.url):
+        frame = pg_copy.read_frame(source.url, sql, params, source.connect_timeout)
+        if frame is not None:
+            return frame
+        logging.getLogger("retrainer").info("fast extract: a column type COPY cannot map; using read_sql")
     with _connection(source) as connection:
         return pd.read_sql_query(text(sql), connection, params=params)
 
@@ -218,6 +228,7 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         if frame is None:
             frame = _run_sql(source, query, bind_params(query, source, ctx.as_of))
         origin = {"kind": "sql", "url": safe_url(source.url), "query": query}
+        frame = _drop_rows_after_as_of(ctx, frame)
     ctx.logger.info("extracted %d rows x %d columns", len(frame), frame.shape[1])
     from retrainer.store import frame_digest
 
@@ -234,6 +245,31 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         metrics={"rows": float(len(frame)), "columns": float(frame.shape[1])},
         summary=f"{len(frame):,} rows x {frame.shape[1]} columns",
     )
+
+
+def _drop_rows_after_as_of(ctx: RunContext, frame: pd.DataFrame) -> pd.DataFrame:
+    """A query that forgets `:as_of` must not leak later rows into a replayed run: drop them, loudly."""
+    column = ctx.spec.time_column
+    if ctx.as_of is None or not column or column not in frame.columns or frame.empty:
+        return frame
+    import pandas as pd
+
+    times = pd.to_datetime(frame[column])
+    as_of = pd.Timestamp(ctx.as_of)
+    if times.dt.tz is not None:
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    else:
+        as_of = as_of.tz_localize(None)
+    later = times > as_of
+    if later.any():
+        ctx.logger.warning(
+            "dropped %d rows with %s after as_of %s: filter them in the query with :as_of",
+            int(later.sum()),
+            column,
+            ctx.as_of.isoformat(),
+        )
+        frame = frame.loc[~later].reset_index(drop=True)
+    return frame
 
 
 STAGE = Stage(

@@ -1,11 +1,17 @@
 """Split: train / test (stratified), or train / test / out-of-time ordered by `time_column`.
 
+A temporal split with `test_window` cuts by time relative to the run's `as_of` (without one, the
+latest time in the data): out-of-time is [as_of - oot_window, as_of), test the `test_window` before
+it, train everything earlier (or only `train_window` of it). Replaying runs month by month (backfill)
+then tests each month's models on that month's rows.
+
 The target becomes 0/1 here, once, so every later stage and the champion see the same labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
     from retrainer.spec import Spec
 
 
-def split_frame(frame: pd.DataFrame, spec: Spec) -> dict[str, pd.DataFrame]:
+def split_frame(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -> dict[str, pd.DataFrame]:
     """Return {'train', 'test', 'oot'} frames with the target encoded as 0/1 (oot may be empty)."""
     import pandas as pd
     from sklearn.model_selection import train_test_split
@@ -37,6 +43,8 @@ def split_frame(frame: pd.DataFrame, spec: Spec) -> dict[str, pd.DataFrame]:
             labelled, test_size=rules.test_size, stratify=labelled[target], random_state=spec.seed
         )
         parts = {"train": train, "test": test, "oot": labelled.iloc[0:0]}
+    elif rules.test_window:
+        parts = _window_split(labelled, spec, as_of)
     else:
         assert spec.time_column is not None
         ordered = (
@@ -62,11 +70,42 @@ def split_frame(frame: pd.DataFrame, spec: Spec) -> dict[str, pd.DataFrame]:
     return {name: part.reset_index(drop=True) for name, part in parts.items()}
 
 
+def _window_split(labelled: pd.DataFrame, spec: Spec, as_of: datetime | None) -> dict[str, pd.DataFrame]:
+    """Train / test / out-of-time by time windows ending at `as_of` (see the module docstring)."""
+    import pandas as pd
+
+    from retrainer.periods import parse_period
+
+    assert spec.time_column is not None and spec.split.test_window is not None
+    times = pd.to_datetime(labelled[spec.time_column])
+    if times.dt.tz is not None:  # compare in UTC, naive, like the :as_of bind parameter
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    if as_of is not None and as_of.tzinfo is not None:
+        from datetime import UTC
+
+        as_of = as_of.astimezone(UTC)
+    end = as_of.replace(tzinfo=None) if as_of is not None else times.max().to_pydatetime() + pd.Timedelta("1us")
+    rules = spec.split
+    test_end = parse_period(rules.oot_window).before(end) if rules.oot_window else end
+    test_start = parse_period(rules.test_window).before(test_end)
+    train_start = parse_period(rules.train_window).before(test_start) if rules.train_window else None
+    in_train = times < test_start
+    if train_start is not None:
+        in_train &= times >= train_start
+    masks = {
+        "train": in_train,
+        "test": (times >= test_start) & (times < test_end),
+        "oot": (times >= test_end) & (times < end),
+    }
+    order = times.sort_values(kind="stable").index
+    return {name: labelled.loc[order[mask.loc[order].to_numpy()]] for name, mask in masks.items()}
+
+
 def split(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
-    parts = split_frame(inputs["data"], spec)
+    parts = split_frame(inputs["data"], spec, ctx.as_of)
     target = spec.target.column
-    info: dict[str, Any] = {"method": spec.split.method}
+    info: dict[str, Any] = {"method": spec.split.method, "as_of": ctx.as_of.isoformat() if ctx.as_of else None}
     for name, part in parts.items():
         info[name] = {"rows": len(part), "positive_rate": round(float(part[target].mean()), 4) if len(part) else None}
         if spec.time_column and len(part):
@@ -76,11 +115,17 @@ def split(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     return StageOutput(artifacts={**parts, "split_info": info}, summary=sizes)
 
 
+def _window_anchor(ctx: RunContext) -> str:
+    """Windows end at as_of: two dates that extract the same rows still split them differently."""
+    return ctx.as_of.isoformat() if ctx.as_of is not None and ctx.spec.split.test_window else ""
+
+
 STAGE = Stage(
     name="split",
     func=split,
     needs=("data",),
     makes=("train", "test", "oot", "split_info"),
     spec_sections=("split", "target", "time_column", "seed"),
+    fingerprint=_window_anchor,
     code=("retrainer.target",),
 )

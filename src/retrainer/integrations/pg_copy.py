@@ -1,0 +1,255 @@
+"""Fast PostgreSQL extract: `COPY (query) TO STDOUT` streamed into Arrow, instead of row-by-row fetching.
+
+`pandas.read_sql` turns every value into a Python object and then infers each column's dtype; on the
+flights join that is most of the extract's time. Here the server writes CSV, pyarrow parses it in
+blocks of whole rows (a few MiB each) with column types taken from the query's result description
+(PostgreSQL type OIDs), and the frame is built column by column with the same dtypes
+`read_sql` would infer (ints with NULLs become float64, booleans with NULLs object, an all-NULL or
+empty column object, timestamptz UTC, numeric float64), so the two paths return equal frames.
+
+Bind parameters (`:as_of`, `source.params`) are never formatted into the SQL by hand: SQLAlchemy
+compiles the query for psycopg and psycopg's client-side binding (`ClientCursor.mogrify`) quotes the
+values, since COPY cannot take server-side parameters.
+
+Columns of other types (json, bytea, interval, uuid, arrays...) make `supported_types` false and the
+caller falls back to `read_sql`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import SourceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import psycopg
+    import pyarrow as pa
+
+# PostgreSQL type OID -> the kind of column it becomes
+_KINDS: dict[int, str] = {
+    20: "int",  # int8
+    21: "int",  # int2
+    23: "int",  # int4
+    700: "float",  # float4
+    701: "float",  # float8
+    1700: "float",  # numeric: read_sql's coerce_float makes Decimal a float
+    16: "bool",
+    25: "text",  # text
+    1042: "text",  # bpchar
+    1043: "text",  # varchar
+    19: "text",  # name
+    1114: "timestamp",
+    1184: "timestamptz",
+    1082: "date",
+}
+DEFAULT_BLOCK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+
+
+def is_postgres(url: str | None) -> bool:
+    if not url:
+        return False
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).get_backend_name() == "postgresql"
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by the normal path
+        return False
+
+
+def conninfo(url: str) -> str:
+    """The libpq connection string for a SQLAlchemy URL (its query options, e.g. sslmode, kept)."""
+    from psycopg.conninfo import make_conninfo
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    options = {key: value if isinstance(value, str) else value[-1] for key, value in parsed.query.items()}
+    parts = {"host": parsed.host, "port": parsed.port, "dbname": parsed.database, "user": parsed.username}
+    parts["password"] = parsed.password
+    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None}, **options)
+
+
+def literal_sql(connection: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> str:
+    """The query with its `:name` parameters bound client-side by psycopg (quoted, never formatted)."""
+    from psycopg import ClientCursor
+    from sqlalchemy import text
+    from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+
+    compiled = str(text(query).compile(dialect=psycopg_dialect.dialect()))  # :name -> %(name)s, % -> %%
+    with ClientCursor(connection) as cursor:
+        return cursor.mogrify(compiled, params)
+
+
+def describe(connection: psycopg.Connection[Any], sql: str) -> list[Column]:
+    """The result's columns and their kinds, from a zero-row run of the query."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0")  # type: ignore[arg-type]
+        assert cursor.description is not None
+        return [Column(d.name, _KINDS.get(d.type_code, f"oid:{d.type_code}")) for d in cursor.description]
+
+
+def supported_types(columns: list[Column]) -> bool:
+    return all(not column.kind.startswith("oid:") for column in columns)
+
+
+@contextlib.contextmanager
+def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection writing ISO dates (what the CSV parser reads); errors become SourceError."""
+    import psycopg
+
+    from retrainer.stages.extract import safe_url
+
+    try:
+        with psycopg.connect(conninfo(url), connect_timeout=connect_timeout, autocommit=True) as connection:
+            # ISO output for the CSV parser; the field order for reading date literals and the
+            # session time zone stay the server's, as read_sql sees them
+            connection.execute("SET DateStyle = 'ISO'")
+            yield connection
+    except psycopg.OperationalError as error:
+        raise SourceError(
+            f"cannot read from {safe_url(url)}: {_first_line(error)}",
+            hint="check that the database is running and the URL, user and password are right",
+        ) from None
+    except psycopg.Error as error:
+        raise SourceError(
+            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "text": pa.string(),
+        "timestamp": pa.timestamp("us"),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+    }[kind]
+
+
+def copy_batches(
+    connection: psycopg.Connection[Any], sql: str, columns: list[Column], block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[pa.RecordBatch]:
+    """Stream the query's rows as Arrow record batches of about `block_bytes` of CSV each.
+
+    COPY sends one message per row, so a block of whole messages is a complete CSV document: each is
+    parsed on its own (pyarrow, multithreaded) while no thread of ours touches the connection.
+    """
+    import pyarrow.csv as csv
+
+    names = [f"c{i}" for i in range(len(columns))]  # positional: result columns may repeat a name
+    read_options = csv.ReadOptions(column_names=names)
+    convert_options = csv.ConvertOptions(
+        column_types={name: _arrow_type(column.kind) for name, column in zip(names, columns, strict=True)},
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,  # COPY writes NULL unquoted and the empty string as ""
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+    def parse(block: list[Any]) -> Iterator[pa.RecordBatch]:
+        table = csv.read_csv(io.BytesIO(b"".join(block)), read_options=read_options, convert_options=convert_options)
+        yield from table.to_batches()
+
+    with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:  # type: ignore[arg-type]
+        block: list[Any] = []
+        size = 0
+        while data := copy.read():  # b"" once at the end; never read after that
+            block.append(data)
+            size += len(data)
+            if size >= block_bytes:
+                yield from parse(block)
+                block, size = [], 0
+        if block:
+            yield from parse(block)
+
+
+def to_pandas_like_read_sql(table: pa.Table, columns: list[Column]) -> pd.DataFrame:
+    """The frame `pandas.read_sql` would build from the same rows: its per-column dtype inference."""
+    import numpy as np
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for i, column in enumerate(columns):
+        values = table.column(i)
+        if len(values) == 0 or values.null_count == len(values):
+            series = pd.Series([None] * len(values), dtype=object)
+        elif column.kind == "int":
+            series = pd.Series(values.to_numpy().astype(np.float64 if values.null_count else np.int64))
+        elif column.kind == "bool" and values.null_count:
+            series = pd.Series(values.to_pylist(), dtype=object)
+        elif column.kind == "text":
+            series = pd.Series(values.to_pandas(), dtype="str")
+        else:  # float, bool, timestamps, dates: Arrow's pandas conversion matches read_sql
+            series = values.to_pandas()
+        data[f"c{i}"] = series.reset_index(drop=True)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
+    frame.columns = [column.name for column in columns]
+    return frame
+
+
+def read_frame(url: str, query: str, params: dict[str, Any], connect_timeout: int = 10) -> pd.DataFrame | None:
+    """The query's rows via COPY, equal to `pandas.read_sql`; None when a column type is not supported."""
+    import pyarrow as pa
+
+    with connect(url, connect_timeout) as connection:
+        sql = literal_sql(connection, query, params)
+        columns = describe(connection, sql)
+        if not supported_types(columns):
+            return None
+        batches = list(copy_batches(connection, sql, columns))
+    schema = pa.schema([(f"c{i}", _arrow_type(column.kind)) for i, column in enumerate(columns)])
+    return to_pandas_like_read_sql(pa.Table.from_batches(batches, schema=schema), columns)
+
+
+def copy_to_parquet(
+    url: str, query: str, params: dict[str, Any], path: str, *, chunk_rows: int = 100_000, connect_timeout: int = 10
+) -> int:
+    """Write the query's rows to a Parquet file chunk by chunk; return the row count.
+
+    Memory holds one chunk at a time, so a table larger than memory can be extracted. The file keeps
+    the Arrow types (int64 with NULLs stays int64, numeric float64); reading it back with pandas gives
+    nullable-free numpy dtypes except where NULLs force float/object.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with connect(url, connect_timeout) as connection:
+        sql = literal_sql(connection, query, params)
+        columns = describe(connection, sql)
+        if not supported_types(columns):
+            unsupported = [f"{c.name} ({c.kind})" for c in columns if c.kind.startswith("oid:")]
+            raise SourceError(
+                f"chunked extract cannot read columns {', '.join(unsupported)}",
+                hint="cast them to text in the query, or drop source.chunk_rows",
+            )
+        schema = pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
+        # block size from the row budget: about 100 bytes of CSV a row, at least 1 MiB
+        block_bytes = max(1 << 20, chunk_rows * 100)
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in copy_batches(connection, sql, columns, block_bytes):
+                renamed = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                for start in range(0, renamed.num_rows, chunk_rows):
+                    writer.write_batch(renamed.slice(start, chunk_rows))
+                rows += renamed.num_rows
+    return rows

@@ -1,0 +1,164 @@
+"""The COPY extract returns exactly what `pandas.read_sql` returns, on real PostgreSQL and real data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from retrainer.integrations import pg_copy
+from retrainer.spec import spec_from_dict
+from retrainer.stages import extract as extract_stage
+
+TYPED_ROWS = """
+    SELECT 1::int AS i, NULL::int AS i_null, 2::bigint AS b, 3::smallint AS s, 1.5::float8 AS f,
+           0.1::real AS r, 1.25::numeric(10, 2) AS n, 'NaN'::float8 AS nan, true AS bo, NULL::bool AS bo_null,
+           'x'::text AS t, NULL::text AS t_null, 'c'::varchar(3) AS v, 'ab '::char(3) AS ch,
+           '2013-01-01 10:00:00.25'::timestamp AS ts, '2013-06-01 10:00+05'::timestamptz AS tstz,
+           '2013-01-02'::date AS d, 'a"b,c
+d'::text AS quoted, ''::text AS empty, NULL::int AS all_null, 7 AS t
+    UNION ALL
+    SELECT NULL, 5, NULL, NULL, NULL, NULL, NULL, 2.5, false, true, NULL, 'y', NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, :eight
+"""
+
+
+def read_sql(query: str, params: dict[str, Any], engine: Any) -> pd.DataFrame:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        return pd.read_sql_query(text(query), connection, params=params)
+
+
+@pytest.mark.parametrize("suffix", ["", " LIMIT 0", " OFFSET 1"])
+def test_every_supported_type_nulls_and_empty_results_match_read_sql(
+    pg_url: str, postgres_engine: Any, suffix: str
+) -> None:
+    query, params = f"SELECT * FROM ({TYPED_ROWS}) AS rows{suffix}", {"eight": 8}
+
+    fast = pg_copy.read_frame(pg_url, query, params)
+
+    assert fast is not None
+    # repeated column names, NULL ints as float, NULL bools as object, timestamptz in UTC, '' vs NULL
+    pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
+
+
+def test_session_time_zone_and_date_order_are_the_servers_as_read_sql_sees_them(pg_url: str) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"{pg_url}?options=-c%20TimeZone%3DAmerica/New_York%20-c%20DateStyle%3DISO,DMY"
+    query = """SELECT '2013-06-01 23:30+00'::timestamptz AS moment,
+                      '2013-06-01 23:30+00'::timestamptz::date AS local_day, '02/03/2013'::date AS literal"""
+    engine = create_engine(url)
+    try:
+        expected = read_sql(query, {}, engine)
+    finally:
+        engine.dispose()
+
+    fast = pg_copy.read_frame(url, query, {})
+
+    pd.testing.assert_frame_equal(fast, expected)
+    assert str(fast.loc[0, "local_day"]) == "2013-06-01" and str(fast.loc[0, "literal"]) == "2013-03-02"
+
+
+def test_telco_table_matches_read_sql(
+    pg_url: str, postgres_engine: Any, pg_table: Callable[..., str], telco: pd.DataFrame
+) -> None:
+    table = pg_table(telco)
+    query = f"SELECT * FROM {table} WHERE tenure >= :tenure ORDER BY customer_id"
+
+    fast = pg_copy.read_frame(pg_url, query, {"tenure": 2})
+
+    assert fast is not None and len(fast) == int((telco["tenure"] >= 2).sum())
+    pd.testing.assert_frame_equal(fast, read_sql(query, {"tenure": 2}, postgres_engine))
+
+
+def test_flights_join_matches_read_sql(pg_url: str, postgres_engine: Any, flights_pg: dict[str, str]) -> None:
+    query = flights_query(flights_pg) + " ORDER BY f.flight_id"
+    params = {"as_of": datetime(2013, 3, 1)}
+
+    fast = pg_copy.read_frame(pg_url, query, params)
+
+    assert fast is not None and len(fast) > 10_000
+    pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
+
+
+def test_bound_values_are_quoted_by_psycopg_never_formatted(pg_url: str, postgres_engine: Any) -> None:
+    hostile = "x'); DROP TABLE pg_class; -- 100% :as_of"
+    query = "SELECT CAST(:value AS text) AS value, 5 % 3 AS remainder, '{\"a\": 1}'::text AS colon"
+
+    fast = pg_copy.read_frame(pg_url, query, {"value": hostile})
+
+    assert fast is not None
+    assert fast.loc[0, "value"] == hostile and fast.loc[0, "remainder"] == 2
+    pd.testing.assert_frame_equal(fast, read_sql(query, {"value": hostile}, postgres_engine))
+
+
+def test_unsupported_column_types_fall_back_to_read_sql(pg_url: str, postgres_engine: Any) -> None:
+    query = "SELECT 1 AS id, '[1, 2]'::jsonb AS payload, '1 day'::interval AS span"
+    source = spec_from_dict({"name": "t", "source": {"url": pg_url, "query": query}, "target": "id"}).source
+
+    assert pg_copy.read_frame(pg_url, query, {}) is None
+    frame = extract_stage._run_sql(source, query, {})  # the stage's reader: fast path declined, read_sql used
+
+    pd.testing.assert_frame_equal(frame, read_sql(query, {}, postgres_engine))
+
+
+def test_postgres_urls_choose_the_fast_path_unless_turned_off(
+    pg_url: str, postgres_engine: Any, monkeypatch: Any
+) -> None:
+    calls: list[str] = []
+    real = pg_copy.read_frame
+    monkeypatch.setattr(pg_copy, "read_frame", lambda *a, **k: calls.append("copy") or real(*a, **k))
+    for fast_extract, expected in (("auto", ["copy"]), ("off", [])):
+        calls.clear()
+        source = spec_from_dict(
+            {
+                "name": "t",
+                "source": {"url": pg_url, "query": "SELECT 1 AS x", "fast_extract": fast_extract},
+                "target": "x",
+            }
+        ).source
+        assert extract_stage._run_sql(source, "SELECT 1 AS x", {})["x"].tolist() == [1]
+        assert calls == expected
+    assert not pg_copy.is_postgres("sqlite:///x.db") and pg_copy.is_postgres(pg_url)
+
+
+def test_chunked_parquet_holds_the_same_rows(
+    pg_url: str, tmp_path: Path, postgres_engine: Any, flights_pg: dict[str, str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    query = flights_query(flights_pg) + " ORDER BY f.flight_id"
+    params = {"as_of": datetime(2013, 2, 1)}
+    path = tmp_path / "flights.parquet"
+
+    rows = pg_copy.copy_to_parquet(pg_url, query, params, str(path), chunk_rows=2_000)
+
+    parquet = pq.ParquetFile(path)
+    assert rows == parquet.metadata.num_rows and parquet.num_row_groups >= rows // 2_000
+    expected = read_sql(query, params, postgres_engine)
+    pd.testing.assert_frame_equal(parquet.read().to_pandas(), expected, check_dtype=False)
+
+
+def test_unreachable_postgres_is_a_source_error_without_the_password() -> None:
+    from retrainer.errors import SourceError
+
+    with pytest.raises(SourceError) as caught:
+        pg_copy.read_frame("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test", "SELECT 1", {}, 2)
+    assert "postgres:***@127.0.0.1:1" in caught.value.message and "s3cret" not in caught.value.message
+
+
+def flights_query(tables: dict[str, str]) -> str:
+    return f"""
+        SELECT f.flight_id, f.time_hour, f.carrier, f.origin, f.dest, f.distance, f.tailnum,
+               w.temp, w.wind_gust, w.precip, 2013 - p.year AS plane_age, p.seats, p.engine,
+               f.arr_delay > 15 AS late
+        FROM {tables["flights"]} f
+        LEFT JOIN {tables["weather"]} w ON w.origin = f.origin AND w.time_hour = f.time_hour
+        LEFT JOIN {tables["planes"]} p ON p.tailnum = f.tailnum
+        WHERE f.time_hour < :as_of"""
