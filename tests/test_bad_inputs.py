@@ -71,7 +71,7 @@ def _duplicate_ids(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 def _timestamps(frame: pd.DataFrame, column: str, future_rows: int) -> pd.DataFrame:
     stamps = pd.date_range("2025-01-01", "2026-05-01", periods=len(frame)).to_numpy().copy()
-    stamps[:future_rows] = np.datetime64("2026-09-01")
+    stamps[:future_rows] = np.datetime64("2099-01-01")
     return frame.assign(**{column: stamps})
 
 
