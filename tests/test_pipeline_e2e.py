@@ -193,9 +193,11 @@ def trials_finished(store: Path) -> int:
     total = 0
     for database in store.glob("work/tune-*/optuna.db"):
         with sqlite3.connect(database) as connection:
-            total += connection.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[
-                0
-            ]
+            try:
+                query = "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+                total += connection.execute(query).fetchone()[0]
+            except sqlite3.OperationalError:  # Optuna has created the file but not yet its tables
+                continue
     return total
 
 
