@@ -52,6 +52,8 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.decision": decision["winner"],
         "retrainer.reason": decision["reason"][:5000],
         "retrainer.metrics": json.dumps({k: round(v, 4) for k, v in evaluation["test"].items()}),
+        # the threshold the model was evaluated at: compare and serving score it with the same one
+        "retrainer.decision_threshold": str(evaluation.get("decision_threshold", spec.evaluation.decision_threshold)),
     }
     metrics = {f"test_{k}": v for k, v in evaluation["test"].items()}
     metrics.update({f"oot_{k}": v for k, v in evaluation.get("oot", {}).items()})
@@ -64,6 +66,10 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     with tempfile.TemporaryDirectory(prefix="retrainer-reports-") as reports:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
+        if evaluation.get("calibration"):
+            from retrainer.models.calibration import plot_calibration
+
+            plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
