@@ -42,17 +42,21 @@ def fit_model(
     fit_rows, val_rows = train_test_split(np.arange(len(y)), test_size=VALIDATION_SHARE, stratify=y, random_state=seed)
     preprocess, estimator = model[:-1], model[-1]
     fit_x = preprocess.fit_transform(X.iloc[fit_rows], y[fit_rows])
-    eval_set = [(preprocess.transform(X.iloc[val_rows]), y[val_rows])]
+    val_x, val_y = preprocess.transform(X.iloc[val_rows]), y[val_rows]
     weights = extra.get("model__sample_weight")
     if candidate == "xgboost":
         estimator.set_params(early_stopping_rounds=early_stopping_rounds)
         fold_weights = None if weights is None else weights[fit_rows]
-        estimator.fit(fit_x, y[fit_rows], sample_weight=fold_weights, eval_set=eval_set, verbose=False)
+        estimator.fit(fit_x, y[fit_rows], sample_weight=fold_weights, eval_set=[(val_x, val_y)], verbose=False)
         return int(estimator.best_iteration) + 1
     import lightgbm
 
     estimator.fit(
-        fit_x, y[fit_rows], eval_set=eval_set, callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False)]
+        fit_x,
+        y[fit_rows],
+        eval_X=(val_x,),
+        eval_y=(val_y,),
+        callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False)],
     )
     return int(estimator.best_iteration_ or estimator.n_estimators)
 

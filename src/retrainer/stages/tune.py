@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import StageError
@@ -142,6 +143,7 @@ def run_trials(
     Every candidate's share is fixed before the first trial: computed later, it would see the trials
     other workers had finished meanwhile, and the shares would no longer add up to what was owed.
     """
+    import optuna
 
     spec = ctx.spec
     train = inputs["train"]
@@ -178,7 +180,11 @@ def run_trials(
 
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
             best = _best_value(study)
-            state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
+            if trial.state == optuna.trial.TrialState.PRUNED:
+                last = max(trial.intermediate_values, default=-1)
+                state = f"pruned after fold {last + 1} (running {trial.intermediate_values.get(last, math.nan):.4f})"
+            else:
+                state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
             ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, state, best)
             ctx.progress(
                 candidate, len(_done_trials(study)), spec.models.n_trials, f"best {spec.evaluation.metric} {best}"
@@ -266,6 +272,8 @@ def _champion_params(ctx: RunContext) -> tuple[str, dict[str, str]] | None:
         return None
     try:
         registry = ctx.registry
+        if registry.tracking_uri.startswith("sqlite:///") and not Path(registry.tracking_uri[10:]).exists():
+            return None  # no MLflow store yet, so no champion: don't create one (migrations cost seconds)
         champion = registry.by_alias(ctx.spec.registry_name, "champion")
         if champion is None or not champion.run_id:
             return None
