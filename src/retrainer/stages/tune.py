@@ -223,7 +223,14 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             "n_complete": len(complete),
             "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]),
             "history": [
-                {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials
+                {
+                    "number": t.number,
+                    "value": t.value,
+                    "state": t.state.name,
+                    "params": t.params,
+                    "seconds": round(t.duration.total_seconds(), 3) if t.duration else None,
+                }
+                for t in study.trials
             ],
         }
     direction = next(iter(studies.values())).direction
