@@ -240,3 +240,13 @@ def test_the_mlp_optimizer_matches_torch_adam() -> None:
     for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
         assert torch.allclose(mine, theirs, atol=1e-6)
     assert not torch.allclose(ours.weight, torch.nn.Linear(5, 1).weight)  # it did move
+
+
+def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
+    from retrainer.stages.compare import _champion_threshold
+    from retrainer.stages.evaluate import model_threshold
+
+    assert _champion_threshold({"retrainer.decision_threshold": "0.31"}, 0.5) == 0.31
+    assert _champion_threshold({}, 0.5) == 0.5  # versions registered before thresholds were stored
+    assert model_threshold({"decision_threshold": 0.27}, 0.5) == 0.27
+    assert model_threshold({"decision_threshold": None}, 0.4) == 0.4  # no threshold_metric: the spec's
