@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from retrainer.errors import SpecError
-from retrainer.spec import CANDIDATES, Spec, load_spec, parse_duration, spec_from_dict
+from retrainer.spec import CANDIDATES, DEFAULT_CANDIDATES, Spec, load_spec, parse_duration, spec_from_dict
 
 MINIMAL = "name: churn\nsource: {path: data.csv}\ntarget: churned\n"
 
@@ -444,7 +444,7 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, MINIMAL))
 
     assert isinstance(spec, Spec)
-    assert spec.models.candidates == list(CANDIDATES)
+    assert spec.models.candidates == list(DEFAULT_CANDIDATES)
     assert spec.models.n_trials == 10
     assert spec.models.timeout_seconds is None
     assert spec.evaluation.metric == "roc_auc"

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from retrainer.errors import SpecError
 from retrainer.metrics import LOWER_IS_BETTER, METRICS
-from retrainer.models import CATALOGUE
+from retrainer.models import CATALOGUE, DEFAULT_CANDIDATES
 
 CANDIDATES = tuple(CATALOGUE)
 
@@ -229,7 +229,9 @@ class SplitSpec(_Section):
 class ModelsSpec(_Section):
     """Candidate algorithms and the Optuna search over them."""
 
-    candidates: list[str] = Field(default_factory=lambda: list(CANDIDATES))
+    candidates: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CANDIDATES), description="Algorithms to tune; `mlp` is opt-in."
+    )
     n_trials: int = Field(10, ge=1, description="Optuna trials per candidate.")
     timeout: str | None = Field(None, description="Wall-clock budget for all tuning, e.g. '10m', '90s'.")
     cv_folds: int = Field(3, ge=2, le=20)
@@ -242,6 +244,16 @@ class ModelsSpec(_Section):
     search_space: dict[str, dict[str, dict[str, Any]]] = Field(
         default_factory=dict,
         description="Per candidate, per param: {low, high, log} or {choices}; replaces the default range.",
+    )
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops a trial whose running CV score after a fold trails earlier trials."
+    )
+    early_stopping_rounds: int = Field(
+        30, ge=0, description="XGBoost/LightGBM stop after this many rounds without gain on a validation split; 0 off."
+    )
+    warm_start: bool = Field(True, description="Enqueue the production champion's params as a trial of its candidate.")
+    calibration: Literal["none", "isotonic", "sigmoid"] = Field(
+        "none", description="Calibrate the final model's probabilities (CalibratedClassifierCV over cv_folds)."
     )
 
     @field_validator("candidates")
@@ -276,6 +288,9 @@ class EvaluationSpec(_Section):
         default_factory=dict, description="Metric minimums (maximums for log_loss, brier)."
     )
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a row is positive.")
+    threshold_metric: Literal["f1", "accuracy"] | None = Field(
+        None, description="Choose decision_threshold to maximize this metric on out-of-fold training predictions."
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -479,9 +494,13 @@ class Spec(_Section):
         return self.evaluation.metric
 
     def section_digest(self, *sections: str) -> str:
-        """A stable hash of the named top-level sections, for stage cache keys."""
+        """A stable hash of the named top-level sections (or `section.key`), for stage cache keys."""
         data = self.model_dump(mode="json", exclude={"spec_path"})
-        return _digest({name: data.get(name) for name in sections})
+        picked = {}
+        for name in sections:
+            section, _, key = name.partition(".")
+            picked[name] = (data.get(section) or {}).get(key) if key else data.get(section)
+        return _digest(picked)
 
     def digest(self) -> str:
         """A hash of the whole spec, recorded as lineage on every registered model."""

@@ -294,6 +294,8 @@ def _pip_requirements(model: Any) -> list[str]:
 
     modules = {type(step).__module__.split(".")[0] for step in _steps(model)}
     wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"} | ({"xgboost"} & modules) | ({"lightgbm"} & modules)
+    if "retrainer" in modules:  # the MLP: its class lives in retrainer, its predictions need torch
+        wanted |= {"retrainer", "torch"}
     pins = []
     for package in sorted(wanted):
         try:
@@ -304,8 +306,12 @@ def _pip_requirements(model: Any) -> list[str]:
 
 
 def _steps(model: Any) -> list[Any]:
+    """Every estimator inside, through pipelines and wrappers such as CalibratedClassifierCV."""
     steps = getattr(model, "steps", None)
-    return [model] if steps is None else [s for _, step in steps for s in _steps(step)]
+    if steps is not None:
+        return [s for _, step in steps for s in _steps(step)]
+    inner = getattr(model, "estimator", None)
+    return [model] if inner is None or isinstance(inner, str) else [model, *_steps(inner)]
 
 
 def _info(version: ModelVersion, aliases: tuple[str, ...] | None = None) -> VersionInfo:

@@ -4,6 +4,10 @@ A search space is a dict of parameter -> range. A range is `{low, high}` (int wh
 optionally `log: true`, or `{choices: [...]}`; the spec's `models.search_space` replaces a default
 range per parameter and `models.params` fixes a parameter. `defaults` are known-good settings that
 are enqueued as each candidate's first trial, so even a one-trial budget gets a sound model.
+
+`class_weight: balanced` weighs the rarer class up: natively for logistic regression, random forest,
+LightGBM and the MLP (a weighted loss); XGBoost has no such parameter, so `fit_params` passes it
+balanced sample weights instead. `mlp` is opt-in (not in the default candidates): it needs torch.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
 def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     from xgboost import XGBClassifier
 
+    params = {k: v for k, v in params.items() if k != "class_weight"}  # applied as sample weights at fit
     return XGBClassifier(
         random_state=seed, n_jobs=n_jobs, tree_method="hist", eval_metric="logloss", verbosity=0, **params
     )
@@ -48,6 +53,12 @@ def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     from lightgbm import LGBMClassifier
 
     return LGBMClassifier(random_state=seed, n_jobs=n_jobs, verbose=-1, subsample_freq=1, **params)
+
+
+def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from retrainer.models.mlp import TorchMLPClassifier
+
+    return TorchMLPClassifier(random_state=seed, n_jobs=n_jobs, **params)
 
 
 CATALOGUE: dict[str, Candidate] = {
@@ -67,8 +78,15 @@ CATALOGUE: dict[str, Candidate] = {
                 "max_depth": {"low": 3, "high": 16},
                 "min_samples_leaf": {"low": 1, "high": 30, "log": True},
                 "max_features": {"choices": ["sqrt", "log2", 0.5]},
+                "class_weight": {"choices": [None, "balanced"]},
             },
-            defaults={"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 5, "max_features": "sqrt"},
+            defaults={
+                "n_estimators": 200,
+                "max_depth": 10,
+                "min_samples_leaf": 5,
+                "max_features": "sqrt",
+                "class_weight": None,
+            },
         ),
         Candidate(
             "xgboost",
@@ -81,6 +99,7 @@ CATALOGUE: dict[str, Candidate] = {
                 "colsample_bytree": {"low": 0.5, "high": 1.0},
                 "min_child_weight": {"low": 1.0, "high": 20.0, "log": True},
                 "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
+                "class_weight": {"choices": [None, "balanced"]},
             },
             defaults={
                 "n_estimators": 200,
@@ -90,6 +109,7 @@ CATALOGUE: dict[str, Candidate] = {
                 "colsample_bytree": 0.8,
                 "min_child_weight": 1.0,
                 "reg_lambda": 1.0,
+                "class_weight": None,
             },
         ),
         Candidate(
@@ -103,6 +123,7 @@ CATALOGUE: dict[str, Candidate] = {
                 "subsample": {"low": 0.6, "high": 1.0},
                 "colsample_bytree": {"low": 0.5, "high": 1.0},
                 "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
+                "class_weight": {"choices": [None, "balanced"]},
             },
             defaults={
                 "n_estimators": 200,
@@ -112,10 +133,35 @@ CATALOGUE: dict[str, Candidate] = {
                 "subsample": 0.9,
                 "colsample_bytree": 0.8,
                 "reg_lambda": 1.0,
+                "class_weight": None,
+            },
+        ),
+        Candidate(
+            "mlp",
+            _mlp,
+            space={
+                "hidden_size": {"low": 16, "high": 256, "log": True},
+                "n_layers": {"low": 1, "high": 3},
+                "dropout": {"low": 0.0, "high": 0.5},
+                "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+                "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+                "batch_size": {"choices": [64, 128, 256]},
+                "class_weight": {"choices": [None, "balanced"]},
+            },
+            defaults={
+                "hidden_size": 64,
+                "n_layers": 2,
+                "dropout": 0.1,
+                "learning_rate": 1e-3,
+                "weight_decay": 1e-5,
+                "batch_size": 128,
+                "class_weight": None,
             },
         ),
     )
 }
+DEFAULT_CANDIDATES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
+EARLY_STOPPING = frozenset({"xgboost", "lightgbm"})  # boosters that stop on an inner validation split
 
 
 def search_space(
@@ -143,3 +189,12 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
 
 def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:
     return CATALOGUE[name].build(params, seed, n_jobs)
+
+
+def fit_params(name: str, params: dict[str, Any], y: Any) -> dict[str, Any]:
+    """Extra `Pipeline.fit` arguments: XGBoost's balanced class weights arrive as sample weights."""
+    if name == "xgboost" and params.get("class_weight") == "balanced":
+        from sklearn.utils.class_weight import compute_sample_weight
+
+        return {"model__sample_weight": compute_sample_weight("balanced", y)}
+    return {}

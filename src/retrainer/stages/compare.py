@@ -91,7 +91,7 @@ def decide_against(
             inputs["test"],
             _champion_columns(champion_model, columns),
             spec.target.column,
-            spec.evaluation.decision_threshold,
+            _champion_threshold(champion.tags, spec.evaluation.decision_threshold),
         )
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
@@ -112,6 +112,14 @@ def decide_against(
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
     names = getattr(model, "feature_names_in_", None)
     return [str(c) for c in names] if names is not None else fallback
+
+
+def _champion_threshold(tags: dict[str, str], fallback: float) -> float:
+    """The threshold stored with the champion when it was registered (older versions: the spec's)."""
+    try:
+        return float(tags["retrainer.decision_threshold"])
+    except (KeyError, ValueError):
+        return fallback
 
 
 def _tracking_uri(ctx: RunContext) -> str:

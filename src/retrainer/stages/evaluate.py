@@ -1,18 +1,31 @@
-"""Evaluate: every metric on the test set (and out-of-time set), then the spec's thresholds as gates."""
+"""Evaluate: every metric on the test set (and out-of-time set), then the spec's thresholds as gates.
+
+The decision threshold is the one train chose on out-of-fold predictions when
+`evaluation.threshold_metric` is set, else the spec's `decision_threshold`. The reliability curve
+of each set is stored in the report (`calibration`) and drawn to calibration.png in the work dir.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from retrainer.errors import GateFailed
 from retrainer.metrics import LOWER_IS_BETTER, all_metrics
+from retrainer.models.calibration import plot_calibration, reliability_curve
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 
 def evaluate_model(model: Any, frame: Any, columns: list[str], target: str, threshold: float) -> dict[str, float]:
     proba = model.predict_proba(frame[columns])[:, 1]
     return all_metrics(frame[target].to_numpy(), proba, threshold)
+
+
+def model_threshold(training: Mapping[str, Any], spec_threshold: float) -> float:
+    """The threshold stored with the model (chosen on validation data), else the spec's."""
+    chosen = training.get("decision_threshold")
+    return float(chosen) if chosen is not None else spec_threshold
 
 
 def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
@@ -32,12 +45,21 @@ def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) 
 def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
     columns = inputs["training"]["input_columns"]
-    threshold = spec.evaluation.decision_threshold
-    report: dict[str, Any] = {
-        "test": evaluate_model(inputs["model"], inputs["test"], columns, spec.target.column, threshold)
-    }
-    if len(inputs["oot"]):
-        report["oot"] = evaluate_model(inputs["model"], inputs["oot"], columns, spec.target.column, threshold)
+    threshold = model_threshold(inputs["training"], spec.evaluation.decision_threshold)
+    report: dict[str, Any] = {"decision_threshold": threshold, "calibration": {}}
+    sets = {"test": inputs["test"], **({"oot": inputs["oot"]} if len(inputs["oot"]) else {})}
+    for name, frame in sets.items():
+        truth = frame[spec.target.column].to_numpy()
+        proba = inputs["model"].predict_proba(frame[columns])[:, 1]
+        report[name] = all_metrics(truth, proba, threshold)
+        if len(set(truth.tolist())) == 2:
+            report["calibration"][name] = reliability_curve(truth, proba)
+    if report["calibration"]:
+        method = inputs["training"].get("calibration", "none")
+        plot = plot_calibration(
+            report["calibration"], Path(ctx.work_dir()) / "calibration.png", f"Calibration ({method})"
+        )
+        report["calibration_plot"] = str(plot)
     failures = threshold_failures(report["test"], spec.evaluation.thresholds)
     report["thresholds"] = spec.evaluation.thresholds
     report["passed"] = not failures
@@ -63,5 +85,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "oot"),
     makes=("evaluation",),
     spec_sections=("evaluation", "target"),
-    code=("retrainer.metrics",),
+    code=("retrainer.metrics", "retrainer.models.calibration"),
 )

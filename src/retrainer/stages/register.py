@@ -63,6 +63,8 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.decision": decision["winner"],
         "retrainer.reason": decision["reason"][:5000],
         "retrainer.metrics": json.dumps({k: round(v, 4) for k, v in evaluation["test"].items()}),
+        # the threshold the model was evaluated at: compare and serving score it with the same one
+        "retrainer.decision_threshold": str(evaluation.get("decision_threshold", spec.evaluation.decision_threshold)),
     }
     metrics = {f"test_{k}": v for k, v in evaluation["test"].items()}
     metrics.update({f"oot_{k}": v for k, v in evaluation.get("oot", {}).items()})
@@ -79,6 +81,10 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         # what the next runs' drift stage compares their data with
         profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"])
         Path(reports, "reference_profile.json").write_text(json.dumps(profile))
+        if evaluation.get("calibration"):
+            from retrainer.models.calibration import plot_calibration
+
+            plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,

@@ -1,4 +1,10 @@
-"""Train: refit the winning candidate's best configuration on the whole training split."""
+"""Train: refit the winning candidate's best configuration on the whole training split.
+
+A booster refits with the number of trees early stopping found in tuning. With
+`models.calibration`, the estimator is wrapped in CalibratedClassifierCV. With
+`evaluation.threshold_metric`, the decision threshold that maximizes that metric on out-of-fold
+predictions of this exact model (calibration included) is chosen here and stored with the model.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from retrainer.models.fitting import best_threshold, fit_model, out_of_fold_proba
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.tune import make_model
 
@@ -14,24 +21,52 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
     tuning = inputs["tuning"]
     candidate = tuning["best_candidate"]
-    params = tuning["candidates"][candidate]["best_params"]
+    params = dict(tuning["candidates"][candidate]["best_params"])
+    best_iteration = tuning["candidates"][candidate].get("best_iteration")
+    if best_iteration and "n_estimators" not in spec.models.params.get(candidate, {}):
+        params["n_estimators"] = int(best_iteration)  # what early stopping found in CV
+    fixed = {**params, **spec.models.params.get(candidate, {})}
     frame = inputs["train"]
     columns = list(inputs["feature_schema"]["inputs"])
-    model = make_model(inputs["preprocessor"], candidate, params, spec)
+    X, y = frame[columns], frame[spec.target.column].to_numpy()  # noqa: N806
+    model = make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True)
     started = time.perf_counter()
-    model.fit(frame[columns], frame[spec.target.column].to_numpy())
+    fit_model(model, candidate, fixed, X, y)
     seconds = time.perf_counter() - started
-    info = {
+    info: dict[str, Any] = {
         "candidate": candidate,
-        "params": {**params, **spec.models.params.get(candidate, {})},
+        "params": fixed,
         "cv_score": tuning["candidates"][candidate]["best_value"],
         "train_rows": len(frame),
         "fit_seconds": round(seconds, 3),
         "input_columns": columns,
+        "calibration": spec.models.calibration,
+        "decision_threshold": None,  # None: evaluation.decision_threshold from the spec applies
     }
+    metric = spec.evaluation.threshold_metric
+    if metric:
+        proba = out_of_fold_proba(
+            lambda: make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True),
+            candidate,
+            fixed,
+            X,
+            y,
+            spec.models.cv_folds,
+            spec.seed,
+        )
+        threshold, value = best_threshold(metric, y, proba)
+        info.update(
+            decision_threshold=threshold,
+            threshold_source=f"max out-of-fold {metric}",
+            threshold_oof_score=round(value, 6),
+        )
+        ctx.logger.info("decision threshold %.2f maximizes out-of-fold %s (%.4f)", threshold, metric, value)
+    metrics = {"fit_seconds": seconds}
+    if info["decision_threshold"] is not None:
+        metrics["decision_threshold"] = info["decision_threshold"]
     return StageOutput(
         artifacts={"model": model, "training": info},
-        metrics={"fit_seconds": seconds},
+        metrics=metrics,
         summary=f"{candidate} on {len(frame):,} rows in {seconds:.1f}s",
     )
 
@@ -41,6 +76,6 @@ STAGE = Stage(
     func=train,
     needs=("train", "preprocessor", "feature_schema", "tuning"),
     makes=("model", "training"),
-    spec_sections=("models", "target", "seed"),
-    code=("retrainer.stages.tune", "retrainer.models"),
+    spec_sections=("models", "evaluation.threshold_metric", "target", "seed"),
+    code=("retrainer.stages.tune", "retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp"),
 )

@@ -2,8 +2,13 @@
 
 Studies live in SQLite in the stage's work directory, which is keyed by the stage's cache key: a run
 killed mid-tune resumes with the trials it had finished, and only runs the ones still owed.
-Each candidate's first trial is its known-good default configuration. A median pruner stops a
-trial whose running CV score after a fold is below the median of earlier trials at that fold.
+Each candidate's first trial is its known-good default configuration; with `models.warm_start`,
+the production champion's parameters follow as a trial of the champion's candidate. The pruner
+(`models.pruner`: median or hyperband, the folds being its steps) stops a trial whose running CV
+score after a fold trails the earlier trials. XGBoost/LightGBM stop early inside each fold
+(`models.early_stopping_rounds`); the trial records the mean best iteration, and train refits with it.
+`models.timeout` is one wall-clock budget for all candidates: each gets an equal share of what is
+left when its turn comes, so time a candidate did not use goes to the ones after it.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError, StageError
 from retrainer.metrics import LOWER_IS_BETTER, score
 from retrainer.models import CATALOGUE, build_estimator, search_space, suggest
+from retrainer.models.fitting import fit_model
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
@@ -26,30 +33,59 @@ if TYPE_CHECKING:
     from retrainer.spec import Spec
 
 
-def make_model(preprocessor: Any, candidate: str, params: dict[str, Any], spec: Spec) -> Any:
-    """The full model: a fresh copy of the preprocessing followed by the estimator."""
+def make_model(preprocessor: Any, candidate: str, params: dict[str, Any], spec: Spec, calibrate: bool = False) -> Any:
+    """The full model: a fresh copy of the preprocessing followed by the estimator (calibrated if asked)."""
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
     fixed = spec.models.params.get(candidate, {})
     estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs)
+    if calibrate and spec.models.calibration != "none":
+        from sklearn.calibration import CalibratedClassifierCV
+
+        estimator = CalibratedClassifierCV(estimator, method=spec.models.calibration, cv=spec.models.cv_folds)
     return Pipeline([("preprocess", clone(preprocessor)), ("model", estimator)])
 
 
-def cross_validate(trial: optuna.Trial | None, model_factory: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> float:  # noqa: N803
-    """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early."""
+def cross_validate(
+    trial: optuna.Trial | None,
+    candidate: str,
+    params: dict[str, Any],
+    preprocessor: Any,
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray,
+    spec: Spec,
+) -> float:
+    """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early.
+
+    A booster's best iteration per fold (early stopping) is kept on the trial as `best_iteration`.
+    """
     import numpy as np
     import optuna
     from sklearn.model_selection import StratifiedKFold
 
     folds = StratifiedKFold(n_splits=spec.models.cv_folds, shuffle=True, random_state=spec.seed)
+    fixed = {**params, **spec.models.params.get(candidate, {})}
     scores: list[float] = []
+    iterations: list[int] = []
     for fold, (fit_rows, score_rows) in enumerate(folds.split(X, y)):
-        model = model_factory()
-        model.fit(X.iloc[fit_rows], y[fit_rows])
+        model = make_model(preprocessor, candidate, params, spec)
+        best = fit_model(
+            model,
+            candidate,
+            fixed,
+            X.iloc[fit_rows],
+            y[fit_rows],
+            early_stopping_rounds=spec.models.early_stopping_rounds,
+            seed=spec.seed,
+        )
+        if best is not None:
+            iterations.append(best)
         proba = model.predict_proba(X.iloc[score_rows])[:, 1]
         scores.append(score(spec.evaluation.metric, y[score_rows], proba, spec.evaluation.decision_threshold))
         if trial is not None:
+            if iterations:
+                trial.set_user_attr("best_iteration", round(float(np.mean(iterations))))
             trial.report(float(np.mean(scores)), fold)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -79,8 +115,19 @@ def open_study(ctx: RunContext, candidate: str, seed_offset: int = 0) -> optuna.
         direction="minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize",
         # each worker its own seed: the same seed would make parallel workers sample the same points
         sampler=optuna.samplers.TPESampler(seed=spec.seed + seed_offset, n_startup_trials=min(5, spec.models.n_trials)),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        pruner=_pruner(spec),
     )
+
+
+def _pruner(spec: Spec) -> optuna.pruners.BasePruner:
+    """Folds are the steps: a trial can be stopped after any fold but the last."""
+    import optuna
+
+    if spec.models.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.models.cv_folds, reduction_factor=3)
+    if spec.models.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
 
 
 def share_of(owed: int, worker: int, workers: int) -> int:
@@ -96,6 +143,7 @@ def run_trials(
     Every candidate's share is fixed before the first trial: computed later, it would see the trials
     other workers had finished meanwhile, and the shares would no longer add up to what was owed.
     """
+    import optuna
 
     spec = ctx.spec
     train = inputs["train"]
@@ -115,6 +163,7 @@ def run_trials(
     candidates = spec.models.candidates
     offset = worker if seed_offset is None else seed_offset
     studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
+    champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     owed_now = {candidate: spec.models.n_trials - len(_done_trials(study)) for candidate, study in studies.items()}
     for index, candidate in enumerate(candidates):
         study = studies[candidate]
@@ -122,18 +171,25 @@ def run_trials(
         finished = _done_trials(study)
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
+            if champion and champion[0] == candidate:
+                warm = _in_space(champion[1], space)
+                ctx.logger.info("%s: warm start from the champion's params %s", candidate, warm)
+                study.enqueue_trial(warm, skip_if_exists=True)
         owed = share_of(owed_now[candidate], worker, workers)
         budget = None
         if deadline is not None:
             budget = max(1.0, (deadline - time.monotonic()) / (len(candidates) - index))
 
         def objective(trial: optuna.Trial, candidate: str = candidate, space: dict[str, Any] = space) -> float:
-            params = suggest(trial, space)
-            return cross_validate(trial, lambda: make_model(preprocessor, candidate, params, spec), X, y, spec)
+            return cross_validate(trial, candidate, suggest(trial, space), preprocessor, X, y, spec)
 
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
             best = _best_value(study)
-            state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
+            if trial.state == optuna.trial.TrialState.PRUNED:
+                last = max(trial.intermediate_values, default=-1)
+                state = f"pruned after fold {last + 1} (running {trial.intermediate_values.get(last, math.nan):.4f})"
+            else:
+                state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
             ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, state, best)
             ctx.progress(
                 candidate, len(_done_trials(study)), spec.models.n_trials, f"best {spec.evaluation.metric} {best}"
@@ -167,11 +223,19 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         results[candidate] = {
             "best_value": study.best_value,
             "best_params": study.best_params,
+            "best_iteration": study.best_trial.user_attrs.get("best_iteration"),
             "n_trials": len(_done_trials(study)),
             "n_complete": len(complete),
             "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]),
             "history": [
-                {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params} for t in study.trials
+                {
+                    "number": t.number,
+                    "value": t.value,
+                    "state": t.state.name,
+                    "params": t.params,
+                    "seconds": round(t.duration.total_seconds(), 3) if t.duration else None,
+                }
+                for t in study.trials
             ],
         }
     direction = next(iter(studies.values())).direction
@@ -214,6 +278,47 @@ def _run_with_worker_processes(ctx: RunContext, inputs: Mapping[str, Any], worke
         ctx.logger.warning("%d of %d tuning workers failed (exit codes %s)", len(failed), workers, failed)
 
 
+def _champion_params(ctx: RunContext) -> tuple[str, dict[str, str]] | None:
+    """The production champion's candidate and logged params, or None (no champion, registry unreachable)."""
+    if not ctx.spec.models.warm_start:
+        return None
+    try:
+        registry = ctx.registry
+        if registry.tracking_uri.startswith("sqlite:///") and not Path(registry.tracking_uri[10:]).exists():
+            return None  # no MLflow store yet, so no champion: don't create one (migrations cost seconds)
+        champion = registry.by_alias(ctx.spec.registry_name, "champion")
+        if champion is None or not champion.run_id:
+            return None
+        params = dict(registry.client.get_run(champion.run_id).data.params)
+    except Exception as error:  # noqa: BLE001 - a warm start is a bonus: tuning goes on without it
+        ctx.logger.warning("no warm start from the champion: %s", error)
+        return None
+    return params.pop("candidate", ""), params
+
+
+def _in_space(logged: dict[str, str], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """MLflow params are strings: turn those inside the search space back into values Optuna accepts."""
+    values: dict[str, Any] = {}
+    for param, bounds in space.items():
+        text = logged.get(param)
+        if text is None:
+            continue
+        if "choices" in bounds:
+            matches = [choice for choice in bounds["choices"] if str(choice) == text]
+            if matches:
+                values[param] = matches[0]
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            continue
+        if isinstance(bounds["low"], int) and isinstance(bounds["high"], int):
+            number = round(number)
+        if bounds["low"] <= number <= bounds["high"]:
+            values[param] = number
+    return values
+
+
 def _done_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that count against the budget: completed or pruned (a failed trial is owed again)."""
     import optuna
@@ -246,5 +351,5 @@ STAGE = Stage(
     needs=("train", "preprocessor", "feature_schema"),
     makes=("tuning",),
     spec_sections=("models", "evaluation", "target", "seed"),
-    code=("retrainer.models", "retrainer.metrics"),
+    code=("retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp", "retrainer.metrics"),
 )

@@ -1,0 +1,252 @@
+"""The candidates on real Telco rows: the PyTorch MLP, early stopping, pruning, threshold, calibration."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.spec import Spec, spec_from_dict
+
+ROWS = 1000
+
+
+def telco_spec(**models: Any) -> Spec:
+    return spec_from_dict(
+        {
+            "name": "telco-models",
+            "source": {"path": "unused.csv"},
+            "target": {"column": "churn", "positive": "Yes"},
+            "id_column": "customer_id",
+            "models": {"cv_folds": 3, **models},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def telco_xy(telco: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, Any]:
+    """A stratified sample of real Telco rows, its 0/1 labels and the project's unfitted preprocessing."""
+    from sklearn.model_selection import train_test_split
+
+    from retrainer.stages.features import build_preprocessor
+
+    sample, _ = train_test_split(telco, train_size=ROWS, stratify=telco["churn"], random_state=7)
+    y = (sample["churn"] == "Yes").astype(int).to_numpy()
+    X = sample.drop(columns=["churn", "customer_id"]).reset_index(drop=True)  # noqa: N806
+    preprocessor, _ = build_preprocessor(X, telco_spec())
+    return X, y, preprocessor
+
+
+def mlp_pipeline(preprocessor: Any, **params: Any) -> Any:
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from retrainer.models.mlp import TorchMLPClassifier
+
+    settings = {"max_epochs": 10, "patience": 4, "random_state": 3, **params}
+    return Pipeline([("preprocess", clone(preprocessor)), ("model", TorchMLPClassifier(**settings))])
+
+
+def halves(X: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, Any, Any]:  # noqa: N803
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+# ------------------------------------------------------------------------------------------- MLP
+
+
+def test_mlp_learns_telco_churn_through_the_pipeline(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    fit_x, test_x, fit_y, test_y = halves(X, y)
+
+    model = mlp_pipeline(preprocessor).fit(fit_x, fit_y)
+    proba = model.predict_proba(test_x)
+
+    assert proba.shape == (len(test_x), 2)
+    assert np.allclose(proba.sum(axis=1), 1.0) and ((proba >= 0) & (proba <= 1)).all()
+    assert list(model.classes_) == [0, 1]
+    assert roc_auc_score(test_y, proba[:, 1]) > 0.75  # published Telco models reach ~0.84
+    mlp = model[-1]
+    assert 1 <= mlp.best_epoch_ <= mlp.n_epochs_ <= 10
+    assert all(isinstance(v, np.ndarray) for v in mlp.state_.values())  # no torch objects in the saved state
+
+
+def test_mlp_is_deterministic_with_its_seed_and_survives_pickle_and_skops(
+    telco_xy: tuple[pd.DataFrame, np.ndarray, Any],
+) -> None:
+    import skops.io
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    fit_x, test_x, fit_y, _ = halves(X, y)
+
+    first = mlp_pipeline(preprocessor, max_epochs=5).fit(fit_x, fit_y)
+    again = mlp_pipeline(preprocessor, max_epochs=5).fit(fit_x, fit_y)
+    other_seed = mlp_pipeline(preprocessor, max_epochs=5, random_state=4).fit(fit_x, fit_y)
+    expected = first.predict_proba(test_x)
+
+    assert np.array_equal(expected, again.predict_proba(test_x))
+    assert not np.array_equal(expected, other_seed.predict_proba(test_x))
+    assert np.array_equal(expected, pickle.loads(pickle.dumps(first)).predict_proba(test_x))
+    data = skops.io.dumps(first)
+    untrusted = skops.io.get_untrusted_types(data=data)
+    assert "retrainer.models.mlp.TorchMLPClassifier" in untrusted  # the stable path baked into saved models
+    assert np.array_equal(expected, skops.io.loads(data, trusted=untrusted).predict_proba(test_x))
+
+
+def test_balanced_class_weight_raises_the_minority_probabilities(
+    telco_xy: tuple[pd.DataFrame, np.ndarray, Any],
+) -> None:
+    X, y, preprocessor = telco_xy  # noqa: N806
+    fit_x, test_x, fit_y, _ = halves(X, y)
+
+    plain = mlp_pipeline(preprocessor, max_epochs=8, patience=8).fit(fit_x, fit_y).predict_proba(test_x)[:, 1]
+    balanced = mlp_pipeline(preprocessor, max_epochs=8, patience=8, class_weight="balanced")
+    weighted = balanced.fit(fit_x, fit_y).predict_proba(test_x)[:, 1]
+
+    # the weighted loss counts each churner ~2.8 times: predictions move up, more rows cross 0.5
+    assert weighted.mean() > plain.mean()
+    assert (weighted >= 0.5).sum() > (plain >= 0.5).sum()
+
+
+def test_mlp_rejects_bad_input_clearly(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
+    from sklearn.exceptions import NotFittedError
+
+    from retrainer.models.mlp import TorchMLPClassifier
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    with pytest.raises(NotFittedError, match="fit first"):
+        TorchMLPClassifier().predict_proba(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="class_weight must be None or 'balanced'"):
+        mlp_pipeline(preprocessor, class_weight="heavy").fit(X, y)
+
+
+# ------------------------------------------------------------------------ early stopping, pruning
+
+
+def test_lightgbm_stops_early_and_reports_its_best_iteration(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
+    from retrainer.models.fitting import fit_model
+    from retrainer.stages.tune import make_model
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    spec = telco_spec(candidates=["lightgbm"])
+    params = {"n_estimators": 500, "learning_rate": 0.3, "num_leaves": 31}
+    model = make_model(preprocessor, "lightgbm", params, spec)
+
+    best = fit_model(model, "lightgbm", params, X, y, early_stopping_rounds=10, seed=0)
+
+    assert best is not None and 1 <= best < 500  # 500 fast trees overfit 850 rows long before the end
+    assert model[-1].best_iteration_ == best
+    assert model.predict_proba(X.head(3)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_the_pruner_stops_weak_trials_after_a_fold(telco_xy: tuple[pd.DataFrame, np.ndarray, Any], pruner: str) -> None:
+    import optuna
+
+    from retrainer.stages.tune import _pruner, cross_validate
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    spec = telco_spec(candidates=["lightgbm"], pruner=pruner, early_stopping_rounds=0)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(  # Hyperband picks a trial's bracket from a hash of the study name: fix it
+        study_name="telco-pruning",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=_pruner(spec),
+    )
+    # three sound boosters, then stumps of one or two trees: those trail from the first fold on
+    for trees, leaves in ((100, 8), (150, 8), (100, 16), (1, 2), (2, 2)):
+        study.enqueue_trial({"n_estimators": trees, "num_leaves": leaves})
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            "n_estimators": trial.suggest_int("n_estimators", 1, 200),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 16),
+        }
+        return cross_validate(trial, "lightgbm", params, preprocessor, X, y, spec)
+
+    study.optimize(objective, n_trials=5)
+
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert pruned, "no trial was pruned"
+    assert {t.params["n_estimators"] for t in pruned} <= {1, 2}  # only the stumps
+    assert all(len(t.intermediate_values) < spec.models.cv_folds for t in pruned)  # stopped before the last fold
+    assert min(t.value for t in complete) > max(max(t.intermediate_values.values()) for t in pruned)
+
+
+# ----------------------------------------------------------------------------- threshold, warm start
+
+
+def test_best_threshold_maximizes_f1_on_out_of_fold_predictions(
+    telco_xy: tuple[pd.DataFrame, np.ndarray, Any],
+) -> None:
+    from retrainer.metrics import score
+    from retrainer.models.fitting import best_threshold, out_of_fold_proba
+    from retrainer.stages.tune import make_model
+
+    X, y, preprocessor = telco_xy  # noqa: N806
+    spec = telco_spec()
+    proba = out_of_fold_proba(
+        lambda: make_model(preprocessor, "logistic_regression", {"C": 1.0}, spec), "logistic_regression", {}, X, y, 3, 0
+    )
+
+    cut, value = best_threshold("f1", y, proba)
+
+    assert value == pytest.approx(score("f1", y, proba, cut))
+    assert value >= score("f1", y, proba, 0.5)
+    assert cut < 0.5  # 27 % churners: F1 rewards flagging more of them than a 0.5 cut does
+
+
+def test_champion_params_logged_as_strings_come_back_inside_the_space() -> None:
+    from retrainer.models import search_space
+    from retrainer.stages.tune import _in_space
+
+    space = search_space("lightgbm")
+    logged = {"n_estimators": "137", "learning_rate": "0.07", "class_weight": "balanced", "num_leaves": "999"}
+
+    values = _in_space(logged, space)
+
+    assert values == {"n_estimators": 137, "learning_rate": 0.07, "class_weight": "balanced"}  # 999 is out of range
+    assert _in_space({"class_weight": "None"}, space) == {"class_weight": None}
+
+
+def test_the_mlp_optimizer_matches_torch_adam() -> None:
+    """The MLP's own Adam (written out to skip torch.optim's seconds-long import) takes torch's steps."""
+    import torch
+
+    from retrainer.models.mlp import _Adam
+
+    torch.manual_seed(0)
+    reference, ours = torch.nn.Linear(5, 1), torch.nn.Linear(5, 1)
+    ours.load_state_dict(reference.state_dict())
+    steppers = (
+        (reference, torch.optim.Adam(reference.parameters(), lr=1e-2, weight_decay=1e-3)),
+        (ours, _Adam(list(ours.parameters()), 1e-2, 1e-3)),
+    )
+    x, target = torch.randn(64, 5), torch.randn(64, 1)
+    for _ in range(50):
+        for net, optimizer in steppers:
+            optimizer.zero_grad()
+            ((net(x) - target) ** 2).mean().backward()
+            optimizer.step()
+
+    for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    assert not torch.allclose(ours.weight, torch.nn.Linear(5, 1).weight)  # it did move
+
+
+def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
+    from retrainer.stages.compare import _champion_threshold
+    from retrainer.stages.evaluate import model_threshold
+
+    assert _champion_threshold({"retrainer.decision_threshold": "0.31"}, 0.5) == 0.31
+    assert _champion_threshold({}, 0.5) == 0.5  # versions registered before thresholds were stored
+    assert model_threshold({"decision_threshold": 0.27}, 0.5) == 0.27
+    assert model_threshold({"decision_threshold": None}, 0.4) == 0.4  # no threshold_metric: the spec's
