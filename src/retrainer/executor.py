@@ -183,6 +183,8 @@ def run(
         store.write_run(ctx.run_id, record)
         if pipeline.final is not None and result.outcome != "partial":
             _notify(pipeline.final, ctx, result)
+        if spec.report.auto and result.outcome not in ("partial", "interrupted"):
+            _write_report(ctx)
     if raised is not None:
         raise raised
     return result
@@ -398,6 +400,16 @@ def _notify(stage: Stage, ctx: RunContext, result: RunResult) -> None:
         stage.func(ctx, {"summary": summary})
     except Exception as error:  # noqa: BLE001 - notification must never change the run's outcome
         logger.warning("notification failed: %s", error)
+
+
+def _write_report(ctx: RunContext) -> None:
+    """The run's HTML report (runs/<id>/report.html); like notification, it never changes the outcome."""
+    try:
+        from retrainer.report import write_report
+
+        write_report(ctx.store, ctx.run_id, ctx.spec)
+    except Exception as error:  # noqa: BLE001 - a report that cannot be drawn must not fail the run
+        logger.warning("could not write the run report: %s", error)
 
 
 def _resume_hint(result: RunResult) -> str:

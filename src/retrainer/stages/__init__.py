@@ -9,7 +9,9 @@ def default_pipeline() -> Pipeline:
     from retrainer.stages import (
         compare,
         evaluate,
+        explain,
         extract,
+        fairness,
         features,
         notify,
         promote,
@@ -29,6 +31,8 @@ def default_pipeline() -> Pipeline:
             tune.STAGE,
             train.STAGE,
             evaluate.STAGE,
+            fairness.STAGE,
+            explain.STAGE,
             compare.STAGE,
             register.STAGE,
             promote.STAGE,

@@ -2,8 +2,9 @@
 
 The challenger wins only when it beats the champion on the chosen metric by `min_improvement`
 (absolute, or relative to the champion's score); a tie keeps the champion. With no champion, the
-first model that passed every gate wins. A model identical to one already decided on (same training
-cache key) is "unchanged": nothing is registered or moved.
+first model that passed every gate wins. The evidence (a paired bootstrap CI of the gain, per-slice
+metrics; see `retrainer.stages.evidence`) can still keep the champion. A model identical to one
+already decided on (same training cache key) is "unchanged": nothing is registered or moved.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from retrainer.metrics import better
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
 
 
 @dataclass(frozen=True)
@@ -64,28 +66,27 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     challenger_score = inputs["evaluation"]["test"][metric]
     champion = registry.by_alias(name, "champion")
     if champion is None:
+        proof = promotion_evidence(ctx, inputs, metric, None, decision_threshold(spec, inputs["evaluation"]))
+        ci = proof["challenger_ci"]
         decision = Decision(
             "challenger",
-            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})",
+            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f}, "
+            f"{ci['confidence']:.0%} CI [{ci['low']:.4f}, {ci['high']:.4f}])".replace("% CI", " % CI"),
             metric,
             challenger_score,
         )
-        return _output(decision, existing, None)
+        return _output(decision, existing, None, proof)
     if existing and existing.version == champion.version:
         return _unchanged(metric, existing.version, "promoted")
     columns = inputs["training"]["input_columns"]
     test = inputs["test"]
+    threshold = decision_threshold(spec, inputs["evaluation"])
     try:
-        from retrainer.stages.evaluate import evaluate_model
+        from retrainer.metrics import all_metrics
 
         champion_model = registry.load_model(name, champion.version)
-        champion_metrics = evaluate_model(
-            champion_model,
-            test,
-            _champion_columns(champion_model, columns),
-            spec.target.column,
-            spec.evaluation.decision_threshold,
-        )
+        champion_proba = champion_model.predict_proba(test[_champion_columns(champion_model, columns)])[:, 1]
+        champion_metrics = all_metrics(test[spec.target.column].to_numpy(), champion_proba, threshold)
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
         reason = (
@@ -96,10 +97,12 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     champion_score = champion_metrics[metric]
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
+    proof = promotion_evidence(ctx, inputs, metric, champion_proba, threshold)
+    wins, reason = weigh_evidence(wins, reason, proof, spec.promotion.confidence)
     decision = Decision(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
     )
-    return _output(decision, existing, champion_metrics)
+    return _output(decision, existing, champion_metrics, proof)
 
 
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
@@ -123,11 +126,14 @@ def _unchanged(metric: str, version: int, outcome: str) -> StageOutput:
     return _output(decision, None, None)
 
 
-def _output(decision: Decision, existing: Any, champion_metrics: dict[str, float] | None) -> StageOutput:
+def _output(
+    decision: Decision, existing: Any, champion_metrics: dict[str, float] | None, proof: dict[str, Any] | None = None
+) -> StageOutput:
     record = asdict(decision)
     if existing is not None:
         record["existing_version"] = existing.version
     record["champion_metrics"] = champion_metrics
+    record["evidence"] = proof
     return StageOutput(artifacts={"decision": record}, summary=f"{decision.winner}: {decision.reason}")
 
 
@@ -137,4 +143,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation"),
     makes=("decision",),
     cacheable=False,
+    code=("retrainer.stages.evidence", "retrainer.evidence"),
 )

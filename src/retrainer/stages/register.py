@@ -16,7 +16,18 @@ from retrainer.lineage import lineage_tags
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import frame_digest
 
-REPORTS = ("source_info", "validation", "split_info", "feature_schema", "tuning", "training", "evaluation", "decision")
+REPORTS = (
+    "source_info",
+    "validation",
+    "split_info",
+    "feature_schema",
+    "tuning",
+    "training",
+    "evaluation",
+    "fairness",
+    "explanation",
+    "decision",
+)
 
 
 def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -64,6 +75,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     with tempfile.TemporaryDirectory(prefix="retrainer-reports-") as reports:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
+        _write_plots(Path(reports, "plots"), inputs, spec)
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
@@ -85,11 +97,23 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
 
 
+def _write_plots(directory: Path, inputs: Mapping[str, Any], spec: Any) -> None:
+    """The run's plots as PNG files, logged with the model (ROC, PR, calibration, SHAP, comparison...)."""
+    from retrainer.report.plots import run_plots
+    from retrainer.stages.evidence import decision_threshold
+
+    directory.mkdir()
+    threshold = decision_threshold(spec, inputs["evaluation"])
+    metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
+    for stem, png in run_plots(inputs, spec.target.column, threshold, metrics).items():
+        (directory / f"{stem}.png").write_bytes(png)
+
+
 STAGE = Stage(
     name="register",
     func=register,
     needs=("model", "train", "test", *REPORTS),
     makes=("registration",),
     cacheable=False,
-    code=("retrainer.lineage",),
+    code=("retrainer.lineage", "retrainer.report.plots"),
 )
