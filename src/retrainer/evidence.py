@@ -78,6 +78,24 @@ def weighted_roc_auc(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray)
         return np.where(pairs > 0, wins / pairs, np.nan)
 
 
+def weighted_average_precision(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision (PR-AUC as scikit-learn computes it: sum of recall steps x precision) per weighting."""
+    import numpy as np
+
+    order = np.argsort(-proba, kind="stable")
+    sorted_scores, sorted_y = proba[order], y_true[order].astype(bool)
+    w = weights[:, order].astype(float)
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    positive = np.add.reduceat(np.where(sorted_y, w, 0.0), starts, axis=1)
+    negative = np.add.reduceat(np.where(sorted_y, 0.0, w), starts, axis=1)
+    true_pos, false_pos = np.cumsum(positive, axis=1), np.cumsum(negative, axis=1)
+    total = positive.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(true_pos + false_pos > 0, true_pos / (true_pos + false_pos), 0.0)
+        values = (positive / total * precision).sum(axis=1)
+    return np.where(total[:, 0] > 0, values, np.nan)
+
+
 def bootstrap_scores(
     metric: str, y_true: np.ndarray, proba: np.ndarray, counts: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
@@ -86,16 +104,14 @@ def bootstrap_scores(
 
     if metric == "roc_auc":
         return weighted_roc_auc(y_true, proba, counts)
+    if metric == "pr_auc":
+        return weighted_average_precision(y_true, proba, counts)
     if metric in _COUNTED:
         return _counted_metric(metric, y_true, proba, counts.astype(float), threshold)
-    values = np.empty(len(counts))
+    values = np.empty(len(counts))  # any other metric: one scikit-learn call per resample
     for i, row in enumerate(counts):
         rows = np.repeat(np.arange(len(row)), row)
-        sample_y = y_true[rows]
-        if metric in ("pr_auc",) and len(np.unique(sample_y)) < 2:
-            values[i] = np.nan
-            continue
-        values[i] = score(metric, sample_y, proba[rows], threshold)
+        values[i] = score(metric, y_true[rows], proba[rows], threshold)
     return values
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import SpecError
 from retrainer.evidence import group_labels, metric_intervals, paired_bootstrap, slice_metrics, slice_regressions
+from retrainer.metrics import METRICS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +67,7 @@ def promotion_evidence(
         "intervals": metric_intervals(
             y,
             proba,
-            [m for m in ("accuracy", "precision", "recall", "f1", "roc_auc", "brier", "log_loss") if m != metric],
+            [m for m in METRICS if m != metric],
             n_bootstrap=spec.promotion.n_bootstrap,
             confidence=confidence,
             seed=spec.seed,
