@@ -293,12 +293,17 @@ def _fairness(artifacts: Mapping[str, Any]) -> str:
     summary = _table(
         ("measure", "value", "bound", "result"),
         [
-            ("disparate impact", report.get("disparate_impact"), f"≥ {report.get('min_disparate_impact')}", None),
+            (
+                "disparate impact",
+                report.get("disparate_impact"),
+                f"≥ {report.get('min_disparate_impact')}",
+                _within(report.get("disparate_impact"), report.get("min_disparate_impact"), above=True),
+            ),
             (
                 "equalized-odds difference",
                 report.get("equalized_odds_difference"),
                 f"≤ {report.get('max_equalized_odds_difference')}",
-                None,
+                _within(report.get("equalized_odds_difference"), report.get("max_equalized_odds_difference")),
             ),
         ],
     )
@@ -317,11 +322,17 @@ def _fairness(artifacts: Mapping[str, Any]) -> str:
     )
 
 
+def _within(value: float | None, bound: float | None, above: bool = False) -> _Raw:
+    if value is None or bound is None:
+        return _verdict(None)
+    return _verdict(value >= bound if above else value <= bound)
+
+
 def _explanation(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
     explanation = artifacts.get("explanation")
     if not explanation:
         return _section("Explanation", _missing("the run stopped before the model was explained"))
-    top = list(explanation["mean_abs_shap"].items())[:10]
+    top = sorted(explanation["mean_abs_shap"].items(), key=lambda p: -p[1])[:10]  # the store sorts JSON keys
     return _section(
         "Explanation",
         f"<p>SHAP ({escape(explanation['explainer'])} explainer) on {explanation['rows']} test rows; "

@@ -109,13 +109,17 @@ def shap_summary_plot(explanation: Mapping[str, Any], top: int = 15) -> bytes:
         jitter = rng.uniform(-0.3, 0.3, len(column))
         axes.scatter(values[:, rank], row + jitter, c=colour, cmap="coolwarm", s=6, alpha=0.7, linewidths=0)
     axes.axvline(0, color="grey", linewidth=0.8)
-    axes.set_yticks(range(len(names)), labels=list(reversed(names)), fontsize=8)
-    axes.set(xlabel="SHAP value (impact on the model output)", title=f"SHAP summary ({explanation['explainer']})")
+    axes.set_yticks(range(len(names)), labels=[_short(n) for n in reversed(names)], fontsize=8)
+    axes.set(xlabel="SHAP value (red: high feature value)", title=f"SHAP summary ({explanation['explainer']})")
     return _png(figure)
 
 
+def _short(name: str, width: int = 32) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def importance_plot(importances: Mapping[str, float], kind: str, top: int = 15) -> bytes:
-    items = list(importances.items())[:top]
+    items = [(_short(n), v) for n, v in sorted(importances.items(), key=lambda p: -p[1])[:top]]
     figure, axes = _figure(6.5, 0.35 * len(items) + 1.5)
     axes.barh([n for n, _ in reversed(items)], [v for _, v in reversed(items)], color=CHALLENGER)
     axes.tick_params(axis="y", labelsize=8)
