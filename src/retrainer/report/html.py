@@ -196,12 +196,12 @@ def _tuning(artifacts: Mapping[str, Any]) -> str:
             r["best_value"],
             r["n_trials"],
             r.get("n_pruned"),
-            json.dumps(r["best_params"], default=str),
+            _params(r["best_params"]),
         )
         for name, r in tuning["candidates"].items()
     ]
     trials = [
-        (name, t["number"], t["state"], t["value"], json.dumps(t["params"], default=str))
+        (name, t["number"], t["state"], t["value"], _params(t["params"]))
         for name, r in tuning["candidates"].items()
         for t in r.get("history", [])
     ]
@@ -212,6 +212,11 @@ def _tuning(artifacts: Mapping[str, Any]) -> str:
         "<h3>Trials</h3>",
         _table(("candidate", "trial", "state", "value", "params"), trials),
     )
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    """Hyper-parameters in one line, floats to 4 significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold: float) -> str:
