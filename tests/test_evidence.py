@@ -11,6 +11,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
+from retrainer.errors import SpecError
 from retrainer.evidence import (
     bootstrap_scores,
     fairness_failures,
@@ -26,7 +27,7 @@ from retrainer.evidence import (
 )
 from retrainer.pipeline import RunContext
 from retrainer.spec import spec_from_dict
-from retrainer.stages.evidence import promotion_evidence, weigh_evidence
+from retrainer.stages.evidence import promotion_evidence, segment_column, weigh_evidence
 from retrainer.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,3 +333,12 @@ def test_a_challenger_better_overall_but_worse_on_one_contract_type_keeps_the_ch
     assert slices["challenger"]["Two year"]["roc_auc"] < slices["champion"]["Two year"]["roc_auc"] - 0.02
     assert len(proof["slice_failures"]) == 1 and "contract=Two year" in proof["slice_failures"][0]
     assert not wins and "but a slice regressed: roc_auc on contract=Two year" in reason  # ...yet not promoted
+
+
+def test_a_slice_or_fairness_column_missing_from_the_data_is_one_clear_error() -> None:
+    frame = pd.DataFrame({"age": [30], "contract": ["One year"]})
+
+    with pytest.raises(SpecError, match=r"evaluation.fairness.group_column: column 'sex' is not in the data") as caught:
+        segment_column(frame, "sex", "evaluation.fairness.group_column")
+
+    assert caught.value.hint == "use one of: age, contract"

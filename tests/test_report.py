@@ -79,6 +79,7 @@ def test_a_challenger_is_judged_with_its_confidence_interval_and_the_report_show
                 models={"candidates": ["logistic_regression"], **QUICK},
                 evaluation=EVIDENCE,
                 promotion={"confidence": 0.95, "n_bootstrap": 300},
+                report={"auto": True},
             )
         )
     )
@@ -90,6 +91,7 @@ def test_a_challenger_is_judged_with_its_confidence_interval_and_the_report_show
             models={"candidates": ["lightgbm"], **QUICK},
             evaluation=EVIDENCE,
             promotion={"confidence": 0.95, "n_bootstrap": 300},
+            report={"auto": True},
         )
     )
     second = retrainer.run(spec)
@@ -156,6 +158,7 @@ def test_a_fairness_failure_rejects_the_run_registers_nothing_and_the_report_say
             models={"candidates": ["logistic_regression"], **QUICK},
             # the bar is set where no real model on this data reaches it: 0.999 of the older group's rate
             evaluation={"fairness": {"group_column": "age", "bins": [0, 25, 200], "min_disparate_impact": 0.999}},
+            report={"auto": True},
         )
     )
 
