@@ -252,7 +252,7 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
         parts.append(
             f"<p>Paired bootstrap ({boot['n_bootstrap']} resamples of the same test rows): "
             f"gain in {escape(boot['metric'])} "
-            f"<b>{boot['difference']:+.4f}</b>, {boot['confidence']:.0%} CI [{boot['low']:+.4f}, {boot['high']:+.4f}] "
+            f"<b>{boot['difference']:+.4f}</b>, {boot['confidence'] * 100:.0f} % CI [{boot['low']:+.4f}, {boot['high']:+.4f}] "
             f"({'excludes' if boot['low'] > 0 or boot['high'] < 0 else 'includes'} zero)</p>"
         )
     grid = "".join(_img(plots.get(k), k) for k in ("comparison", "roc", "pr", "calibration", "confusion"))
