@@ -252,7 +252,8 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
         parts.append(
             f"<p>Paired bootstrap ({boot['n_bootstrap']} resamples of the same test rows): "
             f"gain in {escape(boot['metric'])} "
-            f"<b>{boot['difference']:+.4f}</b>, {boot['confidence'] * 100:.0f} % CI [{boot['low']:+.4f}, {boot['high']:+.4f}] "
+            f"<b>{boot['difference']:+.4f}</b>, {boot['confidence'] * 100:.0f} % CI "
+            f"[{boot['low']:+.4f}, {boot['high']:+.4f}] "
             f"({'excludes' if boot['low'] > 0 or boot['high'] < 0 else 'includes'} zero)</p>"
         )
     grid = "".join(_img(plots.get(k), k) for k in ("comparison", "roc", "pr", "calibration", "confusion"))
@@ -301,13 +302,13 @@ def _fairness(artifacts: Mapping[str, Any]) -> str:
             (
                 "disparate impact",
                 report.get("disparate_impact"),
-                f"≥ {report.get('min_disparate_impact')}",
+                _bound("≥", report.get("min_disparate_impact")),
                 _within(report.get("disparate_impact"), report.get("min_disparate_impact"), above=True),
             ),
             (
                 "equalized-odds difference",
                 report.get("equalized_odds_difference"),
-                f"≤ {report.get('max_equalized_odds_difference')}",
+                _bound("≤", report.get("max_equalized_odds_difference")),
                 _within(report.get("equalized_odds_difference"), report.get("max_equalized_odds_difference")),
             ),
         ],
@@ -325,6 +326,10 @@ def _fairness(artifacts: Mapping[str, Any]) -> str:
         _table(("group", "rows", "positive rate", "TPR", "FPR", ""), rows),
         summary,
     )
+
+
+def _bound(sign: str, bound: float | None) -> str:
+    return "no bound" if bound is None else f"{sign} {bound}"
 
 
 def _within(value: float | None, bound: float | None, above: bool = False) -> _Raw:
