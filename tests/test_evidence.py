@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -342,3 +343,20 @@ def test_a_slice_or_fairness_column_missing_from_the_data_is_one_clear_error() -
         segment_column(frame, "sex", "evaluation.fairness.group_column")
 
     assert caught.value.hint == "use one of: age, contract"
+
+
+@pytest.mark.parametrize(
+    ("fairness", "message"),
+    [
+        (
+            {"group_column": "age", "bins": [0, 25]},
+            "evaluation.fairness.bins: bins must be at least 3 increasing edges",
+        ),
+        ({"group_column": "age", "bins": [0, 40, 25]}, "evaluation.fairness.bins: bins must be at least 3"),
+        ({"group_column": "age", "min_disparate_impact": 1.5}, "evaluation.fairness.min_disparate_impact"),
+        ({"bins": [0, 25, 200]}, "evaluation.fairness.group_column: required key is missing"),
+    ],
+)
+def test_bad_fairness_settings_are_spec_errors_with_their_key_path(fairness: dict[str, object], message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_from_dict({"name": "x", "source": {"path": "x.csv"}, "target": "y", "evaluation": {"fairness": fairness}})
