@@ -360,3 +360,48 @@ def test_a_slice_or_fairness_column_missing_from_the_data_is_one_clear_error() -
 def test_bad_fairness_settings_are_spec_errors_with_their_key_path(fairness: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=re.escape(message)):
         spec_from_dict({"name": "x", "source": {"path": "x.csv"}, "target": "y", "evaluation": {"fairness": fairness}})
+
+
+@pytest.mark.parametrize(
+    ("estimator", "kind"),
+    [
+        ("random_forest", "tree"),  # SHAP returns (rows, features, classes): the positive class is kept
+        ("lightgbm", "tree"),
+        ("logistic_regression", "linear"),
+        ("k_neighbours", "permutation"),  # any other model, e.g. the MLP candidate
+    ],
+)
+def test_shap_values_fit_every_kind_of_model(telco: pd.DataFrame, estimator: str, kind: str) -> None:
+    from lightgbm import LGBMClassifier
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from retrainer.stages.explain import shap_values
+
+    frame = telco.sample(400, random_state=0)
+    columns = ["tenure", "monthly_charges", "contract", "internet_service"]
+    models = {
+        "random_forest": RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0),
+        "lightgbm": LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1),
+        "logistic_regression": LogisticRegression(max_iter=500),
+        "k_neighbours": KNeighborsClassifier(15),
+    }
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), ["tenure", "monthly_charges"]),
+            ("categorical", OneHotEncoder(sparse_output=False), ["contract", "internet_service"]),
+        ],
+        verbose_feature_names_out=False,
+    )
+    model = Pipeline([("preprocess", preprocess), ("model", models[estimator])])
+    model.fit(frame[columns], (frame["churn"] == "Yes").to_numpy())
+
+    found, names, values, features = shap_values(model, frame[columns], frame[columns].head(40), seed=0)
+
+    assert found == kind
+    assert len(names) == 8 and "contract_Two year" in names  # named after one-hot encoding
+    assert values.shape == features.shape == (40, 8)
+    assert np.abs(values).sum() > 0
