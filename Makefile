@@ -7,15 +7,16 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test lint format clean setup
+.PHONY: demo test lint format clean setup chromium
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) pip==26.3
 	$(PIP_INSTALL) -r requirements/constraints.txt
+	$(PIP_INSTALL) --no-deps -r requirements/no-deps.txt
 	$(PIP_INSTALL) --no-deps -e .
 	touch $(STAMP)
 
@@ -25,8 +26,14 @@ demo: $(STAMP)
 	$(BIN)/retrainer run examples/telco_churn/pipeline.yaml
 	$(BIN)/retrainer models telco-churn
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The report's render test screenshots the HTML report in headless Chromium (Debian's package).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "the report render test needs /usr/bin/chromium: sudo apt-get install chromium"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks

@@ -123,6 +123,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
             "validation": {"min_rows": 1000, "max_null_fraction": 0.05, "max_duplicate_fraction": 0.01},
             "features": {"derived": [{"name": "charges_per_month", "ratio": ["total_charges", "tenure"]}]},
             "models": FAST_MODELS,
+            "report": {"auto": False},  # drawing plots costs seconds per run; tests/test_report.py turns it on
         }
         spec.update(sections)
         path = tmp_path / name

@@ -23,7 +23,20 @@ from retrainer.integrations.mlflow_registry import Registry, default_tracking_ur
 from retrainer.store import RunStore
 
 BIN = Path(sys.executable).parent
-STAGES = ["extract", "validate", "drift", "split", "features", "leakage", "tune", "train", "evaluate", "promote"]
+STAGES = [
+    "extract",
+    "validate",
+    "drift",
+    "split",
+    "features",
+    "leakage",
+    "tune",
+    "train",
+    "evaluate",
+    "fairness",
+    "explain",
+    "promote",
+]
 FASTEST = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
 
 

@@ -210,6 +210,17 @@ def _print_outcome(result: RunResult) -> None:
             console.print(f"  [yellow]-[/] {failure}")
     if not _state["quiet"]:
         console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {result.store}[/]")
+        _print_report_path(result)
+
+
+def _print_report_path(result: RunResult) -> None:
+    from retrainer.report import report_path
+    from retrainer.store import RunStore
+
+    store = RunStore(result.store)
+    path = report_path(store, result.run_id)
+    if store.exists(path):
+        console.print(f"[dim]report {path}[/]")
 
 
 # ------------------------------------------------------------------------------------ validate
@@ -544,6 +555,26 @@ def _print_timeline(timeline: Any) -> None:
     if timeline.plot:
         console.print(f"[dim]timeline plot: {timeline.plot}[/]")
     console.print(f"[dim]timeline data: {timeline.report}[/]")
+
+
+# -------------------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `retrainer runs`).", show_default=False)],
+    store: StoreOpt = ".retrainer",
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of runs/<id>/report.html.")] = None,
+) -> None:
+    """Write a run's HTML report: decision and reason first, then data, drift, tuning, metrics, fairness."""
+
+    def body() -> int:
+        from retrainer.report import write_report
+        from retrainer.store import RunStore
+
+        written = write_report(RunStore(store), run_id, out=str(out) if out else None)
+        console.print(f"wrote {written}")
+        return 0
+
+    _guarded(body)
 
 
 def entrypoint() -> None:

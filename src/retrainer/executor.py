@@ -184,6 +184,8 @@ def run(
         store.write_run(ctx.run_id, record)
         if pipeline.final is not None and result.outcome != "partial":
             _notify(pipeline.final, ctx, result, refs, loaded)
+        if spec.report.auto and result.outcome not in ("partial", "interrupted"):
+            _write_report(ctx)
     if raised is not None:
         raise raised
     return result
@@ -424,6 +426,16 @@ def _drifted_features(
     except (RetrainerError, OSError, ValueError):
         return []
     return list(report.get("drifted_features", []))
+
+
+def _write_report(ctx: RunContext) -> None:
+    """The run's HTML report (runs/<id>/report.html); like notification, it never changes the outcome."""
+    try:
+        from retrainer.report import write_report
+
+        write_report(ctx.store, ctx.run_id, ctx.spec)
+    except Exception as error:  # noqa: BLE001 - a report that cannot be drawn must not fail the run
+        logger.warning("could not write the run report: %s", error)
 
 
 def _resume_hint(result: RunResult) -> str:

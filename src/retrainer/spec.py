@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -280,6 +281,27 @@ class ModelsSpec(_Section):
         return parse_duration(self.timeout) if self.timeout else None
 
 
+class FairnessSpec(_Section):
+    """Group fairness of the challenger's decisions on the test set; a failure rejects the run."""
+
+    group_column: str = Field(description="Column whose values (or bins) form the groups, e.g. age.")
+    bins: list[float] | None = Field(None, description="Bin edges for a numeric column, e.g. [0, 25, 200].")
+    min_group_size: int = Field(5, ge=1, description="Smaller groups are reported but not judged.")
+    min_disparate_impact: float | None = Field(
+        0.8, ge=0, le=1, description="Lowest / highest positive-prediction rate across groups."
+    )
+    max_equalized_odds_difference: float | None = Field(
+        None, ge=0, le=1, description="Largest gap in TPR or FPR between groups."
+    )
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) < 3 or any(b <= a for a, b in itertools.pairwise(value))):
+            raise ValueError("bins must be at least 3 increasing edges (2 groups), e.g. [0, 25, 200]")
+        return value
+
+
 class EvaluationSpec(_Section):
     """The metric that ranks models and the thresholds a model must reach to be registered."""
 
@@ -291,6 +313,11 @@ class EvaluationSpec(_Section):
     threshold_metric: Literal["f1", "accuracy"] | None = Field(
         None, description="Choose decision_threshold to maximize this metric on out-of-fold training predictions."
     )
+    slices: list[str] = Field(default_factory=list, description="Columns whose segments are compared one by one.")
+    slice_bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for numeric slice columns.")
+    min_slice_size: int = Field(30, ge=1, description="Smaller slices are reported but never block promotion.")
+    max_slice_regression: float = Field(0.02, ge=0, description="Largest allowed drop of the metric on any slice.")
+    fairness: FairnessSpec | None = None
 
     @field_validator("thresholds")
     @classmethod
@@ -325,6 +352,11 @@ class PromotionSpec(_Section):
     registry_name: str | None = Field(None, description="Registered model name; defaults to the pipeline name.")
     min_improvement: Improvement = Field(default_factory=Improvement)
     auto_promote: bool = Field(True, description="Move the champion alias when the challenger wins.")
+    confidence: float | None = Field(
+        None, gt=0, lt=1, description="When set, the paired-bootstrap CI of the gain must also exclude zero."
+    )
+    n_bootstrap: int = Field(1000, ge=100, le=100_000, description="Resamples of the test set for the CI.")
+
     lock_url: str | None = Field(
         None,
         description=(
@@ -396,6 +428,13 @@ class EmailSpec(_Section):
     timeout: float = Field(10.0, gt=0, description="Seconds per SMTP attempt.")
 
 
+class ReportSpec(_Section):
+    """The HTML report written at the end of every run (also `retrainer report RUN_ID`)."""
+
+    auto: bool = Field(True, description="Write runs/<id>/report.html when a run ends.")
+    explain_rows: int = Field(500, ge=10, le=5000, description="Test rows explained with SHAP (bounded for speed).")
+
+
 class NotifySpec(_Section):
     """Who hears about each run's outcome. A notifier that is down never fails the run."""
 
@@ -457,6 +496,7 @@ class Spec(_Section):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
     orchestration: OrchestrationSpec = Field(default_factory=OrchestrationSpec)
     spec_path: str | None = Field(None, exclude=True, description="Where the spec was loaded from (set by the loader).")
 

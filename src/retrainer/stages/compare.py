@@ -2,8 +2,9 @@
 
 The challenger wins only when it beats the champion on the chosen metric by `min_improvement`
 (absolute, or relative to the champion's score); a tie keeps the champion. With no champion, the
-first model that passed every gate wins. A model identical to one already decided on (same training
-cache key) is "unchanged": nothing is registered or moved.
+first model that passed every gate wins. The evidence (a paired bootstrap CI of the gain, per-slice
+metrics; see `retrainer.stages.evidence`) can still keep the champion. A model identical to one
+already decided on (same training cache key) is "unchanged": nothing is registered or moved.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.metrics import better
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import VersionInfo
@@ -67,30 +69,38 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     champion = registry.by_alias(name, "champion")
     if champion is not None and existing and existing.version == champion.version:
         return _unchanged(metric, existing.version, "promoted")
-    decision, champion_metrics = decide_against(ctx, inputs, champion)
-    return _output(decision, existing, champion_metrics)
+    decision, champion_metrics, proof = decide_against(ctx, inputs, champion)
+    return _output(decision, existing, champion_metrics, proof)
 
 
 def decide_against(
     ctx: RunContext, inputs: Mapping[str, Any], champion: VersionInfo | None
-) -> tuple[Decision, dict[str, float] | None]:
-    """Score `champion` on this run's test set and decide; also used by promote when the champion moved."""
+) -> tuple[Decision, dict[str, float] | None, dict[str, Any]]:
+    """Score `champion` on this run's test set and decide, with the evidence; also used by promote when the
+    champion moved."""
     spec = ctx.spec
     metric = spec.promotion.min_improvement.metric or spec.evaluation.metric
     challenger_score = inputs["evaluation"]["test"][metric]
+    threshold = decision_threshold(spec, inputs["evaluation"])
     if champion is None:
-        reason = f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f})"
-        return Decision("challenger", reason, metric, challenger_score), None
+        proof = promotion_evidence(ctx, inputs, metric, None, threshold)
+        ci = proof["challenger_ci"]
+        reason = (
+            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f}, "
+            f"{ci['confidence']:.0%} CI [{ci['low']:.4f}, {ci['high']:.4f}])".replace("% CI", " % CI")
+        )
+        return Decision("challenger", reason, metric, challenger_score), None, proof
     columns = inputs["training"]["input_columns"]
     try:
-        from retrainer.stages.evaluate import evaluate_model
+        from retrainer.metrics import all_metrics
 
         champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
-        champion_metrics = evaluate_model(
-            champion_model,
-            inputs["test"],
-            _champion_columns(champion_model, columns),
-            spec.target.column,
+        test = inputs["test"]
+        champion_proba = champion_model.predict_proba(test[_champion_columns(champion_model, columns)])[:, 1]
+        # the champion serves at the threshold stored with it; the paired bootstrap cuts both at the challenger's
+        champion_metrics = all_metrics(
+            test[spec.target.column].to_numpy(),
+            champion_proba,
             _champion_threshold(champion.tags, spec.evaluation.decision_threshold),
         )
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
@@ -99,14 +109,17 @@ def decide_against(
             f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); "
             f"challenger {metric} {challenger_score:.4f}"
         )
-        return Decision("challenger", reason, metric, challenger_score, None, champion.version), None
+        proof = promotion_evidence(ctx, inputs, metric, None, threshold)
+        return Decision("challenger", reason, metric, challenger_score, None, champion.version), None, proof
     champion_score = champion_metrics[metric]
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
+    proof = promotion_evidence(ctx, inputs, metric, champion_proba, threshold)
+    wins, reason = weigh_evidence(wins, reason, proof, spec.promotion.confidence)
     decision = Decision(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
     )
-    return decision, champion_metrics
+    return decision, champion_metrics, proof
 
 
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
@@ -138,11 +151,14 @@ def _unchanged(metric: str, version: int, outcome: str) -> StageOutput:
     return _output(decision, None, None)
 
 
-def _output(decision: Decision, existing: Any, champion_metrics: dict[str, float] | None) -> StageOutput:
+def _output(
+    decision: Decision, existing: Any, champion_metrics: dict[str, float] | None, proof: dict[str, Any] | None = None
+) -> StageOutput:
     record = asdict(decision)
     if existing is not None:
         record["existing_version"] = existing.version
     record["champion_metrics"] = champion_metrics
+    record["evidence"] = proof
     return StageOutput(artifacts={"decision": record}, summary=f"{decision.winner}: {decision.reason}")
 
 
@@ -152,4 +168,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation"),
     makes=("decision",),
     cacheable=False,
+    code=("retrainer.stages.evidence", "retrainer.evidence"),
 )

@@ -39,7 +39,7 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             decision.update(winner="champion", reason=f"v{version} was made champion by another decision meanwhile")
         elif moved:
             ctx.logger.info("the champion moved to v%s during this run: comparing again", current_version)
-            again, _ = decide_against(ctx, inputs, current)
+            again, _, _ = decide_against(ctx, inputs, current)
             decision.update(
                 winner=again.winner,
                 reason=f"the champion moved to v{current_version} during this run; compared again: {again.reason}",
@@ -106,7 +106,7 @@ def _done(
 STAGE = Stage(
     name="promote",
     func=promote,
-    needs=("decision", "registration", "training", "test", "evaluation"),
+    needs=("decision", "registration", "model", "training", "test", "evaluation"),
     makes=("promotion",),
     cacheable=False,
 )

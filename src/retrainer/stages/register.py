@@ -26,6 +26,8 @@ REPORTS = (
     "tuning",
     "training",
     "evaluation",
+    "fairness",
+    "explanation",
     "decision",
 )
 
@@ -85,6 +87,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             from retrainer.models.calibration import plot_calibration
 
             plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
+        _write_plots(Path(reports, "plots"), inputs, spec)
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
@@ -131,11 +134,23 @@ def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def _write_plots(directory: Path, inputs: Mapping[str, Any], spec: Any) -> None:
+    """The run's plots as PNG files, logged with the model (ROC, PR, calibration, SHAP, comparison...)."""
+    from retrainer.report.plots import run_plots
+    from retrainer.stages.evidence import decision_threshold
+
+    directory.mkdir()
+    threshold = decision_threshold(spec, inputs["evaluation"])
+    metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
+    for stem, png in run_plots(inputs, spec.target.column, threshold, metrics).items():
+        (directory / f"{stem}.png").write_bytes(png)
+
+
 STAGE = Stage(
     name="register",
     func=register,
     needs=("model", "train", "test", *REPORTS),
     makes=("registration",),
     cacheable=False,
-    code=("retrainer.lineage",),
+    code=("retrainer.lineage", "retrainer.report.plots"),
 )

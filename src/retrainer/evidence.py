@@ -1,0 +1,331 @@
+"""The statistics behind a promotion: paired bootstrap, per-slice metrics and group fairness.
+
+Pure functions of labels, scores and group labels (numpy arrays), so they are tested on small
+inputs whose answers are known by hand. The stages (compare, fairness) and the report call them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from retrainer.metrics import better, score
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+# --------------------------------------------------------------------------- paired bootstrap
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Challenger minus champion (in the "better" direction), with a percentile confidence interval."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    n_bootstrap: int
+    challenger_low: float
+    challenger_high: float
+    champion_low: float
+    champion_high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def interval_text(self) -> str:
+        """'+0.0080, 95 % CI [+0.0030, +0.0130]'"""
+        return f"{self.difference:+.4f}, {self.confidence:.0%} CI [{self.low:+.4f}, {self.high:+.4f}]".replace(
+            "% CI", " % CI"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resample_counts(n_rows: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """How often each row is drawn in each resample (n_bootstrap x n_rows); shared by both models."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_bootstrap)
+
+
+def weighted_roc_auc(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every weighting (rows of `weights`) at once; ties count one half, as in scikit-learn.
+
+    A bootstrap resample is a weighting by draw counts, so one sort serves every resample.
+    """
+    import numpy as np
+
+    order = np.argsort(proba, kind="stable")
+    sorted_scores, sorted_y = proba[order], y_true[order].astype(bool)
+    w = weights[:, order].astype(float)
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    positive = np.add.reduceat(np.where(sorted_y, w, 0.0), starts, axis=1)
+    negative = np.add.reduceat(np.where(sorted_y, 0.0, w), starts, axis=1)
+    negatives_below = np.cumsum(negative, axis=1) - negative
+    pairs = positive.sum(axis=1) * negative.sum(axis=1)
+    wins = (positive * (negatives_below + 0.5 * negative)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, wins / pairs, np.nan)
+
+
+def weighted_average_precision(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision (PR-AUC as scikit-learn computes it: sum of recall steps x precision) per weighting."""
+    import numpy as np
+
+    order = np.argsort(-proba, kind="stable")
+    sorted_scores, sorted_y = proba[order], y_true[order].astype(bool)
+    w = weights[:, order].astype(float)
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    positive = np.add.reduceat(np.where(sorted_y, w, 0.0), starts, axis=1)
+    negative = np.add.reduceat(np.where(sorted_y, 0.0, w), starts, axis=1)
+    true_pos, false_pos = np.cumsum(positive, axis=1), np.cumsum(negative, axis=1)
+    total = positive.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(true_pos + false_pos > 0, true_pos / (true_pos + false_pos), 0.0)
+        values = (positive / total * precision).sum(axis=1)
+    return np.where(total[:, 0] > 0, values, np.nan)
+
+
+def bootstrap_scores(
+    metric: str, y_true: np.ndarray, proba: np.ndarray, counts: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """The metric on every resample (NaN where a resample lacks a class the metric needs)."""
+    import numpy as np
+
+    if metric == "roc_auc":
+        return weighted_roc_auc(y_true, proba, counts)
+    if metric == "pr_auc":
+        return weighted_average_precision(y_true, proba, counts)
+    if metric in _COUNTED:
+        return _counted_metric(metric, y_true, proba, counts.astype(float), threshold)
+    values = np.empty(len(counts))  # any other metric: one scikit-learn call per resample
+    for i, row in enumerate(counts):
+        rows = np.repeat(np.arange(len(row)), row)
+        values[i] = score(metric, y_true[rows], proba[rows], threshold)
+    return values
+
+
+_COUNTED = ("accuracy", "precision", "recall", "f1", "brier", "log_loss")
+
+
+def _counted_metric(metric: str, y: np.ndarray, proba: np.ndarray, w: np.ndarray, threshold: float) -> np.ndarray:
+    """Metrics that are weighted sums over rows, for every weighting at once (0/0 gives 0, as sklearn's)."""
+    import numpy as np
+
+    total = w.sum(axis=1)
+    if metric == "brier":
+        return (w @ (proba - y) ** 2) / total
+    if metric == "log_loss":
+        clipped = np.clip(proba, np.finfo(float).eps, 1 - np.finfo(float).eps)
+        return -(w @ (y * np.log(clipped) + (1 - y) * np.log(1 - clipped))) / total
+    predicted = (proba >= threshold).astype(float)
+    tp, fp = w @ (predicted * y), w @ (predicted * (1 - y))
+    fn, tn = w @ ((1 - predicted) * y), w @ ((1 - predicted) * (1 - y))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {
+            "accuracy": (tp + tn) / total,
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+            "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
+            "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+        }
+    return values[metric]
+
+
+def metric_intervals(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    metrics: Sequence[str],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    threshold: float = 0.5,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of each metric of one model on one test set."""
+    import numpy as np
+
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(proba, dtype=float)
+    counts = resample_counts(len(y), n_bootstrap, seed)
+    tail = (1 - confidence) / 2 * 100
+    intervals = {}
+    for metric in metrics:
+        values = bootstrap_scores(metric, y, p, counts, threshold)
+        values = values[~np.isnan(values)]
+        low, high = np.percentile(values, [tail, 100 - tail])
+        intervals[metric] = (round(float(low), 6), round(float(high), 6))
+    return intervals
+
+
+def paired_bootstrap(
+    metric: str,
+    y_true: Sequence[int] | np.ndarray,
+    challenger: Sequence[float] | np.ndarray,
+    champion: Sequence[float] | np.ndarray,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    threshold: float = 0.5,
+) -> BootstrapResult:
+    """Resample the same test rows for both models; the interval is of the per-resample difference."""
+    import numpy as np
+
+    y = np.asarray(y_true).astype(int)
+    p_new, p_old = np.asarray(challenger, dtype=float), np.asarray(champion, dtype=float)
+    if not len(y) == len(p_new) == len(p_old):
+        raise ValueError(f"labels and scores differ in length: {len(y)}, {len(p_new)}, {len(p_old)}")
+    counts = resample_counts(len(y), n_bootstrap, seed)
+    new = bootstrap_scores(metric, y, p_new, counts, threshold)
+    old = bootstrap_scores(metric, y, p_old, counts, threshold)
+    diffs = better(metric, new, old)  # works element-wise on arrays
+    keep = ~np.isnan(diffs)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(diffs[keep], [tail, 100 - tail])
+    new_low, new_high = np.percentile(new[keep], [tail, 100 - tail])
+    old_low, old_high = np.percentile(old[keep], [tail, 100 - tail])
+    point = better(metric, score(metric, y, p_new, threshold), score(metric, y, p_old, threshold))
+    return BootstrapResult(
+        metric,
+        float(point),
+        float(low),
+        float(high),
+        confidence,
+        int(keep.sum()),
+        float(new_low),
+        float(new_high),
+        float(old_low),
+        float(old_high),
+    )
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def group_labels(values: pd.Series, bins: Sequence[float] | None = None) -> pd.Series:
+    """Segment labels of a column: its values, or with `bins` [a, b, c] the labels 'x < b', 'x ≥ b'."""
+    import pandas as pd
+
+    name = str(values.name)
+    if not bins:
+        return values.astype("string").fillna("(missing)")
+    edges = [float(b) for b in bins]
+    labels = []
+    for i, (low, high) in enumerate(itertools.pairwise(edges)):
+        if i == 0:
+            labels.append(f"{name} < {high:g}")
+        elif i == len(edges) - 2:
+            labels.append(f"{name} ≥ {low:g}")
+        else:
+            labels.append(f"{low:g} ≤ {name} < {high:g}")
+    cut = pd.cut(values.astype(float), edges, right=False, labels=labels)
+    return cut.astype("string").fillna("(out of bins)")
+
+
+def slice_metrics(
+    groups: pd.Series, y_true: np.ndarray, proba: np.ndarray, metric: str, threshold: float = 0.5
+) -> dict[str, dict[str, Any]]:
+    """Per segment: rows, positives and the metric (None where the segment lacks a class it needs)."""
+    import numpy as np
+
+    result: dict[str, dict[str, Any]] = {}
+    labels = groups.to_numpy()
+    for label in sorted(set(labels.tolist()), key=str):
+        rows = labels == label
+        y, p = y_true[rows], proba[rows]
+        needs_both = metric in ("roc_auc", "pr_auc")
+        value = None if needs_both and len(np.unique(y)) < 2 else round(score(metric, y, p, threshold), 6)
+        result[str(label)] = {"rows": int(rows.sum()), "positives": int(y.sum()), metric: value}
+    return result
+
+
+def slice_regressions(
+    metric: str,
+    challenger: dict[str, dict[str, Any]],
+    champion: dict[str, dict[str, Any]],
+    *,
+    min_slice_size: int,
+    max_regression: float,
+    column: str = "",
+) -> list[str]:
+    """Every slice (with at least `min_slice_size` rows) where the challenger is worse by more than allowed."""
+    failures = []
+    for label, stats in challenger.items():
+        old = champion.get(label, {}).get(metric)
+        new = stats.get(metric)
+        if stats["rows"] < min_slice_size or new is None or old is None:
+            continue
+        drop = -better(metric, new, old)
+        if drop > max_regression + 1e-12:
+            where = label if not column or column in label else f"{column}={label}"
+            failures.append(
+                f"{metric} on {where} fell {old:.4f} → {new:.4f} (−{drop:.4f} > {max_regression}, {stats['rows']} rows)"
+            )
+    return failures
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+def group_rates(
+    groups: pd.Series, y_true: np.ndarray, predicted: np.ndarray, min_group_size: int
+) -> dict[str, dict[str, Any]]:
+    """Per group: size, positive prediction rate, TPR and FPR (None where undefined); small groups flagged."""
+    rates: dict[str, dict[str, Any]] = {}
+    labels = groups.to_numpy()
+    for label in sorted(set(labels.tolist()), key=str):
+        rows = labels == label
+        y, pred = y_true[rows].astype(int), predicted[rows].astype(int)
+        positives, negatives = int(y.sum()), int((1 - y).sum())
+        rates[str(label)] = {
+            "rows": int(rows.sum()),
+            "positive_rate": float(pred.mean()),
+            "tpr": float(pred[y == 1].mean()) if positives else None,
+            "fpr": float(pred[y == 0].mean()) if negatives else None,
+            "counted": bool(rows.sum() >= min_group_size),
+        }
+    return rates
+
+
+def fairness_summary(rates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Disparate impact (lowest / highest positive rate) and equalized-odds difference over counted groups."""
+    counted = {g: r for g, r in rates.items() if r["counted"]}
+    if len(counted) < 2:
+        return {"disparate_impact": None, "equalized_odds_difference": None, "lowest_group": None}
+    positive = {g: r["positive_rate"] for g, r in counted.items()}
+    lowest, highest = min(positive, key=positive.__getitem__), max(positive, key=positive.__getitem__)
+    impact = positive[lowest] / positive[highest] if positive[highest] > 0 else 1.0
+    gaps = []
+    for key in ("tpr", "fpr"):
+        values = [r[key] for r in counted.values() if r[key] is not None]
+        if len(values) >= 2:
+            gaps.append(max(values) - min(values))
+    return {
+        "disparate_impact": round(impact, 6),
+        "equalized_odds_difference": round(max(gaps), 6) if gaps else None,
+        "lowest_group": lowest,
+        "highest_group": highest,
+    }
+
+
+def fairness_failures(
+    summary: dict[str, Any], min_disparate_impact: float | None, max_equalized_odds_difference: float | None
+) -> list[str]:
+    """The fairness thresholds a model misses, in words ('disparate impact 0.71 < 0.80 for age < 25')."""
+    failures = []
+    impact, odds = summary.get("disparate_impact"), summary.get("equalized_odds_difference")
+    if min_disparate_impact is not None and impact is not None and impact < min_disparate_impact:
+        failures.append(f"disparate impact {impact:.2f} < {min_disparate_impact:.2f} for {summary['lowest_group']}")
+    if max_equalized_odds_difference is not None and odds is not None and odds > max_equalized_odds_difference:
+        failures.append(f"equalized-odds difference {odds:.2f} > {max_equalized_odds_difference:.2f}")
+    return failures

@@ -1,0 +1,148 @@
+"""Explain: SHAP values of the trained model on a bounded test sample, and global importances.
+
+Tree models get SHAP's exact tree explainer, linear models the linear one, anything else the
+permutation explainer on a smaller sample (it calls the model many times). Values are in the
+model's own feature space (after one-hot encoding), named by the preprocessor. Importances come
+from the model when it has them (trees, coefficients), otherwise from permutation on raw columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from retrainer.pipeline import RunContext, Stage, StageOutput
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+TOP_FEATURES = 20
+PERMUTATION_ROWS = 50  # the permutation explainer calls the model (2 x features + 1) x background times per row
+
+
+def shap_values(model: Any, train: pd.DataFrame, sample: pd.DataFrame, seed: int) -> tuple[str, list[str], Any, Any]:
+    """(explainer kind, feature names, SHAP values rows x features, feature values) for a fitted pipeline."""
+    import numpy as np
+    import shap
+
+    preprocess, estimator = _split_model(model)
+    features = _dense(preprocess.transform(sample)) if preprocess is not None else sample.to_numpy(dtype=float)
+    names = _feature_names(preprocess, features.shape[1])
+    background = _dense(preprocess.transform(train.sample(min(len(train), 200), random_state=seed)))
+    kind = _explainer_kind(estimator)
+    if kind == "tree":
+        values = shap.TreeExplainer(estimator).shap_values(features)
+    elif kind == "linear":
+        values = shap.LinearExplainer(estimator, background).shap_values(features)
+    else:
+        features = features[:PERMUTATION_ROWS]
+        explainer = shap.PermutationExplainer(
+            lambda x: estimator.predict_proba(x)[:, 1], shap.maskers.Independent(background, max_samples=20), seed=seed
+        )
+        # one forward and one backward permutation per row: exact for additive models, and bounded time
+        values = explainer(features, max_evals=2 * features.shape[1] + 1, silent=True).values
+    values = values[1] if isinstance(values, list) else np.asarray(values)
+    if values.ndim == 3:  # (rows, features, classes): the positive class
+        values = values[:, :, 1]
+    return kind, names, values, features
+
+
+def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    import numpy as np
+
+    spec = ctx.spec
+    columns = inputs["training"]["input_columns"]
+    test = inputs["test"]
+    sample = test.sample(min(len(test), spec.report.explain_rows), random_state=spec.seed)
+    model = inputs["model"]
+    kind, names, values, features = shap_values(model, inputs["train"][columns], sample[columns], spec.seed)
+    mean_abs = np.abs(values).mean(axis=0)
+    order = np.argsort(mean_abs)[::-1]
+    top = order[:TOP_FEATURES]
+    importances, importance_kind = _importances(model, names, sample, columns, spec.target.column, spec.seed)
+    report = {
+        "explainer": kind,
+        "rows": len(values),
+        "mean_abs_shap": {names[i]: round(float(mean_abs[i]), 6) for i in order},
+        "top_features": [names[i] for i in top],
+        "shap_values": np.round(values[:, top], 5).tolist(),
+        "feature_values": np.round(np.asarray(features, dtype=float)[:, top], 5).tolist(),
+        "importances": importances,
+        "importance_kind": importance_kind,
+    }
+    leader = names[order[0]] if len(order) else "none"
+    return StageOutput(
+        artifacts={"explanation": report}, summary=f"{kind} SHAP on {len(values)} rows; top feature {leader}"
+    )
+
+
+def _split_model(model: Any) -> tuple[Any, Any]:
+    steps = getattr(model, "steps", None)
+    if steps and len(steps) >= 2:
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline(steps[:-1]), steps[-1][1]
+    return None, model
+
+
+def _feature_names(preprocess: Any, width: int) -> list[str]:
+    """Names from the preprocessor (its last step, if an earlier one cannot name its outputs), else f0, f1..."""
+    step = preprocess
+    while step is not None:
+        try:
+            names = [str(n) for n in step.get_feature_names_out()]
+        except Exception:  # noqa: BLE001 - a custom step without names: try the step after it
+            names = []
+        if len(names) == width:
+            return names
+        step = step.steps[-1][1] if hasattr(step, "steps") else None
+    return [f"f{i}" for i in range(width)]
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=float)
+
+
+def _explainer_kind(estimator: Any) -> str:
+    module = type(estimator).__module__
+    package = module.split(".")[0]
+    trees = package in ("lightgbm", "xgboost") or (package == "sklearn" and ("forest" in module or "tree" in module))
+    if trees and hasattr(estimator, "feature_importances_"):
+        return "tree"
+    if hasattr(estimator, "coef_") and module.startswith("sklearn.linear_model"):
+        return "linear"
+    return "permutation"
+
+
+def _importances(
+    model: Any, names: list[str], sample: pd.DataFrame, columns: list[str], target: str, seed: int
+) -> tuple[dict[str, float], str]:
+    """Importances the model reports itself, else permutation importance of the raw columns (ROC-AUC drop)."""
+    import numpy as np
+
+    _, estimator = _split_model(model)
+    native = getattr(estimator, "feature_importances_", None)
+    if native is None and getattr(estimator, "coef_", None) is not None:
+        native = np.abs(np.ravel(estimator.coef_))
+    if native is not None and len(native) == len(names):
+        total = float(np.sum(native)) or 1.0
+        pairs = sorted(zip(names, np.asarray(native, dtype=float) / total, strict=True), key=lambda p: -p[1])
+        return {n: round(float(v), 6) for n, v in pairs[:TOP_FEATURES]}, "model"
+    from sklearn.inspection import permutation_importance
+
+    y = sample[target].to_numpy()
+    result = permutation_importance(model, sample[columns], y, scoring="roc_auc", n_repeats=3, random_state=seed)
+    pairs = sorted(zip(columns, result.importances_mean, strict=True), key=lambda p: -p[1])
+    return {n: round(float(v), 6) for n, v in pairs[:TOP_FEATURES]}, "permutation"
+
+
+STAGE = Stage(
+    name="explain",
+    func=explain,
+    needs=("model", "training", "train", "test"),
+    makes=("explanation",),
+    spec_sections=("report", "seed", "target"),
+)

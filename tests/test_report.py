@@ -1,0 +1,193 @@
+"""End to end: the evidence in the decision, the registry, the notification and the HTML report.
+
+Real Telco and German credit data, real MLflow registry, real headless Chromium for the render.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import retrainer
+from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
+from retrainer.report import SECTIONS, report_path
+from retrainer.store import RunStore
+from test_evidence import german_frame
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+QUICK = {"n_trials": 1, "cv_folds": 2}
+EVIDENCE = {
+    "metric": "roc_auc",
+    "slices": ["contract", "tenure"],
+    "slice_bins": {"tenure": [0, 12, 48, 1000]},
+    "fairness": {"group_column": "female", "min_disparate_impact": 0.8},
+}
+
+
+def screenshot(html: Path, png: Path, tmp_path: Path) -> None:
+    """Render the report as a user would see it; fail in CI, skip elsewhere, when Chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--screenshot={png}",
+        "--window-size=1200,2000",
+        f"file://{html}",
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
+
+
+def distinct_colours(png: Path) -> tuple[int, float]:
+    """How many distinct colours the image has, and the share of its most common colour."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    counts = image.getcolors(maxcolors=1 << 24) or []
+    total = image.width * image.height
+    return len(counts), max(c for c, _ in counts) / total
+
+
+def test_a_challenger_is_judged_with_its_confidence_interval_and_the_report_shows_every_section(
+    telco: pd.DataFrame, telco_db: Callable[..., str], write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    telco_db(telco.sample(3000, random_state=0))
+    first = retrainer.run(
+        retrainer.load_spec(
+            write_spec(
+                models={"candidates": ["logistic_regression"], **QUICK},
+                evaluation=EVIDENCE,
+                promotion={"confidence": 0.95, "n_bootstrap": 300},
+                report={"auto": True},
+            )
+        )
+    )
+    assert first.outcome == "promoted", first.reason
+    assert re.search(r"95 % CI \[0\.\d{4}, 0\.\d{4}\]", first.reason)  # the first model's own interval
+
+    spec = retrainer.load_spec(
+        write_spec(
+            models={"candidates": ["lightgbm"], **QUICK},
+            evaluation=EVIDENCE,
+            promotion={"confidence": 0.95, "n_bootstrap": 300},
+            report={"auto": True},
+        )
+    )
+    second = retrainer.run(spec)
+
+    # the decision: re-scored champion, paired bootstrap, slices, in words
+    assert second.outcome in ("promoted", "kept_champion"), second.reason
+    assert "vs champion" in second.reason and "95 % CI of the gain [" in second.reason
+    store = RunStore(spec.store)
+    run_dir = Path(store.run_dir(second.run_id))
+    decision = json.loads((run_dir / "compare" / "decision.json").read_text())
+    boot = decision["evidence"]["bootstrap"]
+    assert boot["low"] <= boot["difference"] <= boot["high"] and boot["n_bootstrap"] == 300
+    assert set(decision["evidence"]["slices"]["contract"]["champion"]) == {"Month-to-month", "One year", "Two year"}
+    assert set(decision["evidence"]["slices"]["tenure"]["challenger"]) == {
+        "tenure < 12",
+        "12 ≤ tenure < 48",
+        "tenure ≥ 48",
+    }
+    # the reason travels to the registry version's tags and the notification
+    registry = Registry(default_tracking_uri(store))
+    version = registry.client.get_model_version(spec.registry_name, str(second.model_version))
+    assert version.tags["retrainer.reason"] == second.reason
+    notified = [json.loads(line) for line in Path(store.path("runs.jsonl")).read_text().splitlines()]
+    assert notified[-1]["reason"] == second.reason
+    # the plots are logged with the model
+    logged = {a.path for a in registry.client.list_artifacts(version.run_id, "retrainer/plots")}
+    assert {f"retrainer/plots/{p}.png" for p in ("roc", "pr", "calibration", "confusion", "shap_summary")} <= logged
+    assert "retrainer/plots/comparison.png" in logged
+
+    # the report: written when the run ended, self-contained, every section, decision first
+    html = Path(report_path(store, second.run_id))
+    page = html.read_text()
+    positions = [page.index(f"<h2>{title}</h2>") for title in SECTIONS]
+    assert positions == sorted(positions)
+    assert page.index(second.reason.split(";")[0].replace("'", "&#x27;")) < positions[1]
+    assert page.count("data:image/png;base64,") == 7  # comparison, ROC, PR, calibration, confusion, SHAP, importances
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
+    assert "no drift check in this run" in page
+    assert "disparate impact" in page and "Month-to-month" in page and "Trials" in page
+    png = tmp_path / "report.png"
+    screenshot(html, png, tmp_path)
+    colours, commonest = distinct_colours(png)
+    assert colours > 500 and commonest < 0.9, (colours, commonest)  # text, tables and plots, not a blank page
+
+
+def test_a_fairness_failure_rejects_the_run_registers_nothing_and_the_report_says_why(
+    tmp_path: Path, write_spec: Callable[..., Path]
+) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'german.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        german_frame().to_sql("applicants", connection, index=False)
+    engine.dispose()
+    spec = retrainer.load_spec(
+        write_spec(
+            name="german.yaml",
+            source={"url": url, "query": "SELECT * FROM applicants"},
+            target={"column": "credit", "positive": "good"},
+            id_column="credit_id",
+            validation={"min_rows": 500},
+            features={},
+            models={"candidates": ["logistic_regression"], **QUICK},
+            # the bar is set where no real model on this data reaches it: 0.999 of the older group's rate
+            evaluation={"fairness": {"group_column": "age", "bins": [0, 25, 200], "min_disparate_impact": 0.999}},
+            report={"auto": True},
+        )
+    )
+
+    result = retrainer.run(spec)
+
+    assert result.outcome == "rejected"
+    assert re.fullmatch(r"disparate impact 0\.\d\d < 1\.00 for age < 25", result.reason), result.reason
+    assert Registry(default_tracking_uri(RunStore(spec.store))).versions(spec.registry_name) == []
+    assert [s.name for s in result.stages][-1] == "fairness"
+    page = Path(report_path(RunStore(spec.store), result.run_id)).read_text()
+    assert "rejected" in page and "failed: disparate impact" in page and "age &lt; 25" in page
+
+    out = tmp_path / "again.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "retrainer.cli", "report", result.run_id, "--store", spec.store, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in done.stdout and "<h2>Fairness</h2>" in out.read_text()
+
+
+def test_report_of_an_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "retrainer.cli", "report", "no-such-run", "--store", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 8
+    assert "no run 'no-such-run'" in done.stderr and "retrainer runs" in done.stderr
