@@ -178,7 +178,7 @@ def served_models(tmp_path_factory: pytest.TempPathFactory, telco: pd.DataFrame)
         "store": str(directory / "store"),
         "validation": {"min_rows": 1000, "max_null_fraction": 0.05},
         "models": {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2},
-        "serving": {"poll_seconds": 0.2, "prediction_log": {"flush_seconds": 0.2}},
+        "serving": {"poll_seconds": 1, "prediction_log": {"flush_seconds": 0.5}},
     }
     spec_path = directory / "pipeline.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))

@@ -68,13 +68,9 @@ class ModelWatcher:
     def refresh(self) -> bool:
         """Follow the aliases once; True when the deployment changed. Errors keep the old models."""
         try:
-            champion = self.registry.by_alias(self.name, CHAMPION)
-            challenger = self.registry.by_alias(self.name, CHALLENGER)
+            aliases = self._aliases()
             current = self.current
-            wanted = (
-                champion.version if champion else current.champion.version,
-                challenger.version if challenger else None,
-            )
+            wanted = (aliases.get(CHAMPION, current.champion.version), aliases.get(CHALLENGER))
             have = (current.champion.version, current.challenger.version if current.challenger else None)
             if wanted == have:
                 return False
@@ -91,6 +87,11 @@ class ModelWatcher:
         self.last_error = None
         logger.info("%s: now serving %s", self.name, self.describe())
         return True
+
+    def _aliases(self) -> dict[str, int]:
+        """Every alias of the model in one registry call (the poller runs often; keep it cheap)."""
+        model = self.registry.client.get_registered_model(self.name)
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
     def describe(self) -> str:
         current = self.current
