@@ -436,7 +436,7 @@ def _serving_target(target: str, env: str | None, store: str, tracking_uri: str 
 def serve(
     target: ServeTarget,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to bind (0: any free port).")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
     env: EnvOpt = None,
     store: StoreOpt = ".retrainer",
     tracking_uri: TrackingOpt = None,
