@@ -113,7 +113,7 @@ def test_split_under_load_and_an_alias_swap_drops_no_request(
             [sys.executable, "-c", DRIVER, server.url, str(tmp_path / "rows.json"), str(tmp_path / "answers.json")]
         )
         metrics = server.app.state.metrics
-        while sum(metrics.requests.values()) < 600:  # a third of the load is through: swap mid-stream
+        while metrics.total_requests() < 600:  # a third of the load is through: swap mid-stream
             assert driver.poll() is None, "the load finished before the swap"
             time.sleep(0.05)
         registry.set_alias(name, "champion", 2)
@@ -184,9 +184,10 @@ def test_ab_report_joins_labels_and_the_canary_promotes_the_challenger(
     spec_path = tmp_path / "pipeline.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict))
     config, _ = _config(served_models, tmp_path)
+    rows = _rows(served_models, 2000)
     with Server(create_app(config, registry)) as server, httpx.Client(base_url=server.url) as client:
         for start in range(0, 2000, 100):
-            assert client.post("/predict", json={"rows": _rows(served_models, 2000)[start : start + 100]}).is_success
+            assert client.post("/predict", json={"rows": rows[start : start + 100]}).is_success
 
     dry = CliRunner().invoke(cli, ["ab-report", str(spec_path), "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output

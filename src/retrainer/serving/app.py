@@ -269,17 +269,18 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str], kinds: dict[str, str]) -> Any:
-    """The model's input frame: numbers as float64 (null -> NaN, which the model imputes)."""
+    """The model's input frame: numbers as float64 (null -> NaN, which the model imputes), one pass per column."""
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    data: dict[str, Any] = {}
     for column in columns:
+        values = [row.get(column) for row in rows]
         kind = kinds.get(column)
         if kind in ("double", "float", "long", "integer"):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            data[column] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         elif kind == "datetime":
-            frame[column] = pd.to_datetime(frame[column], errors="coerce")
-        elif frame[column].dtype == object:
-            frame[column] = frame[column].where(frame[column].notna(), np.nan)
-    return frame
+            data[column] = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce")
+        else:
+            data[column] = np.array([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(data, columns=columns)

@@ -25,6 +25,10 @@ class ServingMetrics:
             self.rows[key] = self.rows.get(key, 0) + rows
             self._latency.setdefault(key, deque(maxlen=LATENCY_WINDOW)).append(seconds)
 
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
+
     def error(self, status: int) -> None:
         with self._lock:
             self.errors[status] = self.errors.get(status, 0) + 1
