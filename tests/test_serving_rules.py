@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -176,3 +177,19 @@ def test_serving_section_defaults_and_bad_values_name_their_key() -> None:
     ):
         with pytest.raises(SpecError, match=key):
             spec_from_dict({**BASE, "serving": section})
+
+
+def test_serve_without_a_champion_and_materialize_without_redis_are_one_line_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from retrainer.cli import app
+
+    runner = CliRunner()
+    served = runner.invoke(app, ["serve", "nothing-here", "--store", str(tmp_path / "store"), "--entity-id", "id"])
+    assert served.exit_code == 7, served.output
+    assert "nothing-here has no 'champion' alias" in served.output and "Traceback" not in served.output
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("name: x\nsource: {path: data.csv}\ntarget: y\n")
+    materialized = runner.invoke(app, ["features", "materialize", str(spec)])
+    assert materialized.exit_code == 3, materialized.output
+    assert "serving.redis is not set" in materialized.output

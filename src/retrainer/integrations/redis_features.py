@@ -149,6 +149,7 @@ def materialize(spec: Spec, frame: pd.DataFrame | None = None) -> Materialized:
     from retrainer.serving.source import read_source
     from retrainer.stages.features import feature_columns
 
+    redis_config(spec)  # a spec without serving.redis fails before the source is read
     frame = read_source(spec) if frame is None else frame
     columns = feature_columns(frame, spec)
     rows = latest_rows(frame, spec, columns)
