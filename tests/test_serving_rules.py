@@ -193,3 +193,32 @@ def test_serve_without_a_champion_and_materialize_without_redis_are_one_line_err
     materialized = runner.invoke(app, ["features", "materialize", str(spec)])
     assert materialized.exit_code == 3, materialized.output
     assert "serving.redis is not set" in materialized.output
+
+
+def test_prediction_log_round_trips_through_parquet_and_postgresql(tmp_path: Path, pg_url: str) -> None:
+    import secrets
+
+    from sqlalchemy import create_engine, text
+
+    from retrainer.serving.prediction_log import BatchingWriter, PredictionLog, log_rows
+
+    table = f"predictions_{secrets.token_hex(4)}"
+    rows = log_rows(["a", "b", "c"], ["champion", "challenger", "champion"], [1, 2, 1], [0, 1, 0], [0.1, 0.9, 0.2])
+    try:
+        for log in (PredictionLog(path=str(tmp_path / "log")), PredictionLog(url=pg_url, table=table)):
+            assert log.read().empty
+            writer = BatchingWriter(log, flush_seconds=60)
+            writer.start()
+            writer.append(rows[:2])
+            writer.append(rows[2:])
+            writer.close()  # flushes what is pending
+            read = log.read().sort_values("entity_id")
+            assert writer.written == 3 and writer.failed_writes == 0
+            assert read["entity_id"].tolist() == ["a", "b", "c"]
+            assert read["version"].tolist() == [1, 2, 1] and read["alias"].tolist()[1] == "challenger"
+            assert read["request_id"].nunique() == 1  # one request's rows share its id
+    finally:
+        engine = create_engine(pg_url)
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()

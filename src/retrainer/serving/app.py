@@ -23,7 +23,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
-from retrainer.serving.deployment import Deployment, ModelWatcher
+from retrainer.errors import RetrainerError
+from retrainer.serving.deployment import Deployment, ModelWatcher, logger
 from retrainer.serving.metrics import ServingMetrics
 from retrainer.serving.prediction_log import BatchingWriter, PredictionLog, log_rows
 from retrainer.serving.router import route
@@ -186,6 +187,13 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
         except _Rejected as rejected:
             metrics.error(rejected.status)
             return JSONResponse({"detail": rejected.detail}, status_code=rejected.status)
+        except RetrainerError as error:  # e.g. Redis unreachable: the service, not the request, is at fault
+            metrics.error(503)
+            return JSONResponse({"detail": error.message}, status_code=503)
+        except Exception as error:  # noqa: BLE001 - a bug: count it and answer 500 with the error's type
+            metrics.error(500)
+            logger.exception("%s: prediction failed", config.name)
+            return JSONResponse({"detail": f"{type(error).__name__}: {error}"}, status_code=500)
         seconds = time.perf_counter() - started
         used: dict[tuple[str, int], int] = {}
         for answer in answers:
