@@ -67,8 +67,9 @@ class OnlineFeatures:
                 pipe = self.client.pipeline(transaction=False)
                 for entity, row in items[start : start + batch]:
                     key = self.entity_key(entity)
-                    mapping = {column: json.dumps(value) for column, value in row.items()}
-                    pipe.hset(key, mapping={**mapping, VERSION_FIELD: version})
+                    mapping: dict[str | bytes, str] = {column: json.dumps(value) for column, value in row.items()}
+                    mapping[VERSION_FIELD] = version
+                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                     pipe.expire(key, self.ttl_seconds)
                 pipe.execute()
             self.client.set(self.version_key, version, ex=self.ttl_seconds)
@@ -91,7 +92,7 @@ class OnlineFeatures:
     def version(self) -> str | None:
         with self._errors("read from"):
             value = self.client.get(self.version_key)
-        return value.decode() if value else None
+        return value.decode() if isinstance(value, bytes) else value
 
     def delete_all(self) -> int:
         """Remove every key under the prefix (tests and re-materialization from scratch)."""

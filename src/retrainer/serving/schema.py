@@ -28,15 +28,16 @@ class RequestSchema:
         if entity_id not in dict(columns):
             fields["entity"] = (str | int, Field(alias=entity_id))
         config = ConfigDict(extra="ignore", populate_by_name=False)
-        self.row = create_model("Row", __config__=config, **fields)
-        self.batch = create_model("Batch", rows=(list[self.row], Field(min_length=1)))  # type: ignore[valid-type]
-        self.online = create_model("Online", entity_ids=(list[str | int], Field(min_length=1)))
-        self._rows = TypeAdapter(list[self.row])  # type: ignore[valid-type]
+        row: Any = create_model("Row", __config__=config, **fields)
+        self.row = row
+        self.batch: Any = create_model("Batch", rows=(list[row], Field(min_length=1)))
+        self.online: Any = create_model("Online", entity_ids=(list[str | int], Field(min_length=1)))
+        self._rows = TypeAdapter(list[row])
 
     def parse(self, body: Any) -> tuple[str, list[dict[str, Any]] | list[str]]:
         """('single'|'batch', rows) or ('online', entity ids); raise ValidationError naming the field."""
         if isinstance(body, dict) and "entity_ids" in body:
-            return "online", [str(e) for e in self.online.model_validate(body).entity_ids]  # type: ignore[attr-defined]
+            return "online", [str(e) for e in self.online.model_validate(body).entity_ids]
         if isinstance(body, dict) and "rows" in body:
             self.batch.model_validate(body)
             return "batch", list(body["rows"])
@@ -51,7 +52,7 @@ class RequestSchema:
 
     def openapi_schemas(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request body schema (oneOf the three shapes) and the component schemas it refers to."""
-        adapter = TypeAdapter(self.row | self.batch | self.online)  # type: ignore[operator]
+        adapter: TypeAdapter[Any] = TypeAdapter(self.row | self.batch | self.online)
         schema = adapter.json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         return {k: v for k, v in schema.items() if k != "$defs"}, schema.get("$defs", {})
 
