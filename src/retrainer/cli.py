@@ -500,7 +500,11 @@ def ab_report(
         if spec is None:
             raise SpecError("ab-report needs the pipeline spec (labels, target and canary rule come from it)")
         config = ServingConfig.from_spec(spec, run_store)
-        assert config.prediction_log is not None
+        if config.prediction_log is None:
+            raise SpecError(
+                f"{spec.spec_path}: the run store is not local, so there is no default prediction log to read",
+                hint="set serving.prediction_log.path or .url in the spec",
+            )
         log = config.prediction_log.read()
         label_frame = read_labels(str(labels)) if labels else read_source(spec)
         figures = online_comparison(log, label_frame, config.entity_id, spec.target, config.decision_threshold)
