@@ -26,7 +26,7 @@ from retrainer.store import RunStore
 
 pytestmark = pytest.mark.slow
 
-LOAD_REQUESTS = 2000  # the issue's figure; each costs the server ~30 ms of CPU (the scikit-learn pipeline)
+LOAD_REQUESTS = 2000  # the issue's figure; most of the test's time is the model scoring them
 
 # The second process: 4 client threads send every row once, one request per row, and write each answer.
 DRIVER = """
