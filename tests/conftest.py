@@ -165,3 +165,75 @@ def flights_pg(postgres_engine: Any, flights_frames: dict[str, pd.DataFrame]) ->
     with postgres_engine.begin() as connection:
         for table in names.values():
             connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+# ------------------------------------------------------------------------------------ serving
+REDIS_URL = os.environ.get("RETRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis on 127.0.0.1:6379 (fails in CI when down, skips with the reason elsewhere)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is not reachable in CI: {error}")
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {error}")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def served_models(tmp_path_factory: pytest.TempPathFactory, telco: pd.DataFrame) -> dict[str, Any]:
+    """Two registered versions of a Telco model: v1 from a real pipeline run, v2 a refit with weaker C.
+
+    One session-wide run keeps the serving tests' training time to one fast pipeline (~20 s).
+    Returns the spec path, tracking URI, registry name and the source frame.
+    """
+    from sklearn.base import clone
+    from sqlalchemy import create_engine
+
+    import retrainer
+    from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
+    from retrainer.store import RunStore
+    from retrainer.target import encode_target
+
+    directory = tmp_path_factory.mktemp("served")
+    engine = create_engine(f"sqlite:///{directory / 'telco.db'}")
+    with engine.begin() as connection:
+        telco.to_sql("customers", connection, if_exists="replace", index=False)
+    engine.dispose()
+    spec_dict: dict[str, Any] = {
+        "name": "telco-serve",
+        "source": {"url": f"sqlite:///{directory / 'telco.db'}", "query": "SELECT * FROM customers"},
+        "target": {"column": "churn", "positive": "Yes"},
+        "id_column": "customer_id",
+        "store": str(directory / "store"),
+        "validation": {"min_rows": 1000, "max_null_fraction": 0.05},
+        "models": {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2},
+        "serving": {"poll_seconds": 1, "prediction_log": {"flush_seconds": 0.5}},
+    }
+    spec_path = directory / "pipeline.yaml"
+    spec_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
+    spec = retrainer.load_spec(spec_path)
+    result = retrainer.run(spec)
+    assert result.outcome == "promoted", result.reason
+    registry = Registry(default_tracking_uri(RunStore(spec.store)))
+    first = registry.load_model(spec.name, 1)
+    columns = [name for name, _ in registry.input_schema(spec.name, 1)]
+    second = clone(first)
+    second.steps[-1][1].set_params(C=0.001)  # a visibly different model: heavily regularised
+    second.fit(telco[columns], encode_target(telco["churn"], "Yes"))
+    registry.log_and_register(
+        spec.name,
+        experiment=spec.name,
+        model=second,
+        input_example=telco[columns].head(5),
+        params={"C": 0.001},
+        metrics={},
+        tags={"retrainer.pipeline": spec.name},
+        artifacts={},
+    )
+    return {"spec_path": spec_path, "tracking_uri": registry.tracking_uri, "name": spec.name, "frame": telco}

@@ -474,6 +474,67 @@ class OrchestrationSpec(_Section):
         return value
 
 
+class PredictionLogSpec(_Section):
+    """Where served predictions are logged (off the request path), for the online A/B comparison."""
+
+    path: str | None = Field(None, description="Parquet directory; default <store>/predictions/<name>.")
+    url: str | None = Field(None, description="PostgreSQL URL (instead of path), e.g. postgresql+psycopg://u@h/db.")
+    table: str = Field("predictions", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Table when url is set.")
+    flush_seconds: float = Field(1.0, gt=0, description="Write a batch at least this often.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PredictionLogSpec:
+        if self.path and self.url:
+            raise ValueError("give 'path' (Parquet) or 'url' (PostgreSQL), not both")
+        return self
+
+
+class RedisSpec(_Section):
+    """The online feature store: latest feature values per entity, with a TTL."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+    ttl: str = Field("1d", description="How long materialized values live, e.g. 12h, 1d.")
+    prefix: str | None = Field(None, description="Key prefix; default retrainer:<pipeline name>.")
+
+    @field_validator("ttl")
+    @classmethod
+    def _valid_ttl(cls, value: str) -> str:
+        if parse_duration(value) < 1:
+            raise ValueError("ttl must be at least 1s")
+        return value
+
+
+class CanarySpec(_Section):
+    """When the online comparison may move aliases: `retrainer ab-report` applies it."""
+
+    min_labelled: int = Field(200, ge=1, description="Labelled predictions each version needs before deciding.")
+    metric: str = Field("roc_auc", description="Metric compared online.")
+    max_regression: float = Field(0.0, ge=0, description="How much worse than the champion the challenger may be.")
+    action: Literal["promote", "rollback", "report"] = Field(
+        "rollback",
+        description="promote: a passing challenger becomes champion, a failing one loses its alias; "
+        "rollback: only a failing challenger loses its alias; report: decide, move nothing.",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}{_did_you_mean(value, METRICS)}")
+        return value
+
+
+class ServingSpec(_Section):
+    """`retrainer serve`: the champion, a challenger on a share of entities, and the prediction log."""
+
+    challenger_share: float = Field(0.1, ge=0, le=1, description="Share of entities routed to @challenger.")
+    entity_id: str | None = Field(None, description="Request field that routes a row; defaults to id_column.")
+    poll_seconds: float = Field(5.0, gt=0, description="How often the server checks for alias moves.")
+    prediction_log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
+    redis: RedisSpec | None = Field(None, description="Online features: requests may send only the entity id.")
+    canary: CanarySpec | None = None
+
+
 class Spec(_Section):
     """A retraining pipeline."""
 
@@ -498,6 +559,7 @@ class Spec(_Section):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     orchestration: OrchestrationSpec = Field(default_factory=OrchestrationSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     spec_path: str | None = Field(None, exclude=True, description="Where the spec was loaded from (set by the loader).")
 
     @field_validator("target", mode="before")

@@ -150,6 +150,18 @@ class Registry:
                 return None
             return json.loads(Path(local).read_text())
 
+    def input_schema(self, name: str, version: int | str) -> list[tuple[str, str]]:
+        """(column, MLflow type) of the version's signature: what serving checks requests against."""
+        from mlflow.models import get_model_info
+
+        with self._errors(f"read the signature of {name} v{version}"), self._active_uri():
+            signature = get_model_info(f"models:/{name}/{version}").signature
+        if signature is None or signature.inputs is None:
+            raise RegistryError(
+                f"{name} v{version} was logged without an input signature; serving cannot check requests"
+            )
+        return [(str(column["name"]), str(column["type"])) for column in signature.inputs.to_dict()]
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,

@@ -1,0 +1,73 @@
+"""Request models built at start-up from the champion's MLflow signature.
+
+A row must carry every input column of the model (numbers may be null: the model imputes them) and
+the entity id; anything else in the row is ignored. Errors keep pydantic's location, so a bad payload
+gets a 422 that names the offending row and field, e.g. `["body", "rows", 3, "tenure"]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+_NUMERIC = {"double": float, "float": float, "long": float, "integer": float}
+_TYPES: dict[str, Any] = {**_NUMERIC, "string": str, "boolean": bool, "datetime": str}
+
+
+class RequestSchema:
+    """Validators for the three request shapes: one row, `{"rows": [...]}`, `{"entity_ids": [...]}`."""
+
+    def __init__(self, columns: list[tuple[str, str]], entity_id: str) -> None:
+        self.columns = [name for name, _ in columns if name != entity_id]
+        self.numeric = [name for name, kind in columns if kind in _NUMERIC and name != entity_id]
+        self.entity_id = entity_id
+        fields: dict[str, Any] = {
+            f"f{i}": (_TYPES.get(kind, str) | None, Field(alias=name)) for i, (name, kind) in enumerate(columns)
+        }
+        if entity_id not in dict(columns):
+            fields["entity"] = (str | int, Field(alias=entity_id))
+        config = ConfigDict(extra="ignore", populate_by_name=False)
+        row: Any = create_model("Row", __config__=config, **fields)
+        self.row = row
+        self.batch: Any = create_model("Batch", rows=(list[row], Field(min_length=1)))
+        self.online: Any = create_model("Online", entity_ids=(list[str | int], Field(min_length=1)))
+        self._rows = TypeAdapter(list[row])
+
+    def parse(self, body: Any) -> tuple[str, list[dict[str, Any]] | list[str]]:
+        """('single'|'batch', rows) or ('online', entity ids); raise ValidationError naming the field."""
+        if isinstance(body, dict) and "entity_ids" in body:
+            return "online", [str(e) for e in self.online.model_validate(body).entity_ids]
+        if isinstance(body, dict) and "rows" in body:
+            self.batch.model_validate(body)
+            return "batch", list(body["rows"])
+        if isinstance(body, list):
+            self._rows.validate_python(body)
+            return "batch", list(body)
+        self.row.model_validate(body)
+        return "single", [body]
+
+    def validate_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.validate_python(rows)
+
+    def openapi_schemas(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request body schema (oneOf the three shapes) and the component schemas it refers to."""
+        adapter: TypeAdapter[Any] = TypeAdapter(self.row | self.batch | self.online)
+        schema = adapter.json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        return {k: v for k, v in schema.items() if k != "$defs"}, schema.get("$defs", {})
+
+
+def error_details(error: ValidationError, prefix: tuple[str | int, ...] = ("body",)) -> list[dict[str, Any]]:
+    """pydantic's errors as FastAPI writes them: location, message and type, without the input echoed."""
+    return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+
+
+class PredictResponse(BaseModel):
+    """One answered row: which alias and version answered, and what it said."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    entity_id: str
+    alias: str
+    version: int
+    prediction: int
+    probability: float
