@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test lint format clean setup
+.PHONY: demo test lint typecheck docs docs-serve format clean setup
 
 setup: $(STAMP)
 
@@ -28,13 +28,27 @@ demo: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# CI's static checks: ruff (lint and format), mypy (strict on the modules pyproject.toml lists), and
+# import-linter (the layering of docs/design.md). pre-commit runs the same on each commit.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The documentation site (MkDocs + Material + mkdocstrings): strict, so a broken link fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests examples benchmarks
 	$(BIN)/ruff check --fix src tests examples benchmarks
 
 clean:
-	rm -rf .retrainer .pytest_cache .ruff_cache
+	rm -rf .retrainer .pytest_cache .ruff_cache .mypy_cache site

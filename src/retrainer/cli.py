@@ -8,7 +8,6 @@ Exit codes: 0 success (promoted, kept champion, unchanged), 1 unexpected error, 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -144,7 +143,7 @@ def _write_pointer(path: Path, result: RunResult, name: str) -> None:
     key, manifest = _cached_manifest(result, name)
     digests = {artifact: ref["digest"] for artifact, ref in sorted(manifest.get("artifacts", {}).items())}
     path.parent.mkdir(parents=True, exist_ok=True)
-    pointed = {"stage": name, "key": key, "artifacts": digests}
+    pointed: dict[str, Any] = {"stage": name, "key": key, "artifacts": digests}
     if result.outcome != "partial":  # the last stage: say what the run decided
         pointed.update(outcome=result.outcome, version=result.model_version)
     path.write_text(json.dumps(pointed, indent=2) + "\n")
@@ -418,4 +417,4 @@ def entrypoint() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(entrypoint())
+    entrypoint()
