@@ -416,10 +416,6 @@ def entrypoint() -> None:
     app(prog_name="retrainer")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    entrypoint()
-
-
 # ------------------------------------------------------------------ developer experience (issue 10)
 @app.command()
 def init(
@@ -509,3 +505,8 @@ def explain_spec(spec_path: SpecArg, env: EnvOpt = None) -> None:
         return 0
 
     _guarded(body)
+
+
+# keep last: `python -m retrainer.cli` must see every command defined above
+if __name__ == "__main__":  # pragma: no cover
+    entrypoint()
