@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 SAMPLE_ROWS = 5000
 STARTER_CANDIDATES = ("logistic_regression", "lightgbm")  # fast on any machine; the others are a comment away
-STARTER_TRIALS = 4
+STARTER_TRIALS = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TARGET_NAMES = ("target", "label", "churn", "churned", "y", "class", "outcome", "default", "fraud", "is_fraud")
 

@@ -151,7 +151,7 @@ def _section_markdown(model: type[BaseModel], path: str, seen: set[type[BaseMode
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") if text else ""
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;") if text else ""
 
 
 def _default_text(field: FieldInfo) -> str:
