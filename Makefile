@@ -31,8 +31,8 @@ test: lint
 # CI's static checks: ruff (lint and format), mypy (strict on the modules pyproject.toml lists), and
 # import-linter (the layering of docs/design.md). pre-commit runs the same on each commit.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks docs
+	$(BIN)/ruff format --check src tests examples benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -41,14 +41,14 @@ typecheck: $(STAMP)
 
 # The documentation site (MkDocs + Material + mkdocstrings): strict, so a broken link fails the build.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests examples benchmarks
-	$(BIN)/ruff check --fix src tests examples benchmarks
+	$(BIN)/ruff format src tests examples benchmarks docs
+	$(BIN)/ruff check --fix src tests examples benchmarks docs
 
 clean:
 	rm -rf .retrainer .pytest_cache .ruff_cache .mypy_cache site
