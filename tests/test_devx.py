@@ -178,7 +178,14 @@ def test_no_color_is_respected_and_completion_scripts_are_offered() -> None:
 
     assert "\x1b[32m" in doctor_output()  # green "ok" on a colour terminal...
     assert "\x1b[" not in doctor_output(NO_COLOR="1")  # ...and none at all with NO_COLOR
-    completion = subprocess.run(
-        [sys.executable, "-m", "retrainer.cli", "--show-completion", "bash"], capture_output=True, text=True, check=True
-    )
-    assert "_RETRAINER_COMPLETE" in completion.stdout or "complete" in completion.stdout
+
+    # what the installed completion script asks (`--install-completion` detects the user's shell, so the
+    # protocol is driven directly): the words typed so far -> the candidates
+    def complete(words: str) -> list[str]:
+        environment = {**os.environ, "_RETRAINER_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        environment["COMP_CWORD"] = str(len(words.split()) - 1)
+        command = [sys.executable, "-m", "retrainer.cli"]
+        return subprocess.run(command, capture_output=True, text=True, env=environment, check=True).stdout.split()
+
+    assert complete("retrainer expl") == ["explain-spec"]
+    assert complete("retrainer doctor --ai") == ["--airflow"]

@@ -186,7 +186,8 @@ def _plain(value: Any) -> Any:
 
 
 def _y(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
 
 
 def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> str:
@@ -244,7 +245,7 @@ def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> 
         "  min_rows: 100",
         "  max_null_fraction: 0.2   # per column",
         "  max_duplicate_fraction: 0.01",
-        "  # columns: {tenure: {dtype: int, min: 0, max: 120}, contract: {allowed: [Monthly, Yearly]}}",
+        f"  # columns: {_column_rules_example(summary, target)}",
         "",
         "models:",
         f"  candidates: [{', '.join(STARTER_CANDIDATES)}]   # widen: add random_forest, xgboost",
@@ -260,6 +261,30 @@ def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> 
         '# schedule: "@weekly"      # for `retrainer airflow export`',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _column_rules_example(summary: DataSummary | None, target: str | None) -> str:
+    """A `validation.columns` example drawn from the data itself (ranges and labels seen in the sample)."""
+    rules: dict[str, Any] = {}
+    if summary is not None:
+        for column in summary.sample.columns:
+            series = summary.sample[column]
+            kind = column_kind(series)
+            if column == target or series.isna().all():
+                continue
+            if kind in ("int", "float") and "numeric" not in rules:
+                rules["numeric"] = {
+                    str(column): {"dtype": kind, "min": _rounded(series.min()), "max": _rounded(series.max())}
+                }
+            elif kind == "string" and "labels" not in rules and 1 < series.nunique() <= 6:
+                rules["labels"] = {str(column): {"allowed": sorted(map(str, series.dropna().unique()))}}
+    example = {k: v for rule in rules.values() for k, v in rule.items()}
+    return _y(example) if example else "{amount: {dtype: float, min: 0}, country: {allowed: [DE, FR]}}"
+
+
+def _rounded(value: Any) -> Any:
+    value = _plain(value)
+    return round(value, 2) if isinstance(value, float) else value
 
 
 def starter_readme(name: str, spec_path: Path, summary: DataSummary | None) -> str:
