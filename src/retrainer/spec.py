@@ -279,7 +279,7 @@ class Spec(_Section):
     """A retraining pipeline."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name (letters, digits, - _ .).")
-    description: str = Field("", description="One line about the pipeline (shown in Airflow and reports).")
+    description: str = Field("", description="One line about the pipeline (the Airflow DAG shows it).")
     seed: int = Field(42, description="Seed for splits, tuning and models: the same data gives the same model.")
     source: SourceSpec
     target: TargetSpec
