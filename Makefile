@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test lint format clean setup chromium
+.PHONY: demo test lint typecheck docs docs-serve format clean setup chromium
 
 setup: $(STAMP)
 
@@ -35,13 +35,27 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else echo "the report render test needs /usr/bin/chromium: sudo apt-get install chromium"; fi; }
 
+# CI's static checks: ruff (lint and format), mypy (strict on the modules pyproject.toml lists), and
+# import-linter (the layering of docs/design.md). pre-commit runs the same on each commit.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks docs
+	$(BIN)/ruff format --check src tests examples benchmarks docs
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The documentation site (MkDocs + Material + mkdocstrings): strict, so a broken link fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests examples benchmarks
-	$(BIN)/ruff check --fix src tests examples benchmarks
+	$(BIN)/ruff format src tests examples benchmarks docs
+	$(BIN)/ruff check --fix src tests examples benchmarks docs
 
 clean:
-	rm -rf .retrainer .pytest_cache .ruff_cache
+	rm -rf .retrainer .pytest_cache .ruff_cache .mypy_cache site

@@ -8,7 +8,6 @@ Exit codes: 0 success (promoted, kept champion, unchanged), 1 unexpected error, 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -152,7 +151,7 @@ def _write_pointer(path: Path, result: RunResult, name: str) -> None:
     key, manifest = _cached_manifest(result, name)
     digests = {artifact: ref["digest"] for artifact, ref in sorted(manifest.get("artifacts", {}).items())}
     path.parent.mkdir(parents=True, exist_ok=True)
-    pointed = {"stage": name, "key": key, "artifacts": digests}
+    pointed: dict[str, Any] = {"stage": name, "key": key, "artifacts": digests}
     if result.outcome != "partial":  # the last stage: say what the run decided
         pointed.update(outcome=result.outcome, version=result.model_version)
     path.write_text(json.dumps(pointed, indent=2) + "\n")
@@ -748,5 +747,97 @@ def entrypoint() -> None:
     app(prog_name="retrainer")
 
 
+# ------------------------------------------------------------------ developer experience (issue 10)
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Pipeline name (letters, digits, - _ .).", show_default=False)],
+    source: Annotated[
+        str | None, typer.Option("--source", help="CSV/Parquet file or database URL to read columns and types from.")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The column to predict (two labels).")] = None,
+    table: Annotated[str | None, typer.Option("--table", help="Database table, when the source has several.")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder for pipeline.yaml and README.md (default: ./NAME).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented starter spec (from the source's columns when given) and a README for the pipeline."""
+
+    def body() -> int:
+        from retrainer.scaffold import init_pipeline
+
+        folder = directory if directory is not None else Path(name)
+        written = init_pipeline(name, folder, source=source, target=target, table=table, force=force)
+        for path in written:
+            console.print(f"wrote {path}")
+        if not _state["quiet"]:
+            console.print(f"next: [bold]retrainer doctor {written[0]}[/] then [bold]retrainer run {written[0]}[/]")
+        return 0
+
+    _guarded(body)
+
+
+@app.command()
+def doctor(
+    spec_path: Annotated[
+        Path | None, typer.Argument(help="Pipeline spec to check its source and services.", show_default=False)
+    ] = None,
+    env: EnvOpt = None,
+    airflow: Annotated[bool, typer.Option("--airflow", help="Airflow is needed (you will export DAGs).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check what a pipeline needs (Python, packages, source, MLflow store, PostgreSQL, Redis, Airflow, disk).
+
+    One line per need, with the fix when it is missing; exits 1 when something needed is missing.
+    """
+
+    def body() -> int:
+        from retrainer.doctor import Check, as_dicts, diagnose
+        from retrainer.errors import SpecError
+
+        spec, spec_problem = None, None
+        if spec_path is not None:
+            from retrainer.spec import load_spec
+
+            try:
+                spec = load_spec(spec_path, env=env)
+            except SpecError as error:
+                spec_problem = Check("spec", "missing", error.message, error.hint or "fix the spec")
+        checks = ([spec_problem] if spec_problem else []) + diagnose(spec, airflow=airflow)
+        if spec is not None:
+            checks.insert(0, Check("spec", "ok", f"{spec_path}: pipeline {spec.name}"))
+        failed = any(check.failed for check in checks)
+        if as_json:
+            console.print_json(json.dumps({"ok": not failed, "checks": as_dicts(checks)}))
+            return 1 if failed else 0
+        style = {"ok": "green", "missing": "bold red", "warn": "yellow"}
+        for check in checks:
+            if _state["quiet"] and check.status == "ok":
+                continue
+            fix = f"  [dim]fix: {check.fix}[/]" if check.fix and check.status != "ok" else ""
+            console.print(f"[{style[check.status]}]{check.status:>7}[/] {check.name:<10} {check.detail}{fix}")
+        if failed or not _state["quiet"]:
+            console.print("something needed is missing" if failed else "[green]ready[/]")
+        return 1 if failed else 0
+
+    _guarded(body)
+
+
+@app.command("explain-spec")
+def explain_spec(spec_path: SpecArg, env: EnvOpt = None) -> None:
+    """Print the spec with every default filled in and each key's meaning (from the spec's own models)."""
+
+    def body() -> int:
+        from retrainer.spec import load_spec
+        from retrainer.spec_reference import annotated_yaml
+
+        # plain print: YAML, not Rich markup (brackets in values are data)
+        typer.echo(annotated_yaml(load_spec(spec_path, env=env)), nl=False)
+        return 0
+
+    _guarded(body)
+
+
+# keep last: `python -m retrainer.cli` must see every command defined above
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(entrypoint())
+    entrypoint()

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 
 class RetrainerError(Exception):
-    """Root of retrainer's errors. `hint` tells the user how to fix it."""
+    """Root of retrainer's errors.
+
+    `hint` says how to fix this one; `fix` (shown in the docs' troubleshooting) how to fix any of its kind.
+    """
 
     exit_code = 1
+    fix = "a bug: run again with `--debug` for the traceback and report it"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -47,12 +51,14 @@ class SpecError(RetrainerError):
     """The spec file is missing, malformed or has an invalid value."""
 
     exit_code = 3
+    fix = "the message names the file and key path; `retrainer validate SPEC` lists every error at once"
 
 
 class SourceError(RetrainerError):
     """The data source is unreachable, the query failed or the file is unreadable."""
 
     exit_code = 4
+    fix = "check the URL, credentials, table or query, or the file path; `retrainer doctor SPEC` tries it"
 
 
 class RejectedError(RetrainerError):
@@ -70,6 +76,7 @@ class DataValidationError(RejectedError):
     """The extracted data failed one or more validation checks."""
 
     exit_code = 5
+    fix = "every failing check is listed: fix the data, or relax `validation` if the data is right"
 
 
 class DriftBlocked(DataValidationError):
@@ -103,24 +110,28 @@ class GateFailed(RejectedError):
     """The trained model missed a metric threshold."""
 
     exit_code = 6
+    fix = "tune longer (`models.n_trials`, more candidates), add data, or revisit `evaluation.thresholds`"
 
 
 class RegistryError(RetrainerError):
     """The MLflow registry could not be reached or refused an operation."""
 
     exit_code = 7
+    fix = "check `tracking.uri` and that the MLflow server or database answers (`retrainer doctor SPEC`)"
 
 
 class StoreError(RetrainerError):
     """The run store could not be read or written."""
 
     exit_code = 8
+    fix = "check the `store` path or URL, its permissions and free disk (`retrainer doctor SPEC`)"
 
 
 class StageError(RetrainerError):
     """A stage failed for a reason that is none of the above."""
 
     exit_code = 9
+    fix = "the message names the stage; its log is in `<store>/runs/<run_id>/logs/<stage>.log`"
 
 
 EXIT_CODES: dict[str, int] = {

@@ -72,7 +72,7 @@ class SourceSpec(_Section):
 class TargetSpec(_Section):
     """The label column and which of its values is the positive class."""
 
-    column: str
+    column: str = Field(description="The label column (binary: two distinct values).")
     positive: str | int | float | bool | None = Field(
         None, description="Positive class value; inferred from yes/true/1/positive when omitted."
     )
@@ -81,17 +81,21 @@ class TargetSpec(_Section):
 class ColumnRule(_Section):
     """Expectations for one column; every rule is optional."""
 
-    dtype: Literal["int", "float", "numeric", "string", "bool", "datetime"] | None = None
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str | int | float | bool] | None = None
-    max_null_fraction: float | None = Field(None, ge=0, le=1)
+    dtype: Literal["int", "float", "numeric", "string", "bool", "datetime"] | None = Field(
+        None, description="The kind of values the column must hold."
+    )
+    min: float | None = Field(None, description="Smallest allowed value.")
+    max: float | None = Field(None, description="Largest allowed value.")
+    allowed: list[str | int | float | bool] | None = Field(None, description="The only values allowed.")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="Share of nulls allowed in this column (overrides the section's)."
+    )
 
 
 class ValidationSpec(_Section):
     """Hard data gates: any failure rejects the run before training."""
 
-    min_rows: int = Field(100, ge=1)
+    min_rows: int = Field(100, ge=1, description="Fewest rows a run may train on.")
     max_null_fraction: float = Field(0.2, ge=0, le=1, description="Per column, unless the column rule says otherwise.")
     max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="Fully duplicated rows (or duplicated ids).")
     min_class_fraction: float = Field(0.01, ge=0, le=0.5, description="Share of the rarer target class.")
@@ -164,11 +168,13 @@ class LeakageSpec(_Section):
 class DerivedFeature(_Section):
     """A feature computed from other columns, inside the model so serving computes it too."""
 
-    name: str
+    name: str = Field(description="Name of the new feature column.")
     ratio: tuple[str, str] | None = Field(None, description="numerator / denominator (0 denominators give NaN).")
     bins: list[float] | None = Field(None, description="Bin edges applied to `column`.")
-    date_part: Literal["hour", "dayofweek", "month", "dayofyear", "year"] | None = None
-    column: str | None = None
+    date_part: Literal["hour", "dayofweek", "month", "dayofyear", "year"] | None = Field(
+        None, description="Part of the datetime `column` to extract."
+    )
+    column: str | None = Field(None, description="Input column of `bins` and `date_part`.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> DerivedFeature:
@@ -187,8 +193,10 @@ class FeaturesSpec(_Section):
     categorical: list[str] | None = Field(None, description="Force these columns categorical (default: inferred).")
     numeric: list[str] | None = Field(None, description="Force these columns numeric (default: inferred).")
     derived: list[DerivedFeature] = Field(default_factory=list)
-    impute_numeric: Literal["median", "mean", "most_frequent"] = "median"
-    encoding: Literal["onehot", "ordinal"] = "onehot"
+    impute_numeric: Literal["median", "mean", "most_frequent"] = Field(
+        "median", description="How missing numbers are filled (missing categories become their own category)."
+    )
+    encoding: Literal["onehot", "ordinal"] = Field("onehot", description="How categorical columns are encoded.")
     scale: bool = Field(True, description="Standard-scale numeric features.")
     max_categories: int = Field(50, ge=2, description="Rarer categories are grouped as infrequent.")
 
@@ -196,8 +204,10 @@ class FeaturesSpec(_Section):
 class SplitSpec(_Section):
     """How rows are divided into train, test and (temporal only) out-of-time sets."""
 
-    method: Literal["stratified", "temporal"] = "stratified"
-    test_size: float = Field(0.2, gt=0, lt=0.9)
+    method: Literal["stratified", "temporal"] = Field(
+        "stratified", description="'stratified': random, keeping the class balance; 'temporal': by time_column."
+    )
+    test_size: float = Field(0.2, gt=0, lt=0.9, description="Share of rows held out to test (and compare) models.")
     oot_size: float = Field(0.0, ge=0, lt=0.5, description="Temporal only: latest share kept out of time.")
     test_window: str | None = Field(
         None,
@@ -231,11 +241,12 @@ class ModelsSpec(_Section):
     """Candidate algorithms and the Optuna search over them."""
 
     candidates: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CANDIDATES), description="Algorithms to tune; `mlp` is opt-in."
+        default_factory=lambda: list(DEFAULT_CANDIDATES),
+        description=f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in).",
     )
     n_trials: int = Field(10, ge=1, description="Optuna trials per candidate.")
     timeout: str | None = Field(None, description="Wall-clock budget for all tuning, e.g. '10m', '90s'.")
-    cv_folds: int = Field(3, ge=2, le=20)
+    cv_folds: int = Field(3, ge=2, le=20, description="Cross-validation folds scoring each trial.")
     n_jobs: int = Field(1, ge=1, description="Threads per model fit (keep low on small machines).")
     workers: int = Field(1, ge=1, le=64, description="Tuning processes (or Airflow tasks) sharing one study.")
     study_storage: str | None = Field(
@@ -305,7 +316,9 @@ class FairnessSpec(_Section):
 class EvaluationSpec(_Section):
     """The metric that ranks models and the thresholds a model must reach to be registered."""
 
-    metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
+    metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"] = Field(
+        "roc_auc", description="The metric that ranks trials and candidates, and that compare uses by default."
+    )
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Metric minimums (maximums for log_loss, brier)."
     )
@@ -334,7 +347,7 @@ class Improvement(_Section):
     """How much better a challenger must be than the champion, on `metric`."""
 
     metric: str | None = Field(None, description="Defaults to evaluation.metric.")
-    absolute: float | None = Field(None, ge=0)
+    absolute: float | None = Field(None, ge=0, description="E.g. 0.002 = at least 0.002 better on the metric.")
     relative: float | None = Field(None, ge=0, description="E.g. 0.01 = 1 % better than the champion.")
 
     @model_validator(mode="after")
@@ -438,7 +451,7 @@ class ReportSpec(_Section):
 class NotifySpec(_Section):
     """Who hears about each run's outcome. A notifier that is down never fails the run."""
 
-    console: bool = True
+    console: bool = Field(True, description="Print the outcome line.")
     slack: SlackSpec | None = None
     email: EmailSpec | None = None
     retries: int = Field(3, ge=0, le=10, description="Extra attempts per message after a failure.")
@@ -453,11 +466,11 @@ class OrchestrationSpec(_Section):
     retries: int = Field(2, ge=0, description="Retries of a task that crashed (a rejection is never retried).")
     retry_delay: str = Field("5m", description="Wait between retries, e.g. 30s, 5m.")
     execution_timeout: str = Field("2h", description="A task running longer than this fails.")
-    pool: str | None = None
-    queue: str | None = None
-    max_active_runs: int = Field(1, ge=1)
-    owner: str = "retrainer"
-    tags: list[str] = Field(default_factory=list)
+    pool: str | None = Field(None, description="Airflow pool the tasks run in.")
+    queue: str | None = Field(None, description="Executor queue (Celery) the tasks go to.")
+    max_active_runs: int = Field(1, ge=1, description="DAG runs of this pipeline at once.")
+    owner: str = Field("retrainer", description="Owner shown in Airflow.")
+    tags: list[str] = Field(default_factory=list, description="DAG tags in Airflow.")
 
     @field_validator("retry_delay", "execution_timeout")
     @classmethod
@@ -539,12 +552,14 @@ class Spec(_Section):
     """A retraining pipeline."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name (letters, digits, - _ .).")
-    description: str = ""
-    seed: int = 42
+    description: str = Field("", description="One line about the pipeline (the Airflow DAG shows it).")
+    seed: int = Field(42, description="Seed for splits, tuning and models: the same data gives the same model.")
     source: SourceSpec
     target: TargetSpec
-    id_column: str | None = None
-    time_column: str | None = None
+    id_column: str | None = Field(None, description="Entity id: never a feature; duplicated ids fail validation.")
+    time_column: str | None = Field(
+        None, description="Event time: enables the temporal split and joins the source fingerprint."
+    )
     store: str = Field(".retrainer", description="Run store: a directory or fsspec URL.")
     schedule: str | None = Field(None, description="Cron expression or preset (@daily, @weekly) for orchestrators.")
     validation: ValidationSpec = Field(default_factory=ValidationSpec)

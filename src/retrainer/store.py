@@ -121,7 +121,8 @@ class RunStore:
     def read_bytes(self, path: str) -> bytes:
         try:
             with self.fs.open(path, "rb") as handle:
-                return handle.read()
+                data: bytes = handle.read()
+                return data
         except FileNotFoundError:
             raise
         except OSError as exc:
