@@ -166,8 +166,8 @@ def plot_png(timeline: Timeline) -> bytes:
     figure, axes = plt.subplots(figsize=(9, 4.5))
     challenger = [step.challenger_score for step in steps]
     champion = [step.champion_score for step in steps]
-    axes.plot(dates, [float("nan") if v is None else v for v in challenger], "o-", label="challenger", color="C0")
-    axes.plot(dates, [float("nan") if v is None else v for v in champion], "s--", label="champion", color="C1")
+    axes.plot(dates, [float("nan") if v is None else v for v in challenger], "o-", label="challenger", color="C0")  # type: ignore[arg-type]
+    axes.plot(dates, [float("nan") if v is None else v for v in champion], "s--", label="champion", color="C1")  # type: ignore[arg-type]
     colours = {"promoted": "green", "kept_champion": "grey", "rejected": "red", "failed": "red"}
     for date, step in zip(dates, steps, strict=True):
         score = step.challenger_score if step.challenger_score is not None else step.champion_score

@@ -628,7 +628,7 @@ def serve(
 
             log = PredictionLog(path=str(run_store.local_path("predictions", target))) if run_store.is_local else None
             config = ServingConfig(name=target, entity_id=entity_id or "id", prediction_log=log)
-        overrides = {"entity_id": entity_id, "challenger_share": challenger_share}
+        overrides: dict[str, Any] = {"entity_id": entity_id, "challenger_share": challenger_share}
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
         served = create_app(config, registry)
         console.print(f"serving {config.name} ({served.state.watcher.describe()}) on http://{host}:{port}")
@@ -684,7 +684,11 @@ def ab_report(
             if not dry_run and challenger is not None:
                 done = apply_verdict(registry, run_store, config.name, verdict, challenger.version)
         if as_json:
-            report = {"name": config.name, "log": config.prediction_log.where, "versions": figures_as_dicts(figures)}
+            report: dict[str, Any] = {
+                "name": config.name,
+                "log": config.prediction_log.where,
+                "versions": figures_as_dicts(figures),
+            }
             report["canary"] = verdict.__dict__ if verdict else None
             report["applied"] = done
             console.print_json(json.dumps(report, default=str))

@@ -198,7 +198,7 @@ def compare_column(name: str, reference: dict[str, Any], current: pd.Series, thr
         k: None if v is None else float(f"{v:.4g}") if k == "ks_pvalue" else round(float(v), 6)
         for k, v in stats.items()
     }
-    return ColumnDrift(name, reference["kind"], drifted=bool(reasons), reasons=tuple(reasons), **rounded)
+    return ColumnDrift(name, reference["kind"], drifted=bool(reasons), reasons=tuple(reasons), **rounded)  # type: ignore[arg-type]
 
 
 def _with_nulls(shares: np.ndarray, null_fraction: float) -> np.ndarray:

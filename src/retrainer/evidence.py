@@ -188,7 +188,7 @@ def paired_bootstrap(
     counts = resample_counts(len(y), n_bootstrap, seed)
     new = bootstrap_scores(metric, y, p_new, counts, threshold)
     old = bootstrap_scores(metric, y, p_old, counts, threshold)
-    diffs = better(metric, new, old)  # works element-wise on arrays
+    diffs = np.asarray(better(metric, new, old))  # type: ignore[arg-type]  # element-wise on arrays
     keep = ~np.isnan(diffs)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(diffs[keep], [tail, 100 - tail])

@@ -100,7 +100,7 @@ def advisory_lock(url: str, registry_name: str, timeout: float = 300) -> Iterato
         connection = engine.connect()
     except SQLAlchemyError as error:
         raise RegistryError(
-            f"cannot reach the lock database {safe_url(url)}: {type(error.orig or error).__name__}",
+            f"cannot reach the lock database {safe_url(url)}: {type(getattr(error, 'orig', None) or error).__name__}",
             hint="check promotion.lock_url (or tracking.uri)",
         ) from None
     try:

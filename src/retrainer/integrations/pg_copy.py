@@ -93,7 +93,7 @@ def literal_sql(connection: psycopg.Connection[Any], query: str, params: dict[st
 def describe(connection: psycopg.Connection[Any], sql: str) -> list[Column]:
     """The result's columns and their kinds, from a zero-row run of the query."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0")  # type: ignore[arg-type]
+        cursor.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0")
         assert cursor.description is not None
         return [Column(d.name, _KINDS.get(d.type_code, f"oid:{d.type_code}")) for d in cursor.description]
 
@@ -170,7 +170,7 @@ def copy_batches(
         table = csv.read_csv(io.BytesIO(b"".join(block)), read_options=read_options, convert_options=convert_options)
         yield from table.to_batches()
 
-    with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:  # type: ignore[arg-type]
+    with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:
         block: list[Any] = []
         size = 0
         while data := copy.read():  # b"" once at the end; never read after that

@@ -63,7 +63,7 @@ def online_comparison(
             metrics = all_metrics(y_true, joined["probability"].to_numpy(dtype=float), threshold)
         figures.append(
             VersionFigures(
-                version=int(version),  # type: ignore[call-overload]
+                version=int(version),
                 aliases=tuple(sorted(set(rows["alias"]))),
                 predictions=len(rows),
                 entities=len(latest),

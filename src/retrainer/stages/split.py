@@ -87,6 +87,7 @@ def _window_split(labelled: pd.DataFrame, spec: Spec, as_of: datetime | None) ->
     end = as_of.replace(tzinfo=None) if as_of is not None else times.max().to_pydatetime() + pd.Timedelta("1us")
     rules = spec.split
     test_end = parse_period(rules.oot_window).before(end) if rules.oot_window else end
+    assert rules.test_window is not None  # windowed splits are only taken when test_window is set
     test_start = parse_period(rules.test_window).before(test_end)
     train_start = parse_period(rules.train_window).before(test_start) if rules.train_window else None
     in_train = times < test_start
