@@ -81,7 +81,15 @@ def _rare_positives(frame: pd.DataFrame, rows: int, positives: int) -> pd.DataFr
     return pd.concat([churned, stayed], ignore_index=True)
 
 
+def _leak(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The target copied into a feature with a little noise, as a column filled in after the outcome would be."""
+    churned = (frame["churn"] == "Yes").to_numpy()
+    flipped = np.random.default_rng(0).random(len(frame)) < 0.01
+    return frame.assign(**{column: np.where(churned ^ flipped, "offered", "none")})
+
+
 EDITS: dict[str, Callable[..., pd.DataFrame]] = {
+    "leak": _leak,
     "head": _head,
     "drop_columns": _drop_columns,
     "set": _set,

@@ -30,6 +30,13 @@ def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     rates = group_rates(groups, test[ctx.spec.target.column].to_numpy(), proba >= threshold, rules.min_group_size)
     summary = fairness_summary(rates)
     failures = fairness_failures(summary, rules.min_disparate_impact, rules.max_equalized_odds_difference)
+    counted = [group for group, rate in rates.items() if rate["counted"]]
+    if len(counted) < 2:  # a check that cannot compare two groups must not pass silently
+        sizes = ", ".join(f"{group}: {rate['rows']}" for group, rate in rates.items())
+        failures.append(
+            f"fairness cannot be judged: {len(counted)} of {len(rates)} groups of {rules.group_column} have at "
+            f"least {rules.min_group_size} test rows ({sizes})"
+        )
     report = {
         "enabled": True,
         "group_column": rules.group_column,
