@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -180,16 +181,20 @@ def test_a_secret_never_appears_in_a_spec_error(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.slow
 def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
-    telco_db: Callable[..., str],
+    telco: pd.DataFrame,
+    pg_table: Callable[[pd.DataFrame], str],
     write_spec: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    telco_db()
+    # the database password too (the test server trusts any password, so any value connects)
+    db_password = "pg-" + PASSWORD
+    source = {"url": "postgresql+psycopg://postgres:${DB_PASSWORD}@127.0.0.1:5432/test", "table": pg_table(telco)}
     with webhook_server() as hook:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", hook.url)
         monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+        monkeypatch.setenv("DB_PASSWORD", db_password)
         notify_section = {
             "slack": {"webhook_url": "${SLACK_WEBHOOK_URL}"},
             "email": {  # nothing listens on this port: the notifier is down
@@ -206,11 +211,16 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
         }
         models = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
         export = {"export_dir": str(tmp_path / "models")}  # and a plain file registry of champions
-        spec = retrainer.load_spec(write_spec(notify=notify_section, models=models, promotion=export))
+        report = {"auto": True}  # the HTML report is scanned too
+        spec = retrainer.load_spec(
+            write_spec(source=source, notify=notify_section, models=models, promotion=export, report=report)
+        )
         with caplog.at_level(logging.INFO, logger="retrainer"):
             result = retrainer.run(spec)
             rejected = retrainer.run(
-                retrainer.load_spec(write_spec(notify=notify_section, models=models, validation={"min_rows": 10**6}))
+                retrainer.load_spec(
+                    write_spec(source=source, notify=notify_section, models=models, validation={"min_rows": 10**6})
+                )
             )
 
     assert result.outcome == "promoted", result.reason
@@ -225,13 +235,16 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
     lines = [json.loads(line) for line in (tmp_path / "store" / "runs.jsonl").read_text().splitlines()]
     assert lines[0]["notified"]["slack:promoted"] == "sent"
     assert lines[0]["notified"]["email:promoted"].startswith("failed: ConnectionRefusedError")
-    # the secrets reach neither the logs nor any file of the store (run.json, runs.jsonl, logs, MLflow's DB)
-    token = hook.url.rsplit("/", 1)[1]
-    assert token not in caplog.text and PASSWORD not in caplog.text
-    for path in (tmp_path / "store").rglob("*"):
+    # the secrets reach neither the logs, the reasons, nor any file of the store (run.json, runs.jsonl, logs,
+    # the HTML report, MLflow's DB with its params and tags, the model artifacts) or of the file registry
+    secrets = [hook.url.rsplit("/", 1)[1], PASSWORD, db_password]
+    assert (tmp_path / "store" / "runs" / result.run_id / "report.html").exists()
+    for text in (caplog.text, result.reason, rejected.reason, *texts):
+        assert not [secret for secret in secrets if secret in text]
+    for path in [*(tmp_path / "store").rglob("*"), *(tmp_path / "models").rglob("*")]:
         if path.is_file():
             data = path.read_bytes()
-            assert token.encode() not in data and PASSWORD.encode() not in data, f"secret leaked into {path}"
+            assert not [secret for secret in secrets if secret.encode() in data], f"secret leaked into {path}"
 
 
 def test_the_master_summary_goes_once_to_each_distinct_channel(

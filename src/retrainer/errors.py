@@ -3,6 +3,7 @@
     RetrainerError                  base; exit 1 if raised bare
     ├── SpecError                   the pipeline spec is invalid            exit 3
     ├── SourceError                 the data source cannot be read          exit 4
+    │   └── SourceUnavailable       the connection failed or was lost       exit 4 (retried per spec)
     ├── DataValidationError         the data failed a validation gate       exit 5
     │   ├── DriftBlocked            drift found, and drift.policy is block  exit 5
     │   └── LeakageFound            a feature leaks the target              exit 5
@@ -59,6 +60,10 @@ class SourceError(RetrainerError):
 
     exit_code = 4
     fix = "check the URL, credentials, table or query, or the file path; `retrainer doctor SPEC` tries it"
+
+
+class SourceUnavailable(SourceError):
+    """The database could not be reached or dropped the connection: worth another try (`source.retries`)."""
 
 
 class RejectedError(RetrainerError):

@@ -53,6 +53,10 @@ class SourceSpec(_Section):
         ),
     )
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the database connection.")
+    retries: int = Field(
+        1, ge=0, le=10, description="Reads repeated after a lost or refused connection (not after a failed query)."
+    )
+    retry_delay: float = Field(1.0, ge=0, description="Seconds before the first repeat; doubled after each.")
     fast_extract: Literal["auto", "off"] = Field(
         "auto",
         description="PostgreSQL: stream rows with COPY into Arrow ('auto') instead of row-by-row read_sql ('off').",

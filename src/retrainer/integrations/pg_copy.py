@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import SourceError
+from retrainer.errors import SourceError, SourceUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,7 +116,7 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
             connection.execute("SET DateStyle = 'ISO'")
             yield connection
     except psycopg.OperationalError as error:
-        raise SourceError(
+        raise SourceUnavailable(
             f"cannot read from {safe_url(url)}: {_first_line(error)}",
             hint="check that the database is running and the URL, user and password are right",
         ) from None

@@ -17,11 +17,12 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import SourceError
+from retrainer.errors import SourceError, SourceUnavailable
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def _connection(source: SourceSpec) -> Iterator[Connection]:
         with engine.connect() as connection:
             yield connection
     except exc.OperationalError as error:
-        raise SourceError(
+        raise SourceUnavailable(
             f"cannot read from {safe_url(source.url)}: {_first_line(error.orig or error)}",
             hint="check that the database is running and the URL, user and password are right",
         ) from None
@@ -226,7 +227,8 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         query = base_query(source)
         frame = ctx.scratch.pop("extract.frame", None)
         if frame is None:
-            frame = _run_sql(source, query, bind_params(query, source, ctx.as_of))
+            params = bind_params(query, source, ctx.as_of)
+            frame = with_retries(ctx, lambda: _run_sql(source, query, params))
         origin = {"kind": "sql", "url": safe_url(source.url), "query": query}
         frame = _drop_rows_after_as_of(ctx, frame)
     ctx.logger.info("extracted %d rows x %d columns", len(frame), frame.shape[1])
@@ -245,6 +247,24 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         metrics={"rows": float(len(frame)), "columns": float(frame.shape[1])},
         summary=f"{len(frame):,} rows x {frame.shape[1]} columns",
     )
+
+
+def with_retries(ctx: RunContext, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Run `read`, again after a lost or refused connection, `source.retries` times with doubling delays.
+
+    A failed query (a syntax error, a missing table) is not retried: it would fail the same way.
+    """
+    source = ctx.spec.source
+    for attempt in range(source.retries + 1):
+        try:
+            return read()
+        except SourceUnavailable as error:
+            if attempt == source.retries:
+                raise
+            delay = source.retry_delay * 2**attempt
+            ctx.logger.warning("%s; retrying in %.1fs (%d of %d)", error.message, delay, attempt + 1, source.retries)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _drop_rows_after_as_of(ctx: RunContext, frame: pd.DataFrame) -> pd.DataFrame:
