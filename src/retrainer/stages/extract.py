@@ -129,7 +129,10 @@ def _connection(source: SourceSpec) -> Iterator[Connection]:
         with engine.connect() as connection:
             yield connection
     except exc.OperationalError as error:
-        raise SourceUnavailable(
+        # worth another try only when the connection failed or was lost: SQLite reports a syntax
+        # error or a missing table as an OperationalError too, and those would fail the same way again
+        lost = error.connection_invalidated or error.statement is None or "connect" in str(error.orig).lower()
+        raise (SourceUnavailable if lost else SourceError)(
             f"cannot read from {safe_url(source.url)}: {_first_line(error.orig or error)}",
             hint="check that the database is running and the URL, user and password are right",
         ) from None
