@@ -26,8 +26,9 @@ demo: $(STAMP)
 	$(BIN)/retrainer run examples/telco_churn/pipeline.yaml
 	$(BIN)/retrainer models telco-churn
 
+# Two workers (one per core); a file's tests stay on one worker, so its fixtures are built once.
 test: lint chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The report's render test screenshots the HTML report in headless Chromium (Debian's package).
 chromium:

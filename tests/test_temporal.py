@@ -29,8 +29,11 @@ def flights_spec(tmp_path: Path, pg_url: str, tables: dict[str, str], **sections
     for name, table in tables.items():
         query = query.replace(f"FROM {name} ", f"FROM {table} ").replace(f"JOIN {name} ", f"JOIN {table} ")
     query = query.replace("WHERE ", "WHERE f.origin = 'EWR' AND f.flight_id % 3 = 0 AND ")
+    features = dict(example.get("features", {}))
+    features["drop"] = [*features.get("drop", []), "origin"]  # one airport here: a constant column
     example.update(
         source={"url": pg_url, "query": query},
+        features=features,
         store=str(tmp_path / "store"),
         models={"candidates": ["lightgbm"], "n_trials": 1, "cv_folds": 2, "params": {"lightgbm": {"n_estimators": 40}}},
         **sections,

@@ -163,7 +163,7 @@ def plot_png(timeline: Timeline) -> bytes:
 
     steps = timeline.steps
     dates = [datetime.fromisoformat(step.as_of) for step in steps]
-    figure, axes = plt.subplots(figsize=(9, 4.5))
+    figure, axes = plt.subplots(figsize=(9, 4.5), layout="constrained")
     challenger = [step.challenger_score for step in steps]
     champion = [step.champion_score for step in steps]
     axes.plot(dates, [float("nan") if v is None else v for v in challenger], "o-", label="challenger", color="C0")  # type: ignore[arg-type]
@@ -188,7 +188,6 @@ def plot_png(timeline: Timeline) -> bytes:
     axes.legend(loc="best")
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
-    figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)

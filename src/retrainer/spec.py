@@ -135,7 +135,7 @@ class ValidationSpec(_Section):
 class DriftThresholds(_Section):
     """A column has drifted when any of these is crossed (null switches a rule off)."""
 
-    psi: float | None = Field(0.2, ge=0)
+    psi: float | None = Field(0.2, ge=0, description="Population stability index over reference bins.")
     js: float | None = Field(0.1, ge=0, le=1, description="Jensen-Shannon distance, base 2.")
     ks: float | None = Field(0.1, ge=0, le=1, description="KS statistic that counts as material.")
     ks_pvalue: float | None = Field(0.01, gt=0, lt=1, description="KS flags only below this p-value.")
@@ -433,11 +433,11 @@ class SlackSpec(_Section):
 class EmailSpec(_Section):
     """SMTP email, optionally upgraded with STARTTLS; the password comes from the environment."""
 
-    host: str
-    port: int = Field(587, ge=1, le=65535)
+    host: str = Field(description="SMTP server host name.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port (587 for STARTTLS, 25 for plain).")
     starttls: bool = Field(True, description="Upgrade the connection with STARTTLS before logging in.")
     ca_file: str | None = Field(None, description="CA bundle to verify the server (default: the system's).")
-    username: str | None = None
+    username: str | None = Field(None, description="SMTP login, when the server asks for one.")
     password: SecretStr | None = Field(None, description="Secret: write ${SMTP_PASSWORD}.")
     sender: str = Field(description="The From address.")
     to: list[str] = Field(min_length=1, description="Recipients.")
