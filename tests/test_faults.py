@@ -22,8 +22,11 @@ import pytest
 import yaml
 
 from retrainer.faults import KILL_AT
+from retrainer.stages import default_pipeline
 
-STAGES = ("extract", "validate", "split", "features", "tune", "train", "evaluate", "compare", "register")
+# every stage of the pipeline as it is built, so a stage added later is killed before too
+_NAMES = default_pipeline().names
+STAGES = tuple(_NAMES[: _NAMES.index("register") + 1])
 # in the order a run reaches them, so each resumed run gets one step further than the last
 KILL_POINTS = (
     *(f"before:{stage}" for stage in STAGES),
