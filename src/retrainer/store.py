@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,10 +110,18 @@ class RunStore:
             ) from exc
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a whole file. Locally through a temporary file and a rename, so that a reader (the
+        serving poller, `retrainer runs`, a resumed run after a kill) sees the old file or the new one,
+        never half of one; object stores replace an object atomically on their own."""
         self.makedirs(posixpath.dirname(path))
         try:
-            with self.fs.open(path, "wb") as handle:
-                handle.write(data)
+            if self.is_local:
+                partial = Path(f"{path}.{os.getpid()}.partial")
+                partial.write_bytes(data)
+                partial.replace(path)
+            else:
+                with self.fs.open(path, "wb") as handle:
+                    handle.write(data)
         except OSError as exc:
             raise StoreError(
                 f"cannot write {path}: {exc.strerror or exc}", hint="check free disk space and permissions"

@@ -197,10 +197,11 @@ class Registry:
                 mlflow.log_metrics(metrics)
                 for context, (frame, source, digest) in (datasets or {}).items():
                     # MLflow resolves only file/http sources; a SQL source is recorded as a tag instead
-                    with warnings.catch_warnings():  # the same integer-column hint, for the dataset schema
+                    # the same integer-column hint, for the dataset schema (inferred lazily, in log_input)
+                    with warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
                         dataset = mlflow.data.from_pandas(frame, name=f"{experiment}-{context}", digest=digest)
-                    mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
+                        mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)
                 with warnings.catch_warnings():  # MLflow warns that 0/1 predictions are integers

@@ -8,6 +8,7 @@ from the model when it has them (trees, coefficients), otherwise from permutatio
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,10 @@ def shap_values(model: Any, train: pd.DataFrame, sample: pd.DataFrame, seed: int
     background = _dense(preprocess.transform(train.sample(min(len(train), 200), random_state=seed)))
     kind = _explainer_kind(estimator)
     if kind == "tree":
-        values = shap.TreeExplainer(estimator).shap_values(features)
+        # SHAP announces that LightGBM's binary output is now a list per class: handled just below
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightGBM binary classifier", category=UserWarning)
+            values = shap.TreeExplainer(estimator).shap_values(features)
     elif kind == "linear":
         values = shap.LinearExplainer(estimator, background).shap_values(features)
     else:
