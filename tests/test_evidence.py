@@ -98,6 +98,19 @@ def test_identical_scores_give_a_zero_difference_and_an_interval_of_zero() -> No
     assert not result.excludes_zero
 
 
+def test_each_model_is_cut_at_its_own_threshold() -> None:
+    """A champion whose scores are half the challenger's, serving at half the threshold, decides the same."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    proba = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+
+    own = paired_bootstrap("f1", y, proba, proba / 2, n_bootstrap=200, seed=0, threshold=0.6, champion_threshold=0.3)
+    shared = paired_bootstrap("f1", y, proba, proba / 2, n_bootstrap=200, seed=0, threshold=0.6)
+
+    assert own.difference == 0 and own.low == 0 and own.high == 0
+    assert shared.difference > 0  # cut at 0.6, the halved scores predict almost no positives
+
+
 def test_lower_is_better_metrics_count_a_drop_as_a_gain() -> None:
     y = np.array([0, 1] * 50)
     sharp, vague = np.where(y == 1, 0.9, 0.1), np.full(100, 0.5)

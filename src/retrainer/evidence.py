@@ -177,8 +177,12 @@ def paired_bootstrap(
     confidence: float = 0.95,
     seed: int = 0,
     threshold: float = 0.5,
+    champion_threshold: float | None = None,
 ) -> BootstrapResult:
-    """Resample the same test rows for both models; the interval is of the per-resample difference."""
+    """Resample the same test rows for both models; the interval is of the per-resample difference.
+
+    Each model is cut at its own decision threshold (`champion_threshold`, default `threshold`), the one
+    it serves at, so threshold-dependent metrics compare what each model would actually decide."""
     import numpy as np
 
     y = np.asarray(y_true).astype(int)
@@ -187,14 +191,15 @@ def paired_bootstrap(
         raise ValueError(f"labels and scores differ in length: {len(y)}, {len(p_new)}, {len(p_old)}")
     counts = resample_counts(len(y), n_bootstrap, seed)
     new = bootstrap_scores(metric, y, p_new, counts, threshold)
-    old = bootstrap_scores(metric, y, p_old, counts, threshold)
+    old_threshold = threshold if champion_threshold is None else champion_threshold
+    old = bootstrap_scores(metric, y, p_old, counts, old_threshold)
     diffs = np.asarray(better(metric, new, old))  # type: ignore[arg-type]  # element-wise on arrays
     keep = ~np.isnan(diffs)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(diffs[keep], [tail, 100 - tail])
     new_low, new_high = np.percentile(new[keep], [tail, 100 - tail])
     old_low, old_high = np.percentile(old[keep], [tail, 100 - tail])
-    point = better(metric, score(metric, y, p_new, threshold), score(metric, y, p_old, threshold))
+    point = better(metric, score(metric, y, p_new, threshold), score(metric, y, p_old, old_threshold))
     return BootstrapResult(
         metric,
         float(point),

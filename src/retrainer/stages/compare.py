@@ -97,12 +97,9 @@ def decide_against(
         champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
         test = inputs["test"]
         champion_proba = champion_model.predict_proba(test[_champion_columns(champion_model, columns)])[:, 1]
-        # the champion serves at the threshold stored with it; the paired bootstrap cuts both at the challenger's
-        champion_metrics = all_metrics(
-            test[spec.target.column].to_numpy(),
-            champion_proba,
-            _champion_threshold(champion.tags, spec.evaluation.decision_threshold),
-        )
+        # the champion serves at the threshold stored with it: its metrics, bootstrap and slices use that one
+        champion_threshold = _champion_threshold(champion.tags, spec.evaluation.decision_threshold)
+        champion_metrics = all_metrics(test[spec.target.column].to_numpy(), champion_proba, champion_threshold)
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
         reason = (
@@ -114,7 +111,7 @@ def decide_against(
     champion_score = champion_metrics[metric]
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
-    proof = promotion_evidence(ctx, inputs, metric, champion_proba, threshold)
+    proof = promotion_evidence(ctx, inputs, metric, champion_proba, threshold, champion_threshold)
     wins, reason = weigh_evidence(wins, reason, proof, spec.promotion.confidence)
     decision = Decision(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version

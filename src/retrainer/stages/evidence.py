@@ -41,9 +41,15 @@ def segment_column(frame: pd.DataFrame, column: str, key: str) -> pd.Series:
 
 
 def promotion_evidence(
-    ctx: RunContext, inputs: Mapping[str, Any], metric: str, champion_proba: np.ndarray | None, threshold: float
+    ctx: RunContext,
+    inputs: Mapping[str, Any],
+    metric: str,
+    champion_proba: np.ndarray | None,
+    threshold: float,
+    champion_threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Bootstrap CI of the gain (or of the challenger's score alone) and per-slice metrics of both models."""
+    """Bootstrap CI of the gain (or of the challenger's score alone) and per-slice metrics of both models,
+    each cut at its own decision threshold (the champion's defaults to the challenger's)."""
     spec = ctx.spec
     test = inputs["test"]
     y = test[spec.target.column].to_numpy().astype(int)
@@ -58,10 +64,13 @@ def promotion_evidence(
         confidence=confidence,
         seed=spec.seed,
         threshold=threshold,
+        champion_threshold=champion_threshold,
     )
+    old_threshold = threshold if champion_threshold is None else champion_threshold
     proof: dict[str, Any] = {
         "metric": metric,
         "threshold": threshold,
+        "champion_threshold": None if champion_proba is None else old_threshold,
         "bootstrap": None if champion_proba is None else result.to_dict(),
         "challenger_ci": {"low": result.challenger_low, "high": result.challenger_high, "confidence": confidence},
         "intervals": metric_intervals(
@@ -82,7 +91,7 @@ def promotion_evidence(
     for column in spec.evaluation.slices:
         groups = group_labels(segment_column(test, column, "evaluation.slices"), spec.evaluation.slice_bins.get(column))
         new = slice_metrics(groups, y, proba, metric, threshold)
-        old = None if champion_proba is None else slice_metrics(groups, y, champion_proba, metric, threshold)
+        old = None if champion_proba is None else slice_metrics(groups, y, champion_proba, metric, old_threshold)
         proof["slices"][column] = {"challenger": new, "champion": old}
         if old is not None:
             proof["slice_failures"] += slice_regressions(
