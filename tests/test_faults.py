@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from retrainer.faults import KILL_AT
+import retrainer
+from retrainer.faults import KILL_AT, KILL_ONCE
 from retrainer.stages import default_pipeline
 
 # every stage of the pipeline as it is built, so a stage added later is killed before too
@@ -134,3 +136,14 @@ def test_a_kill_at_any_point_never_leaves_production_on_an_unvalidated_model(
     versions = registry(tracking_uri).search_model_versions(f"name = '{name}'")
     unvalidated = [str(v.version) for v in versions if v.tags.get("retrainer.validated") != "true"]
     assert unvalidated and not set(unvalidated) & set(aliases.values())
+
+
+def test_kill_once_lets_the_retry_of_a_killed_process_go_past_the_point(tmp_path: Path) -> None:
+    """An orchestrator retries a task in the same environment: each named point must kill only once."""
+    script = "from retrainer.faults import kill_point\nkill_point('a:x')\nkill_point('b')\nprint('past both')"
+    source = str(Path(retrainer.__file__).parents[1])  # the retrainer under test, not an installed one
+    env = {**os.environ, KILL_AT: "a:x,b", KILL_ONCE: str(tmp_path / "kills"), "PYTHONPATH": source}
+    attempts = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True) for _ in "123"]
+    assert [attempt.returncode for attempt in attempts] == [-signal.SIGKILL, -signal.SIGKILL, 0]
+    assert attempts[2].stdout == "past both\n"
+    assert sorted(path.name for path in (tmp_path / "kills").iterdir()) == ["a_x", "b"]
