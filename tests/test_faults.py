@@ -24,7 +24,9 @@ import yaml
 
 import retrainer
 from retrainer.faults import KILL_AT, KILL_ONCE
+from retrainer.promotion import read_audit
 from retrainer.stages import default_pipeline
+from retrainer.store import RunStore
 
 # every stage of the pipeline as it is built, so a stage added later is killed before too
 _NAMES = default_pipeline().names
@@ -126,6 +128,11 @@ def test_a_kill_at_any_point_never_leaves_production_on_an_unvalidated_model(
     champion = registry(tracking_uri).get_model_version(name, aliases["champion"])
     winner = str(champion.version)
     assert champion.tags["retrainer.candidate"] == "logistic_regression"
+    # the promotion killed after the alias moved was finished by a later run: tagged and audited, once
+    assert champion.tags["retrainer.outcome"] == "promoted" and champion.tags["retrainer.champion_before"] == "1"
+    audit = read_audit(RunStore(str(store)), name)
+    promoted = [(entry["version"], entry["champion_before"]) for entry in audit if entry["action"] == "promoted"]
+    assert promoted == [(1, None), (int(champion.version), 1)], audit
     assert winner != "1", "the better model never became champion"
     assert aliases.get("previous") == "1"
     # the champion only ever moved from v1 to the better model, never anywhere else
