@@ -5,6 +5,11 @@ as separate processes on a fresh PostgreSQL metadata database, with the LocalExe
 them only through the `airflow` CLI, as an operator would: wait for the DAG to be parsed, unpause,
 trigger with conf, and poll the run until it finishes. Each task runs in its own process and talks to
 the API server's execution API, exactly as in production. Everything listens on 127.0.0.1 only.
+
+The first DAG run is also the fault test of the Airflow path: its tasks are SIGKILLed (once each, see
+`retrainer.faults`) at a stage boundary, inside register and inside promote; Airflow's own retry
+machinery must take each killed task up again, and the run must still succeed with the champion on a
+validated version and nothing half-registered serving.
 """
 
 from __future__ import annotations
@@ -28,14 +33,20 @@ import pytest
 
 import retrainer
 from retrainer.errors import StoreError
+from retrainer.faults import KILL_AT, KILL_ONCE
 from retrainer.integrations.airflow import dag_id_for, export_dags, run_id_for
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
+from retrainer.promotion import read_audit
 from retrainer.store import RunStore
+from test_faults import assert_consistent
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 AIRFLOW = Path(sys.executable).parent / "airflow"
 RUN_TIMEOUT = 300.0  # trigger to a finished run
+# the task that reaches each point is SIGKILLed on its first attempt: train (a stage boundary),
+# register (version created, not yet tagged validated), promote (champion moved, decision untagged)
+KILLS = {"before:train": "train", "register:versioned": "register", "alias:champion:after": "promote"}
 STARTUP_TIMEOUT = 240.0  # components up and the DAG parsed (slow on a busy 2-core machine)
 CLI_TIMEOUT = 180.0  # one `airflow ...` command: importing Airflow alone takes seconds
 
@@ -113,13 +124,13 @@ class Deployment:
                     return json.loads("\n".join(lines[index:]))
         raise AssertionError(f"no JSON in the output of airflow {' '.join(args)}:\n{stdout[-4000:]}")
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         with open(self.home / f"{name}.log", "wb") as log:
             self.processes[name] = subprocess.Popen(
                 [str(AIRFLOW), *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 cwd=self.home,
                 start_new_session=True,
             )
@@ -179,6 +190,27 @@ def _wait_for_runs(deployment: Deployment, dag_id: str) -> list[dict[str, Any]]:
     return runs
 
 
+def _tries(db_url: str, dag_id: str, run_id: str) -> dict[str, list[tuple[str, Any]]]:
+    """Each task's (state, start) try by try, from the metadata database (earlier tries in its history)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    query = """
+        SELECT task_id, try_number, state, start_date FROM task_instance_history WHERE dag_id = :dag AND run_id = :run
+        UNION ALL
+        SELECT task_id, try_number, state, start_date FROM task_instance WHERE dag_id = :dag AND run_id = :run
+        ORDER BY task_id, try_number
+    """
+    tries: dict[str, list[tuple[str, Any]]] = {}
+    try:
+        with engine.connect() as connection:
+            for task_id, _, state, start in connection.execute(text(query), {"dag": dag_id, "run": run_id}):
+                tries.setdefault(task_id, []).append((state, start))
+    finally:
+        engine.dispose()
+    return tries
+
+
 def _api_healthy(port: int) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, never a proxy
     try:
@@ -197,7 +229,9 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
 ) -> None:
     telco_db()
     models = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
-    spec_path = write_spec(name="scheduled.yaml", models=models, schedule=None)
+    # retried a second after a crash (the default waits 5 minutes)
+    orchestration = {"retries": 1, "retry_delay": "1s"}
+    spec_path = write_spec(name="scheduled.yaml", models=models, schedule=None, orchestration=orchestration)
     spec = retrainer.load_spec(spec_path)
     dag_id = dag_id_for(spec)
     home = tmp_path / "airflow"
@@ -209,7 +243,10 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
     try:
         deployment.cli("db", "migrate")
         deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        deployment.start("scheduler", "scheduler", "--skip-serve-logs")  # no log server on 0.0.0.0:8793
+        # the LocalExecutor's task processes inherit the scheduler's environment, retries included
+        kills = tmp_path / "kills"
+        kill_env = {KILL_AT: ",".join(KILLS), KILL_ONCE: str(kills)}
+        deployment.start("scheduler", "scheduler", "--skip-serve-logs", env=kill_env)  # no log server on 0.0.0.0:8793
         deployment.start("dag-processor", "dag-processor")
         deployment.start("triggerer", "triggerer", "--skip-serve-logs")  # the master DAG waits deferred
 
@@ -229,12 +266,32 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
         print(f"\nairflow scheduler: trigger to {runs[0]['state']} in {elapsed:.1f}s")
 
         assert [run["state"] for run in runs] == ["success"], runs
-        registry = Registry(default_tracking_uri(RunStore(spec.store)))
+        # every point killed its task once, and Airflow ran exactly those tasks a second time
+        assert sorted(path.name for path in kills.iterdir()) == sorted(p.replace(":", "_") for p in KILLS)
+        tries = _tries(scratch_database, dag_id, runs[0]["run_id"])
+        assert {task for task, states in tries.items() if len(states) > 1} == set(KILLS.values()), tries
+        for task in KILLS.values():  # the history keeps a retried try as failed
+            assert [state for state, _ in tries[task]] == ["failed", "success"], (task, tries[task])
+            (first_try,) = (home / "logs" / f"dag_id={dag_id}").glob(f"run_id=*/task_id={task}/attempt=1.log")
+            assert "SIGKILL" in first_try.read_text(), f"{task}: no SIGKILL in the log of its first try"
+        lost = sum((tries[task][1][1] - tries[task][0][1]).total_seconds() for task in KILLS.values())
+        print(f"airflow scheduler: {len(KILLS)} tasks SIGKILLed, {lost:.1f}s from their first tries to their retries")
+        tracking_uri = default_tracking_uri(RunStore(spec.store))
+        aliases = assert_consistent(Path(spec.store), tracking_uri, spec.registry_name)
+        registry = Registry(tracking_uri)
         champion = registry.by_alias(spec.registry_name, "champion")
-        assert champion is not None and champion.version == 1
+        # v1 was killed before it was tagged validated: the retry registered v2, and v1 can never serve
+        assert champion is not None and champion.version == 2 and aliases == {"champion": "2"}
+        versions = {v.version: v.tags for v in registry.versions(spec.registry_name)}
+        assert sorted(versions) == [1, 2] and versions[1].get("retrainer.validated") != "true"
         assert champion.tags["retrainer.as_of"].startswith("2026-11-01")
+        # the promote task killed after the alias moved was finished by its retry: tagged and audited, once
+        assert champion.tags["retrainer.outcome"] == "promoted"
+        audit = [(entry["action"], entry["version"]) for entry in read_audit(RunStore(spec.store), spec.registry_name)]
+        assert audit == [("promoted", 2)], audit
+        assert champion.tags["retrainer.run_id"] == run_id_for({"run_id": runs[0]["run_id"]})
         record = RunStore(spec.store).read_run(run_id_for({"run_id": runs[0]["run_id"]}))  # the DAG run's id
-        assert record["status"] == "promoted"
+        assert record["status"] == "promoted" and record["model_version"] == 2
 
         # A master DAG over two pipelines: the first has no new data (its prerequisites skip it), the
         # second has never been trained (it is promoted); the master waits for both and summarises.
@@ -264,7 +321,7 @@ def test_generated_dag_runs_under_a_real_scheduler_and_promotes_a_champion(
         assert [run["state"] for run in deployment.cli_json("dags", "list-runs", dag_id)] == ["success", "success"]
         with pytest.raises(StoreError):  # skipped before extract: nothing new for the first pipeline
             RunStore(spec.store).read_run(run_id_for({"run_id": f"{master_run_id}__{dag_id}"}))
-        assert [v.version for v in registry.versions(spec.registry_name)] == [1]
+        assert sorted(v.version for v in registry.versions(spec.registry_name)) == [1, 2]
         passed = True
     finally:
         deployment.stop()

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from retrainer.faults import KILL_AT
+import retrainer
+from retrainer.faults import KILL_AT, KILL_ONCE
+from retrainer.promotion import read_audit
 from retrainer.stages import default_pipeline
+from retrainer.store import RunStore
 
 # every stage of the pipeline as it is built, so a stage added later is killed before too
 _NAMES = default_pipeline().names
@@ -124,6 +128,11 @@ def test_a_kill_at_any_point_never_leaves_production_on_an_unvalidated_model(
     champion = registry(tracking_uri).get_model_version(name, aliases["champion"])
     winner = str(champion.version)
     assert champion.tags["retrainer.candidate"] == "logistic_regression"
+    # the promotion killed after the alias moved was finished by a later run: tagged and audited, once
+    assert champion.tags["retrainer.outcome"] == "promoted" and champion.tags["retrainer.champion_before"] == "1"
+    audit = read_audit(RunStore(str(store)), name)
+    promoted = [(entry["version"], entry["champion_before"]) for entry in audit if entry["action"] == "promoted"]
+    assert promoted == [(1, None), (int(champion.version), 1)], audit
     assert winner != "1", "the better model never became champion"
     assert aliases.get("previous") == "1"
     # the champion only ever moved from v1 to the better model, never anywhere else
@@ -134,3 +143,14 @@ def test_a_kill_at_any_point_never_leaves_production_on_an_unvalidated_model(
     versions = registry(tracking_uri).search_model_versions(f"name = '{name}'")
     unvalidated = [str(v.version) for v in versions if v.tags.get("retrainer.validated") != "true"]
     assert unvalidated and not set(unvalidated) & set(aliases.values())
+
+
+def test_kill_once_lets_the_retry_of_a_killed_process_go_past_the_point(tmp_path: Path) -> None:
+    """An orchestrator retries a task in the same environment: each named point must kill only once."""
+    script = "from retrainer.faults import kill_point\nkill_point('a:x')\nkill_point('b')\nprint('past both')"
+    source = str(Path(retrainer.__file__).parents[1])  # the retrainer under test, not an installed one
+    env = {**os.environ, KILL_AT: "a:x,b", KILL_ONCE: str(tmp_path / "kills"), "PYTHONPATH": source}
+    attempts = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True) for _ in "123"]
+    assert [attempt.returncode for attempt in attempts] == [-signal.SIGKILL, -signal.SIGKILL, 0]
+    assert attempts[2].stdout == "past both\n"
+    assert sorted(path.name for path in (tmp_path / "kills").iterdir()) == ["a_x", "b"]

@@ -3,7 +3,12 @@
 With `RETRAINER_KILL_AT=<point>` set, the process sends itself SIGKILL when it reaches that point:
 no `finally`, no cleanup, like an OOM kill or a pulled plug. The points are the stage boundaries
 (`before:<stage>`) and the steps inside registration and alias moves that a crash could split
-(`register:logged`, `register:versioned`, `alias:<name>:before`, `alias:<name>:after`).
+(`register:logged`, `register:versioned`, `alias:<name>:before`, `alias:<name>:after`); several may
+be named, comma-separated.
+
+An orchestrator retries a killed task in the same environment, so it would die at the same point
+forever. `RETRAINER_KILL_ONCE=<directory>` makes each point kill only once: it leaves a marker file
+there before dying, and a point whose marker exists does nothing; the retry then goes past it.
 Unset (always, outside tests), each point costs one dictionary lookup.
 """
 
@@ -11,11 +16,22 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 KILL_AT = "RETRAINER_KILL_AT"
+KILL_ONCE = "RETRAINER_KILL_ONCE"
 
 
 def kill_point(name: str) -> None:
-    """Die here, at once, if the environment names this point."""
-    if os.environ.get(KILL_AT) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Die here, at once, if the environment names this point (and, with KILL_ONCE, it has not yet)."""
+    points = os.environ.get(KILL_AT)
+    if not points or name not in points.split(","):
+        return
+    once = os.environ.get(KILL_ONCE)
+    if once:
+        Path(once).mkdir(parents=True, exist_ok=True)
+        try:  # exclusive create: of two processes reaching the point, only one dies
+            Path(once, name.replace(":", "_")).touch(exist_ok=False)
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -32,7 +32,12 @@ def move_champion(registry: Registry, name: str, version: int, reason: str, *, a
         raise RegistryError(f"{name} v{version} was never fully validated by retrainer; refusing to make it champion")
     current = registry.by_alias(name, CHAMPION)
     if current is not None and current.version == version:
-        return current.version
+        if current.tags.get("retrainer.outcome") == "promoted":
+            return current.version
+        # a move killed after the alias, before its tags: finish it (`previous` was set before the alias)
+        current = registry.by_alias(name, PREVIOUS)
+        if current is not None and current.version == version:
+            current = None
     now, who = datetime.now(UTC).isoformat(), actor or user()
     if current is not None:
         registry.set_alias(name, PREVIOUS, current.version)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from retrainer.integrations.locks import registry_lock
-from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
+from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION, VersionInfo
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.promotion import move_champion, record_decision
 from retrainer.stages.compare import decide_against
@@ -26,46 +26,52 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
     decision, version = dict(inputs["decision"]), inputs["registration"]["version"]
     name = spec.registry_name
-    if decision["winner"] == "unchanged":
-        return _done("unchanged", decision["reason"], version, decision.get("existing_version"))
     registry = ctx.registry
+    if decision["winner"] == "unchanged" and not _interrupted_move(registry.by_alias(name, CHAMPION), version):
+        return _done("unchanged", decision["reason"], version, decision.get("existing_version"))
     actor = f"retrainer run {ctx.run_id}"
     lock_url = spec.promotion.lock_url
     with registry_lock(ctx.store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
         current = registry.by_alias(name, CHAMPION)
         current_version = current.version if current else None
-        moved = current_version != decision.get("champion_version")
-        if moved and current_version == version:  # someone promoted this very version meanwhile
-            decision.update(winner="champion", reason=f"v{version} was made champion by another decision meanwhile")
-        elif moved:
-            ctx.logger.info("the champion moved to v%s during this run: comparing again", current_version)
-            again, _, _ = decide_against(ctx, inputs, current)
-            decision.update(
-                winner=again.winner,
-                reason=f"the champion moved to v{current_version} during this run; compared again: {again.reason}",
-            )
-        if decision["winner"] == "challenger" and not spec.promotion.auto_promote:
-            outcome = "registered"
-            reason = f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`"
-        elif decision["winner"] == "challenger":
-            move_champion(registry, name, version, decision["reason"], actor=actor)
-            outcome, reason = "promoted", decision["reason"]
+        if current is not None and _interrupted_move(current, version):
+            # a promotion of this very version died after the alias moved, before it was recorded (a
+            # retried Airflow task, a resumed run): finish it; the replaced champion is `previous`
+            outcome, reason = "promoted", current.tags.get("retrainer.reason") or decision["reason"]
+            current_version = move_champion(registry, name, version, reason, actor=actor)
         else:
-            outcome, reason = "kept_champion", decision["reason"]
-        if outcome != "promoted":
-            if current_version != version:
-                registry.set_alias(name, CHALLENGER, version)
-            registry.tag_version(
-                name,
-                version,
-                {
-                    "retrainer.outcome": outcome,
-                    "retrainer.reason": reason[:5000],
-                    "retrainer.decided_at": datetime.now(UTC).isoformat(),
-                    "retrainer.decided_by": actor,
-                    "retrainer.champion_before": str(current_version or "none"),
-                },
-            )
+            moved = current_version != decision.get("champion_version")
+            if moved and current_version == version:  # someone promoted this very version meanwhile
+                decision.update(winner="champion", reason=f"v{version} was made champion by another decision meanwhile")
+            elif moved:
+                ctx.logger.info("the champion moved to v%s during this run: comparing again", current_version)
+                again, _, _ = decide_against(ctx, inputs, current)
+                decision.update(
+                    winner=again.winner,
+                    reason=f"the champion moved to v{current_version} during this run; compared again: {again.reason}",
+                )
+            if decision["winner"] == "challenger" and not spec.promotion.auto_promote:
+                outcome = "registered"
+                reason = f"{decision['reason']}; auto_promote is off: promote with `retrainer promote {name} {version}`"
+            elif decision["winner"] == "challenger":
+                move_champion(registry, name, version, decision["reason"], actor=actor)
+                outcome, reason = "promoted", decision["reason"]
+            else:
+                outcome, reason = "kept_champion", decision["reason"]
+            if outcome != "promoted":
+                if current_version != version:
+                    registry.set_alias(name, CHALLENGER, version)
+                registry.tag_version(
+                    name,
+                    version,
+                    {
+                        "retrainer.outcome": outcome,
+                        "retrainer.reason": reason[:5000],
+                        "retrainer.decided_at": datetime.now(UTC).isoformat(),
+                        "retrainer.decided_by": actor,
+                        "retrainer.champion_before": str(current_version or "none"),
+                    },
+                )
         after = version if outcome == "promoted" else current_version
         record_decision(
             ctx.store, registry, name, outcome, version, current_version, after, reason,
@@ -75,6 +81,11 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     ctx.store.write_decision(name, ctx.upstream["train"], record)
     exported = _export(ctx, version) if outcome == "promoted" and spec.promotion.export_dir else None
     return _done(outcome, reason, version, current_version, exported)
+
+
+def _interrupted_move(champion: VersionInfo | None, version: int) -> bool:
+    """`champion` is already `version` but was never tagged promoted: a move killed half-way."""
+    return champion is not None and champion.version == version and champion.tags.get("retrainer.outcome") != "promoted"
 
 
 def _export(ctx: RunContext, version: int) -> str | None:
