@@ -188,7 +188,7 @@ spec = spec_from_dict(json.loads(sys.argv[1]))
 reporter = PeakPerStage()
 baseline = kib("VmRSS:") / 1024
 started = time.perf_counter()
-result = retrainer.run(spec, reporter=reporter)
+result = retrainer.run(spec, reporter=reporter, until=sys.argv[4] or None)
 out = {
     "outcome": result.outcome, "reason": result.reason, "seconds": time.perf_counter() - started,
     "stages": {s.name: s.seconds for s in result.stages}, "stage_peak_mib": reporter.peaks,
@@ -199,10 +199,11 @@ open(sys.argv[2], "w").write(json.dumps(out))
 """
 
 
-def run_child(spec: dict[str, Any], out: Path) -> dict[str, Any]:
+def run_child(spec: dict[str, Any], out: Path, until: str | None) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(out), str(ROOT / "src")], env=env, check=True)
+    command = [sys.executable, "-c", CHILD, json.dumps(spec), str(out), str(ROOT / "src"), until or ""]
+    subprocess.run(command, env=env, check=True)
     record: dict[str, Any] = json.loads(out.read_text())
     record["wall_s"] = time.perf_counter() - started
     record["children_max_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--sources", default="parquet,postgres")
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", default="/tmp/retrainer-scale")
+    parser.add_argument("--until", help="stop after this stage (e.g. leakage: the data stages without tuning)")
     args = parser.parse_args()
     sources = args.sources.split(",")
 
@@ -242,7 +244,8 @@ def main() -> None:
         for name in sources:
             source = {"path": str(parquet)} if name == "parquet" else {"url": args.url, "table": table}
             print(f"running the pipeline on {name} ...", flush=True)
-            results[name] = run_child(spec_for(source, work / f"store-{name}"), work / f"{name}.json")
+            spec = spec_for(source, work / f"store-{name}")
+            results[name] = run_child(spec, work / f"{name}.json", args.until)
             print(json.dumps(results[name], indent=1), flush=True)
     finally:
         if "postgres" in sources:
