@@ -12,7 +12,8 @@ Written once to a Parquet file and COPYed into a PostgreSQL table (dropped at th
 The pipeline (a cheap spec: logistic regression and LightGBM, 2 trials each, 2 folds, one thread per
 fit; stratified split; drift off since there is no champion yet) runs once per source in a child
 process with a fresh temporary store. The child records its peak RSS per stage (Linux: VmHWM, reset
-after each stage through /proc/self/clear_refs) and for the whole run (getrusage ru_maxrss). The
+when each stage starts through /proc/self/clear_refs); the run's peak is the largest of them (the
+reset also resets getrusage's ru_maxrss, so that cannot be used). The
 table printed at the end: source, rows, columns, the data's in-memory size (the frame the stages
 read: `memory_usage(deep=True)`), peak RSS, their ratio (the target is <= 3) and seconds per stage.
 """
@@ -24,7 +25,6 @@ import importlib.util
 import io
 import json
 import os
-import resource
 import secrets
 import shutil
 import subprocess
@@ -192,7 +192,8 @@ result = retrainer.run(spec, reporter=reporter, until=sys.argv[4] or None)
 out = {
     "outcome": result.outcome, "reason": result.reason, "seconds": time.perf_counter() - started,
     "stages": {s.name: s.seconds for s in result.stages}, "stage_peak_mib": reporter.peaks,
-    "baseline_mib": baseline, "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # clear_refs also resets what getrusage reports: the run's peak is the largest stage peak
+    "baseline_mib": baseline, "max_rss_mib": max([baseline, *reporter.peaks.values()]),
     "metrics": {k: v for k, v in result.metrics.items() if k in ("roc_auc", "rows")},
 }
 open(sys.argv[2], "w").write(json.dumps(out))
@@ -206,7 +207,6 @@ def run_child(spec: dict[str, Any], out: Path, until: str | None) -> dict[str, A
     subprocess.run(command, env=env, check=True)
     record: dict[str, Any] = json.loads(out.read_text())
     record["wall_s"] = time.perf_counter() - started
-    record["children_max_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return record
 
 
