@@ -163,7 +163,7 @@ def _write_extracted_rows(path: Path, result: RunResult) -> None:
 
     _, manifest = _cached_manifest(result, "extract")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(RunStore(result.store).read_bytes(manifest["artifacts"]["data"]["path"]))
+    RunStore(result.store).fs.get_file(manifest["artifacts"]["data"]["path"], str(path))  # streamed, not held
 
 
 def _cached_manifest(result: RunResult, name: str) -> tuple[str, dict[str, Any]]:

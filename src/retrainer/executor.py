@@ -25,7 +25,7 @@ from retrainer.errors import RejectedError, RetrainerError, SpecError, StageErro
 from retrainer.faults import kill_point
 from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
-from retrainer.store import ArtifactRef, RunStore
+from retrainer.store import ArtifactRef, ParquetFile, RunStore
 
 logger = logging.getLogger("retrainer")
 
@@ -150,6 +150,7 @@ def run(
         for stage in pipeline.stages:
             forcing = forcing or stage.name == from_stage
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
+            _forget_unneeded(pipeline, stage, loaded)
             result.metrics.update(result.stages[-1].metrics)
             record["stages"] = _merge_stages(record["stages"], result.stages)
             store.write_run(ctx.run_id, record)
@@ -189,6 +190,15 @@ def run(
     if raised is not None:
         raise raised
     return result
+
+
+def _forget_unneeded(pipeline: Pipeline, done: Stage, loaded: dict[str, Any]) -> None:
+    """Drop loaded artifacts no later stage needs: the whole table must not stay in memory till the end."""
+    later = pipeline.stages[pipeline.stages.index(done) + 1 :]
+    needed = {name for stage in later for name in stage.needs} | {"promotion", "drift"}
+    for name in list(loaded):
+        if name not in needed:
+            del loaded[name]
 
 
 def stage_inputs(
@@ -345,7 +355,8 @@ def _save_outputs(
     )
     saved = {name: ctx.store.save_artifact(directory, name, value) for name, value in output.artifacts.items()}
     refs.update(saved)
-    loaded.update(output.artifacts)
+    # a file a stage streamed itself is read back from the store by the stages that need it
+    loaded.update({name: value for name, value in output.artifacts.items() if not isinstance(value, ParquetFile)})
     manifest = {
         "stage": stage.name,
         "key": key,

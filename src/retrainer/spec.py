@@ -61,6 +61,14 @@ class SourceSpec(_Section):
         "auto",
         description="PostgreSQL: stream rows with COPY into Arrow ('auto') instead of row-by-row read_sql ('off').",
     )
+    chunk_rows: int = Field(
+        100_000,
+        ge=1_000,
+        description=(
+            "Rows per chunk when extract streams PostgreSQL (COPY) or a Parquet file into the run store: "
+            "extract holds one chunk in memory, not the table. CSV files and other databases are read whole."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SourceSpec:

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import posixpath
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -43,6 +44,18 @@ def _json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=_json_default)
+
+
+@dataclass(frozen=True)
+class ParquetFile:
+    """A data artifact a stage wrote itself, chunk by chunk, to a local Parquet file.
+
+    Saving it moves the file into the store instead of encoding a DataFrame, so a table larger than
+    memory never has to be one DataFrame; `digest` must be `parquet_digest(path)`.
+    """
+
+    path: str
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,8 @@ class RunStore:
     # ---------------------------------------------------------------- artifacts
     def save_artifact(self, directory: str, name: str, value: Any) -> ArtifactRef:
         """Encode one artifact by type: DataFrame -> Parquet, dict/list -> JSON, else joblib."""
+        if isinstance(value, ParquetFile):
+            return self._move_in(value, posixpath.join(directory, f"{name}.parquet"))
         if isinstance(value, dict | list):  # checked first: JSON artifacts must not cost a pandas import
             data, kind, suffix = dumps(value).encode(), "json", "json"
             digest = hashlib.sha256(data).hexdigest()[:16]
@@ -178,12 +193,40 @@ class RunStore:
         self.write_bytes(path, data)
         return ArtifactRef(path=path, kind=kind, digest=digest)
 
-    def load_artifact(self, ref: ArtifactRef) -> Any:
-        data = self.read_bytes(ref.path)
-        if ref.kind == "frame":
-            import pandas as pd
+    def _move_in(self, value: ParquetFile, path: str) -> ArtifactRef:
+        self.makedirs(posixpath.dirname(path))
+        try:
+            if self.is_local:
+                shutil.move(value.path, path)
+            else:
+                self.fs.put_file(value.path, path)
+                Path(value.path).unlink()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write {path}: {exc.strerror or exc}", hint="check free disk space and permissions"
+            ) from exc
+        return ArtifactRef(path=path, kind="frame", digest=value.digest)
 
-            return pd.read_parquet(io.BytesIO(data))
+    def load_frame(self, ref: ArtifactRef, columns: list[str] | None = None) -> Any:
+        """A data artifact as a DataFrame, only `columns` when given; read from the file, not a copy of
+        its bytes, and without keeping the Arrow table alive next to the frame (peak memory)."""
+        import pandas as pd
+
+        options = {"split_blocks": True, "self_destruct": True}
+        try:
+            if self.is_local:
+                return pd.read_parquet(ref.path, columns=columns, to_pandas_kwargs=options)
+            with self.fs.open(ref.path, "rb") as handle:
+                return pd.read_parquet(handle, columns=columns, to_pandas_kwargs=options)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot read {ref.path}: {exc.strerror or exc}") from exc
+
+    def load_artifact(self, ref: ArtifactRef) -> Any:
+        if ref.kind == "frame":
+            return self.load_frame(ref)
+        data = self.read_bytes(ref.path)
         if ref.kind == "json":
             return json.loads(data)
         import joblib
@@ -246,3 +289,59 @@ def frame_digest(frame: Any) -> str:
     hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
     hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return hasher.hexdigest()[:16]
+
+
+def parquet_digest(path: str) -> str:
+    """`frame_digest` of `pandas.read_parquet(path)`, computed one record batch at a time.
+
+    The row hashes do not depend on the other rows, but a batch's dtypes may: an integer column with
+    NULLs somewhere in the file is float64 in the whole frame, yet int64 in a batch without them.
+    Batches are cast to the whole frame's dtypes first, so the digest is the same either way.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    has_nulls = _columns_with_nulls(parquet)
+    widen = {
+        field.name: ("float64" if pa.types.is_integer(field.type) else "object")
+        for field in schema
+        if field.name in has_nulls and (pa.types.is_integer(field.type) or pa.types.is_boolean(field.type))
+    }
+    hasher = hashlib.sha256()
+    dtypes_hashed = False
+    for group in range(parquet.metadata.num_row_groups):  # one at a time: iter_batches reads ahead
+        frame = parquet.read_row_group(group).to_pandas()
+        for column, dtype in widen.items():
+            if str(frame[column].dtype) != dtype:
+                frame[column] = frame[column].astype(dtype)
+        if not dtypes_hashed:
+            hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+            dtypes_hashed = True
+        hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    if not dtypes_hashed:  # no rows: the dtypes of the empty frame
+        frame = schema.empty_table().to_pandas()
+        hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    return hasher.hexdigest()[:16]
+
+
+def _columns_with_nulls(parquet: Any) -> set[str]:
+    """Columns holding a NULL anywhere in the file, from the row groups' statistics when written."""
+    found: set[str] = set()
+    metadata = parquet.metadata
+    names = parquet.schema_arrow.names
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            name = column.path_in_schema
+            stats = column.statistics
+            if stats is None or not stats.has_null_count:
+                nulls = parquet.read_row_group(group, columns=[name]).column(0).null_count
+            else:
+                nulls = stats.null_count
+            if nulls and name in names:
+                found.add(name)
+    return found

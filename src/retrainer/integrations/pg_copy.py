@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -221,14 +221,27 @@ def read_frame(url: str, query: str, params: dict[str, Any], connect_timeout: in
     return to_pandas_like_read_sql(pa.Table.from_batches(batches, schema=schema), columns)
 
 
+class UnsupportedColumns(SourceError):
+    """The query has columns COPY cannot map (or repeated names): the caller reads it another way."""
+
+
 def copy_to_parquet(
-    url: str, query: str, params: dict[str, Any], path: str, *, chunk_rows: int = 100_000, connect_timeout: int = 10
+    url: str,
+    query: str,
+    params: dict[str, Any],
+    path: str,
+    *,
+    chunk_rows: int = 100_000,
+    connect_timeout: int = 10,
+    keep: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
 ) -> int:
     """Write the query's rows to a Parquet file chunk by chunk; return the row count.
 
-    Memory holds one chunk at a time, so a table larger than memory can be extracted. The file keeps
-    the Arrow types (int64 with NULLs stays int64, numeric float64); reading it back with pandas gives
-    nullable-free numpy dtypes except where NULLs force float/object.
+    Memory holds one chunk at a time, so a table larger than memory can be extracted. Each chunk
+    is one row group. `keep` may drop rows from each chunk before it is written. Read back with
+    pandas, the file gives the frame `read_frame` (and so `read_sql`) gives: an integer column
+    with NULLs is float64, a boolean one object; a column that is all NULL (every column of an
+    empty result) is stored with Arrow's null type, which pandas reads as object None as read_sql does.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -237,19 +250,47 @@ def copy_to_parquet(
     with connect(url, connect_timeout) as connection:
         sql = literal_sql(connection, query, params)
         columns = describe(connection, sql)
-        if not supported_types(columns):
+        names = [column.name for column in columns]
+        if not supported_types(columns) or len(set(names)) < len(names):
             unsupported = [f"{c.name} ({c.kind})" for c in columns if c.kind.startswith("oid:")]
-            raise SourceError(
-                f"chunked extract cannot read columns {', '.join(unsupported)}",
-                hint="cast them to text in the query, or drop source.chunk_rows",
+            raise UnsupportedColumns(
+                f"chunked extract cannot read columns {', '.join(unsupported) or 'with repeated names'}",
+                hint="cast them to text in the query, or rename repeated columns",
             )
         schema = pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
+        nulls = [0] * len(columns)
         # block size from the row budget: about 100 bytes of CSV a row, at least 1 MiB
         block_bytes = max(1 << 20, chunk_rows * 100)
         with pq.ParquetWriter(path, schema) as writer:
             for batch in copy_batches(connection, sql, columns, block_bytes):
                 renamed = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                if keep is not None:
+                    renamed = keep(renamed)
                 for start in range(0, renamed.num_rows, chunk_rows):
-                    writer.write_batch(renamed.slice(start, chunk_rows))
+                    writer.write_batch(renamed.slice(start, chunk_rows), row_group_size=chunk_rows)
                 rows += renamed.num_rows
+                nulls = [count + array.null_count for count, array in zip(nulls, renamed.columns, strict=True)]
+    all_null = {name for name, count in zip(names, nulls, strict=True) if count == rows}
+    if all_null:
+        _store_as_null_type(path, all_null, chunk_rows)
     return rows
+
+
+def _store_as_null_type(path: str, columns: set[str], chunk_rows: int) -> None:
+    """Rewrite the file, chunk by chunk, with `columns` (all NULL) as Arrow's null type."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    schema = pa.schema([pa.field(f.name, pa.null()) if f.name in columns else f for f in source.schema_arrow])
+    rewritten = f"{path}.nulls"
+    with pq.ParquetWriter(rewritten, schema) as writer:
+        for batch in source.iter_batches(batch_size=chunk_rows):
+            arrays = [pa.nulls(batch.num_rows) if f.name in columns else batch.column(f.name) for f in schema]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema), row_group_size=chunk_rows)
+        if source.metadata.num_rows == 0:
+            writer.write_table(schema.empty_table())
+    source.close()
+    Path(rewritten).replace(path)

@@ -10,6 +10,8 @@ import io
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from retrainer.models.scoring import positive_scores
+
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
@@ -167,7 +169,7 @@ def model_scores(artifacts: Mapping[str, Any], target: str) -> tuple[np.ndarray,
         test, model, training = artifacts["test"], artifacts["model"], artifacts["training"]
     except KeyError:
         return None
-    return test[target].to_numpy().astype(int), model.predict_proba(test[training["input_columns"]])[:, 1]
+    return test[target].to_numpy().astype(int), positive_scores(model, test[training["input_columns"]])
 
 
 def run_plots(

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from retrainer.metrics import better
+from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
 
@@ -96,7 +97,7 @@ def decide_against(
 
         champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
         test = inputs["test"]
-        champion_proba = champion_model.predict_proba(test[_champion_columns(champion_model, columns)])[:, 1]
+        champion_proba = positive_scores(champion_model, test[_champion_columns(champion_model, columns)])
         # the champion serves at the threshold stored with it: its metrics, bootstrap and slices use that one
         champion_threshold = _champion_threshold(champion.tags, spec.evaluation.decision_threshold)
         champion_metrics = all_metrics(test[spec.target.column].to_numpy(), champion_proba, champion_threshold)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.drift import Thresholds, compare_to_profile
 from retrainer.errors import DriftBlocked
+from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def _champion_scores(ctx: RunContext, version: int, frame: pd.DataFrame, columns
         model = ctx.registry.load_model(ctx.spec.registry_name, version)
         names = getattr(model, "feature_names_in_", None)
         used = [str(c) for c in names] if names is not None else columns
-        return model.predict_proba(frame[used])[:, 1]
+        return positive_scores(model, frame[used])
     except Exception as error:  # noqa: BLE001 - score drift is optional evidence, never a failure
         ctx.logger.warning("champion v%s cannot score the batch for score drift: %s", version, error)
         return None

@@ -14,11 +14,12 @@ from typing import Any
 from retrainer.errors import GateFailed
 from retrainer.metrics import LOWER_IS_BETTER, all_metrics
 from retrainer.models.calibration import plot_calibration, reliability_curve
+from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 
 def evaluate_model(model: Any, frame: Any, columns: list[str], target: str, threshold: float) -> dict[str, float]:
-    proba = model.predict_proba(frame[columns])[:, 1]
+    proba = positive_scores(model, frame[columns])
     return all_metrics(frame[target].to_numpy(), proba, threshold)
 
 
@@ -50,7 +51,7 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     sets = {"test": inputs["test"], **({"oot": inputs["oot"]} if len(inputs["oot"]) else {})}
     for name, frame in sets.items():
         truth = frame[spec.target.column].to_numpy()
-        proba = inputs["model"].predict_proba(frame[columns])[:, 1]
+        proba = positive_scores(inputs["model"], frame[columns])
         report[name] = all_metrics(truth, proba, threshold)
         if len(set(truth.tolist())) == 2:
             report["calibration"][name] = reliability_curve(truth, proba)

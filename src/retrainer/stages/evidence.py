@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from retrainer.errors import SpecError
 from retrainer.evidence import group_labels, metric_intervals, paired_bootstrap, slice_metrics, slice_regressions
 from retrainer.metrics import METRICS
+from retrainer.models.scoring import positive_scores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +54,7 @@ def promotion_evidence(
     spec = ctx.spec
     test = inputs["test"]
     y = test[spec.target.column].to_numpy().astype(int)
-    proba = inputs["model"].predict_proba(test[inputs["training"]["input_columns"]])[:, 1]
+    proba = positive_scores(inputs["model"], test[inputs["training"]["input_columns"]])
     confidence = spec.promotion.confidence or DEFAULT_CONFIDENCE
     result = paired_bootstrap(
         metric,

@@ -9,6 +9,12 @@ fingerprinted:
   newer timestamps, change it; an in-place update that keeps the count and the latest time does not
   (use `content` for tables updated in place).
 - SQL, `fingerprint: content`: the SHA-256 of every extracted row (the query runs in full).
+
+Memory: PostgreSQL (through COPY) and Parquet files are streamed `source.chunk_rows` rows at a time
+into a Parquet file that the store moves in as the `data` artifact, so extract holds one chunk, not
+the table. CSV files, other databases and `fingerprint: content` are read whole into a DataFrame.
+Either way the data digest is `frame_digest` of the frame later stages read, so it does not depend
+on the chunk size.
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from retrainer.errors import SourceError, SourceUnavailable
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from sqlalchemy.engine import Connection, Engine
 
     from retrainer.spec import SourceSpec
+    from retrainer.store import ParquetFile
 
+T = TypeVar("T")
 _BIND_NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -217,42 +226,180 @@ def fingerprint(ctx: RunContext) -> str:
 
 def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     source, spec = ctx.spec.source, ctx.spec
+    data: pd.DataFrame | ParquetFile | None = None
     if source.path:
-        frame = read_file(source.path)
-        if spec.time_column and ctx.as_of is not None and spec.time_column in frame.columns:
-            import pandas as pd
-
-            times = pd.to_datetime(frame[spec.time_column])
-            frame = frame.loc[times <= pd.Timestamp(ctx.as_of.replace(tzinfo=None))].reset_index(drop=True)
         origin: dict[str, Any] = {"kind": "file", "path": source.path}
+        data = _stream_parquet_file(ctx, source.path)
+        if data is None:
+            frame = read_file(source.path)
+            if spec.time_column and ctx.as_of is not None and spec.time_column in frame.columns:
+                import pandas as pd
+
+                times = pd.to_datetime(frame[spec.time_column])
+                frame = frame.loc[times <= pd.Timestamp(ctx.as_of.replace(tzinfo=None))].reset_index(drop=True)
+            data = frame
     else:
         assert source.url is not None
         query = base_query(source)
-        frame = ctx.scratch.pop("extract.frame", None)
-        if frame is None:
-            params = bind_params(query, source, ctx.as_of)
-            frame = with_retries(ctx, lambda: _run_sql(source, query, params))
         origin = {"kind": "sql", "url": safe_url(source.url), "query": query}
-        frame = _drop_rows_after_as_of(ctx, frame)
-    ctx.logger.info("extracted %d rows x %d columns", len(frame), frame.shape[1])
-    from retrainer.store import frame_digest
+        frame = ctx.scratch.pop("extract.frame", None)
+        params = bind_params(query, source, ctx.as_of)
+        if frame is None:
+            data = with_retries(ctx, lambda: _stream_postgres(ctx, query, params))
+        if data is None:
+            if frame is None:
+                frame = with_retries(ctx, lambda: _run_sql(source, query, params))
+            data = _drop_rows_after_as_of(ctx, frame)
+    from retrainer.store import ParquetFile, frame_digest
 
+    if isinstance(data, ParquetFile):
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(data.path)
+        rows, columns, digest = pq.ParquetFile(data.path).metadata.num_rows, schema.names, data.digest
+    else:
+        rows, columns, digest = len(data), list(map(str, data.columns)), frame_digest(data)
+    ctx.logger.info("extracted %d rows x %d columns", rows, len(columns))
     lineage = {
         **origin,
         "source_state": ctx.scratch.get("extract.state") or source_state(ctx),
-        "rows": len(frame),
-        "columns": list(map(str, frame.columns)),
-        "data_digest": frame_digest(frame),
+        "rows": rows,
+        "columns": columns,
+        "data_digest": digest,
         "as_of": ctx.as_of,
     }
     return StageOutput(
-        artifacts={"data": frame, "source_info": lineage},
-        metrics={"rows": float(len(frame)), "columns": float(frame.shape[1])},
-        summary=f"{len(frame):,} rows x {frame.shape[1]} columns",
+        artifacts={"data": data, "source_info": lineage},
+        metrics={"rows": float(rows), "columns": float(len(columns))},
+        summary=f"{rows:,} rows x {len(columns)} columns",
     )
 
 
-def with_retries(ctx: RunContext, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def _chunk_file(ctx: RunContext) -> str:
+    """Where a chunked extract writes its Parquet before the store moves it in (local scratch)."""
+    import posixpath
+
+    return posixpath.join(ctx.work_dir(), "data.parquet")
+
+
+def _stream_postgres(ctx: RunContext, query: str, params: dict[str, Any]) -> ParquetFile | None:
+    """PostgreSQL through COPY into a Parquet file one chunk at a time; None where the stage must read
+    the query whole (another database, `fast_extract: off`, columns COPY cannot map)."""
+    from retrainer.integrations import pg_copy
+    from retrainer.store import ParquetFile, parquet_digest
+
+    source = ctx.spec.source
+    if source.fast_extract != "auto" or not pg_copy.is_postgres(source.url):
+        return None
+    assert source.url is not None
+    path = _chunk_file(ctx)
+    dropped: list[int] = []
+    try:
+        pg_copy.copy_to_parquet(
+            source.url,
+            query,
+            params,
+            path,
+            chunk_rows=source.chunk_rows,
+            connect_timeout=source.connect_timeout,
+            keep=_as_of_filter(ctx, dropped),
+        )
+    except pg_copy.UnsupportedColumns:
+        ctx.logger.info("fast extract: a column type COPY cannot map; using read_sql")
+        return None
+    _warn_dropped(ctx, sum(dropped))
+    return ParquetFile(path, parquet_digest(path))
+
+
+def _stream_parquet_file(ctx: RunContext, path: str) -> ParquetFile | None:
+    """A Parquet source copied chunk by chunk (rows after `as_of` dropped); None for CSV, or a file
+    whose pandas index is stored as columns (the whole-frame reader drops that index)."""
+    if not path.lower().endswith((".parquet", ".pq")):
+        return None
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from retrainer.store import ParquetFile, parquet_digest
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise SourceError(
+            f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - pyarrow raises many kinds
+        raise SourceError(f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet") from None
+    schema = parquet.schema_arrow
+    pandas_meta = schema.pandas_metadata or {}
+    if any(isinstance(index, str) for index in pandas_meta.get("index_columns", [])):
+        return None
+    if pandas_meta:  # the stored RangeIndex would not match the rows kept
+        meta = dict(schema.metadata or {})
+        meta[b"pandas"] = json.dumps({**pandas_meta, "index_columns": []}).encode()
+        schema = schema.with_metadata(meta)
+    chunk_rows = ctx.spec.source.chunk_rows
+    keep = _as_of_filter(ctx, [], naive_compare=True) if ctx.as_of is not None else None
+    out = _chunk_file(ctx)
+    with pq.ParquetWriter(out, schema) as writer:
+        for group in range(parquet.metadata.num_row_groups):  # one at a time: iter_batches reads ahead
+            for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[group]):
+                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                writer.write_batch(keep(batch) if keep else batch, row_group_size=chunk_rows)
+    parquet.close()
+    return ParquetFile(out, parquet_digest(out))
+
+
+def _as_of_filter(
+    ctx: RunContext, dropped: list[int], *, naive_compare: bool = False
+) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    """A function keeping a chunk's rows up to `as_of` (by `time_column`); counts what it drops."""
+    column = ctx.spec.time_column
+    if ctx.as_of is None or not column:
+        return None
+    import pandas as pd
+    import pyarrow as pa
+
+    as_of_naive = pd.Timestamp(ctx.as_of.replace(tzinfo=None))
+
+    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        index = batch.schema.get_field_index(column)
+        if index < 0 or batch.num_rows == 0:
+            return batch
+        times = pd.to_datetime(batch.column(index).to_pandas())
+        # a file source compares as its whole-file reader does: a row without a time is not kept either
+        later = ~(times <= as_of_naive) if naive_compare else _later(ctx, times)
+        dropped.append(int(later.sum()))
+        return batch.filter(pa.array(~later.to_numpy(dtype=bool))) if dropped[-1] else batch
+
+    return keep
+
+
+def _later(ctx: RunContext, times: pd.Series) -> pd.Series:
+    """Which times are after the run's `as_of`, comparing in UTC when the column has a time zone."""
+    import pandas as pd
+
+    assert ctx.as_of is not None
+    as_of = pd.Timestamp(ctx.as_of)
+    if times.dt.tz is not None:
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    else:
+        as_of = as_of.tz_localize(None)
+    return times > as_of
+
+
+def _warn_dropped(ctx: RunContext, count: int) -> None:
+    if count and ctx.as_of is not None:
+        ctx.logger.warning(
+            "dropped %d rows with %s after as_of %s: filter them in the query with :as_of",
+            count,
+            ctx.spec.time_column,
+            ctx.as_of.isoformat(),
+        )
+
+
+def with_retries(ctx: RunContext, read: Callable[[], T]) -> T:
     """Run `read`, again after a lost or refused connection, `source.retries` times with doubling delays.
 
     A failed query (a syntax error, a missing table) is not retried: it would fail the same way.
@@ -277,20 +424,9 @@ def _drop_rows_after_as_of(ctx: RunContext, frame: pd.DataFrame) -> pd.DataFrame
         return frame
     import pandas as pd
 
-    times = pd.to_datetime(frame[column])
-    as_of = pd.Timestamp(ctx.as_of)
-    if times.dt.tz is not None:
-        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    else:
-        as_of = as_of.tz_localize(None)
-    later = times > as_of
+    later = _later(ctx, pd.to_datetime(frame[column]))
     if later.any():
-        ctx.logger.warning(
-            "dropped %d rows with %s after as_of %s: filter them in the query with :as_of",
-            int(later.sum()),
-            column,
-            ctx.as_of.isoformat(),
-        )
+        _warn_dropped(ctx, int(later.sum()))
         frame = frame.loc[~later].reset_index(drop=True)
     return frame
 

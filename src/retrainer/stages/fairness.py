@@ -15,6 +15,7 @@ from typing import Any
 
 from retrainer.errors import GateFailed
 from retrainer.evidence import fairness_failures, fairness_summary, group_labels, group_rates
+from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, segment_column
 
@@ -25,7 +26,7 @@ def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         return StageOutput(artifacts={"fairness": {"enabled": False}}, summary="no fairness check in the spec")
     test = inputs["test"]
     threshold = decision_threshold(ctx.spec, inputs["evaluation"])
-    proba = inputs["model"].predict_proba(test[inputs["training"]["input_columns"]])[:, 1]
+    proba = positive_scores(inputs["model"], test[inputs["training"]["input_columns"]])
     groups = group_labels(segment_column(test, rules.group_column, "evaluation.fairness.group_column"), rules.bins)
     rates = group_rates(groups, test[ctx.spec.target.column].to_numpy(), proba >= threshold, rules.min_group_size)
     summary = fairness_summary(rates)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.lineage import lineage_tags
+from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import frame_digest
 
@@ -113,7 +114,7 @@ def reference_profile(model: Any, train: Any, columns: list[str]) -> dict[str, A
     """The profile of the training rows the model learned from, and of its scores on them."""
     from retrainer.drift import build_profile
 
-    profile = build_profile(train[columns], model.predict_proba(train[columns])[:, 1])
+    profile = build_profile(train[columns], positive_scores(model, train[columns]))
     profile["input_columns"] = columns
     return profile
 

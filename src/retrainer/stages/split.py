@@ -30,7 +30,10 @@ def split_frame(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) 
     from sklearn.model_selection import train_test_split
 
     target = spec.target.column
-    labelled = frame.loc[frame[target].notna()].copy()
+    has_label = frame[target].notna()
+    # a shallow copy when every row is labelled: copy-on-write keeps the caller's frame as it was, and
+    # the table is not held twice while the parts are cut from it
+    labelled = frame.copy(deep=False) if has_label.all() else frame.loc[has_label].copy()
     positive = positive_label(labelled[target], spec.target)
     labelled[target] = encode_target(labelled[target], positive)
     rules = spec.split

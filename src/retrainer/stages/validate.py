@@ -129,7 +129,12 @@ def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
 
 def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     checks = []
-    fractions = frame.isna().mean() if len(frame) else frame.isna().sum()
+    import pandas as pd
+
+    # column by column: a whole-frame isna() is a boolean copy of the table
+    fractions = pd.Series(
+        {column: float(frame[column].isna().mean()) if len(frame) else 0.0 for column in frame.columns}, dtype=float
+    )
     for column, fraction in fractions.items():
         rule = spec.validation.columns.get(str(column))
         limit = (
@@ -162,7 +167,7 @@ def _duplicate_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     limit = spec.validation.max_duplicate_fraction
     if not len(frame):
         return []
-    duplicated = float(frame.duplicated().mean())
+    duplicated = duplicated_rows(frame) / len(frame)
     checks = [
         Check(
             "max_duplicate_fraction",
@@ -186,6 +191,20 @@ def _duplicate_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
                 )
             )
     return checks
+
+
+def duplicated_rows(frame: pd.DataFrame) -> int:
+    """`frame.duplicated().sum()` without its memory: that factorizes every column into an int64 array
+    at once (8 bytes a cell, more than most tables hold). Rows are hashed one column at a time
+    instead, and only rows whose hash repeats are compared exactly (a collision is never counted)."""
+    import pandas as pd
+
+    hashes = pd.util.hash_pandas_object(frame, index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    del hashes
+    if not candidates.any():
+        return 0
+    return int(frame.loc[candidates].duplicated().sum())
 
 
 _DTYPE_TESTS = {
