@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test lint typecheck docs docs-serve format clean setup chromium
+.PHONY: demo test lint typecheck docs docs-serve format clean setup chromium bench
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: $(STAMP)
 # Two workers (one per core); a file's tests stay on one worker, so its fixtures are built once.
 test: lint chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Every benchmark script in order, each printing its table (docs/benchmarks.md holds the latest):
+# `make bench BENCH=overhead,extract` runs a subset. See benchmarks/run_all.py for the list.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py $(BENCH)
 
 # The report's render test screenshots the HTML report in headless Chromium (Debian's package).
 chromium:

@@ -34,10 +34,14 @@ def read_sql(query: str, params: dict[str, Any], engine: Any) -> pd.DataFrame:
         return pd.read_sql_query(text(query), connection, params=params)
 
 
+@pytest.mark.parametrize("decoder", ["adbc", "csv"])
 @pytest.mark.parametrize("suffix", ["", " LIMIT 0", " OFFSET 1"])
 def test_every_supported_type_nulls_and_empty_results_match_read_sql(
-    pg_url: str, postgres_engine: Any, suffix: str
+    pg_url: str, postgres_engine: Any, suffix: str, decoder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both decoders: binary COPY through ADBC, and the CSV path taken where ADBC is not installed."""
+    if decoder == "csv":
+        monkeypatch.setattr(pg_copy, "_adbc_table", lambda *args: None)  # as if the import failed
     query, params = f"SELECT * FROM ({TYPED_ROWS}) AS rows{suffix}", {"eight": 8}
 
     fast = pg_copy.read_frame(pg_url, query, params)

@@ -191,3 +191,31 @@ def test_report_of_an_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 8
     assert "no run 'no-such-run'" in done.stderr and "retrainer runs" in done.stderr
+
+
+def test_the_plot_cache_draws_a_group_once_for_the_same_inputs(tmp_path: Path) -> None:
+    """Register and the report draw the same plots, and an unchanged re-run draws them again: once is enough."""
+    from retrainer.report.plots import PlotCache
+
+    store = RunStore(str(tmp_path / "store"))
+    drawn: list[str] = []
+
+    def draw() -> dict[str, bytes]:
+        drawn.append("roc")
+        return {"roc": f"png {len(drawn)}".encode()}
+
+    needs = ("test", "model", "training")
+    cache = PlotCache(store, {"test": "t1", "model": "m1", "training": "r1", "drift": "d1"})
+    assert cache.plots("scores", needs, ["churn", 0.5], draw) == {"roc": b"png 1"}
+    again = PlotCache(store, {"test": "t1", "model": "m1", "training": "r1"})  # a later run, same artifacts
+    assert again.plots("scores", needs, ["churn", 0.5], draw) == {"roc": b"png 1"}
+    assert len(drawn) == 1
+    assert again.plots("scores", needs, ["churn", 0.4], draw) == {"roc": b"png 2"}  # another threshold
+    assert PlotCache(store, {"test": "t1", "model": "m2", "training": "r1"}).plots(
+        "scores", needs, ["churn", 0.5], draw
+    )
+    assert len(drawn) == 3  # another model
+    without_digest = PlotCache(store, {"test": "t1"})
+    without_digest.plots("scores", needs, ["churn", 0.5], draw)
+    without_digest.plots("scores", needs, ["churn", 0.5], draw)
+    assert len(drawn) == 5  # nothing to key on: drawn each time, never cached

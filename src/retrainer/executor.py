@@ -274,6 +274,7 @@ def _enter_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) ->
     """Point the context at `stage` and return its cache key (also recorded for later stages' lineage)."""
     ctx.stage = stage.name
     ctx.cache_key = cache_key(stage, ctx, refs)
+    ctx.artifact_digests = {name: ref.digest for name, ref in refs.items()}
     ctx.upstream[stage.name] = ctx.cache_key
     return ctx.cache_key
 

@@ -59,6 +59,7 @@ class RunContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("retrainer"))
     upstream: dict[str, str] = field(default_factory=dict)  # stage name -> its cache key, for lineage
     scratch: dict[str, Any] = field(default_factory=dict)  # in-process hand-offs between hooks of one run
+    artifact_digests: dict[str, str] = field(default_factory=dict)  # name -> digest of what the stage can read
 
     @cached_property
     def registry(self) -> Registry:

@@ -208,7 +208,12 @@ def to_pandas_like_read_sql(table: pa.Table, columns: list[Column]) -> pd.DataFr
 
 
 def read_frame(url: str, query: str, params: dict[str, Any], connect_timeout: int = 10) -> pd.DataFrame | None:
-    """The query's rows via COPY, equal to `pandas.read_sql`; None when a column type is not supported."""
+    """The query's rows via COPY, equal to `pandas.read_sql`; None when a column type is not supported.
+
+    With the ADBC PostgreSQL driver installed (`adbc-driver-postgresql`), the rows come as binary
+    COPY decoded into Arrow in C; without it, as CSV parsed by pyarrow (`copy_batches`). Both
+    end in the same Arrow schema, so the frame is the same either way.
+    """
     import pyarrow as pa
 
     with connect(url, connect_timeout) as connection:
@@ -216,9 +221,57 @@ def read_frame(url: str, query: str, params: dict[str, Any], connect_timeout: in
         columns = describe(connection, sql)
         if not supported_types(columns):
             return None
-        batches = list(copy_batches(connection, sql, columns))
-    schema = pa.schema([(f"c{i}", _arrow_type(column.kind)) for i, column in enumerate(columns)])
-    return to_pandas_like_read_sql(pa.Table.from_batches(batches, schema=schema), columns)
+        table = _adbc_table(url, sql, columns, connect_timeout)
+        if table is None:
+            batches = list(copy_batches(connection, sql, columns))
+            schema = pa.schema([(f"c{i}", _arrow_type(column.kind)) for i, column in enumerate(columns)])
+            table = pa.Table.from_batches(batches, schema=schema)
+    return to_pandas_like_read_sql(table, columns)
+
+
+def _adbc_table(url: str, sql: str, columns: list[Column], connect_timeout: int) -> pa.Table | None:
+    """The rows through ADBC (binary COPY -> Arrow in C), cast to `copy_batches`' schema; None without ADBC.
+
+    Python never touches a row: on the flights join this is about 1.5x faster than the CSV path,
+    whose per-message `copy.read()` loop and text parsing cost more than the server's COPY itself.
+    """
+    try:
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc
+    except ImportError:
+        return None
+    import pyarrow as pa
+    from psycopg.conninfo import make_conninfo
+
+    from retrainer.stages.extract import safe_url
+
+    try:
+        with (
+            adbc.connect(make_conninfo(conninfo(url), connect_timeout=connect_timeout)) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+            table = cursor.fetch_arrow_table()
+    except adbc_driver_manager.OperationalError as error:
+        raise SourceUnavailable(
+            f"cannot read from {safe_url(url)}: {_first_line(error)}",
+            hint="check that the database is running and the URL, user and password are right",
+        ) from None
+    except adbc_driver_manager.Error as error:
+        raise SourceError(
+            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
+        ) from None
+    arrays = []
+    for i, column in enumerate(columns):
+        values = table.column(i)
+        if isinstance(values.type, pa.ExtensionType):  # numeric arrives as its text (an opaque extension type)
+            values = pa.chunked_array([chunk.storage for chunk in values.chunks], type=values.type.storage_type)
+        if values.type == pa.float32():
+            # read_sql gets float4 as the server's shortest text ("1.1"), not the float32 widened
+            # (1.100000023841858): going through Arrow's shortest repr gives the same float64
+            values = values.cast(pa.string())
+        arrays.append(values.cast(_arrow_type(column.kind)))
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(columns))])
 
 
 class UnsupportedColumns(SourceError):

@@ -82,12 +82,13 @@ def report_path(store: RunStore, run_id: str) -> str:
 def write_report(store: RunStore, run_id: str, spec: Spec | None = None, out: str | None = None) -> str:
     """Build the report of `run_id` and write it (default `runs/<id>/report.html`); return where."""
     from retrainer.report.html import render
+    from retrainer.report.plots import PlotCache
 
     record = store.read_run(run_id)
     if spec is None:
         spec = _spec_of(record)
     artifacts = RunArtifacts(store, record)
-    page = render(record, artifacts, spec)
+    page = render(record, artifacts, spec, PlotCache(store, {name: ref.digest for name, ref in artifacts.refs.items()}))
     target = out or report_path(store, run_id)
     if out:
         from pathlib import Path

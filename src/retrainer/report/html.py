@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from retrainer.report.plots import PlotCache
     from retrainer.spec import Spec
 
 STYLE = """
@@ -30,14 +31,16 @@ img{max-width:100%;height:auto;border:1px solid #eee;margin:6px}
 """
 
 
-def render(record: Mapping[str, Any], artifacts: Mapping[str, Any], spec: Spec | None) -> str:
+def render(
+    record: Mapping[str, Any], artifacts: Mapping[str, Any], spec: Spec | None, cache: PlotCache | None = None
+) -> str:
     """The whole page for one run."""
     from retrainer.report.plots import run_plots
 
     threshold = _threshold(artifacts, spec)
     metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
     if spec is not None:
-        plots = run_plots(artifacts, spec.target.column, threshold, metrics)
+        plots = run_plots(artifacts, spec.target.column, threshold, metrics, cache)
     else:  # the spec file moved: no target column, so only the plots that need none
         plots = run_plots({k: artifacts[k] for k in ("explanation", "drift") if k in artifacts}, "", threshold, ())
     body = [

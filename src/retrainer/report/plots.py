@@ -7,7 +7,7 @@ only means a missing plot. `run_plots` draws every plot a run's artifacts allow.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from retrainer.models.scoring import positive_scores
@@ -15,6 +15,8 @@ from retrainer.models.scoring import positive_scores
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
+
+    from retrainer.store import RunStore
 
 CHALLENGER, CHAMPION, BAD = "#1f77b4", "#ff7f0e", "#d62728"
 
@@ -173,24 +175,86 @@ def model_scores(artifacts: Mapping[str, Any], target: str) -> tuple[np.ndarray,
 
 
 def run_plots(
-    artifacts: Mapping[str, Any], target: str, threshold: float, metrics: tuple[str, ...]
+    artifacts: Mapping[str, Any],
+    target: str,
+    threshold: float,
+    metrics: tuple[str, ...],
+    cache: PlotCache | None = None,
 ) -> dict[str, bytes]:
-    """Every plot the given artifacts allow, by file stem (roc, pr, calibration, confusion, shap, ...)."""
+    """Every plot the given artifacts allow, by file stem (roc, pr, calibration, confusion, shap, ...).
+
+    With a `cache`, a group of plots whose inputs (artifact digests, threshold, target) were drawn
+    before is read back instead of drawn: register and the report draw the same plots, and an
+    unchanged re-run would otherwise load the model and redraw everything for the same pictures.
+    """
+    cache = cache or PlotCache(None, {})
     plots: dict[str, bytes] = {}
-    scores = model_scores(artifacts, target)
-    if scores is not None:
+
+    def scores_plots() -> dict[str, bytes]:
+        scores = model_scores(artifacts, target)
+        if scores is None:
+            return {}
         y, proba = scores
-        plots["roc"], plots["pr"] = roc_plot(y, proba), pr_plot(y, proba)
-        plots["calibration"] = calibration_plot(y, proba)
-        plots["confusion"] = confusion_plot(y, proba, threshold)
-    explanation = artifacts.get("explanation")
-    if explanation:
-        plots["shap_summary"] = shap_summary_plot(explanation)
-        plots["importances"] = importance_plot(explanation["importances"], explanation["importance_kind"])
+        return {
+            "roc": roc_plot(y, proba),
+            "pr": pr_plot(y, proba),
+            "calibration": calibration_plot(y, proba),
+            "confusion": confusion_plot(y, proba, threshold),
+        }
+
+    plots.update(cache.plots("scores", ("test", "model", "training"), [target, threshold], scores_plots))
+    if artifacts.get("explanation"):
+        explanation = artifacts["explanation"]
+        plots.update(
+            cache.plots(
+                "explanation",
+                ("explanation",),
+                [],
+                lambda: {
+                    "shap_summary": shap_summary_plot(explanation),
+                    "importances": importance_plot(explanation["importances"], explanation["importance_kind"]),
+                },
+            )
+        )
     evaluation, decision = artifacts.get("evaluation"), artifacts.get("decision")
     if evaluation and decision and decision.get("winner") != "unchanged":
         plots["comparison"] = comparison_plot(evaluation["test"], decision.get("champion_metrics"), metrics)
     drift = artifacts.get("drift")
     if drift and drift.get("features"):
-        plots["drift"] = drift_plot(drift)
+        plots.update(cache.plots("drift", ("drift",), [], lambda: {"drift": drift_plot(drift)}))
     return plots
+
+
+class PlotCache:
+    """Plots already drawn, under `cache/plots/<key>/` in the run store; the key hashes the digests of
+    the artifacts a group of plots is drawn from, its other inputs and this module's source."""
+
+    def __init__(self, store: RunStore | None, digests: Mapping[str, str]) -> None:
+        self.store, self.digests = store, dict(digests)
+
+    def plots(
+        self, group: str, needs: tuple[str, ...], extra: list[Any], draw: Callable[[], dict[str, bytes]]
+    ) -> dict[str, bytes]:
+        """The group's plots from the cache, else drawn (and stored when every input has a digest)."""
+        if self.store is None or any(name not in self.digests for name in needs):
+            return draw()
+        import hashlib
+        import json
+        import posixpath
+
+        from retrainer.pipeline import _code_digest
+
+        parts = [group, [self.digests[name] for name in needs], extra, _code_digest((__name__,))]
+        key = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+        directory = self.store.path("cache", "plots", key)
+        index = posixpath.join(directory, "index.json")
+        try:
+            stems = self.store.read_json(index)
+            return {stem: self.store.read_bytes(posixpath.join(directory, f"{stem}.png")) for stem in stems}
+        except FileNotFoundError:
+            pass
+        drawn = draw()
+        for stem, png in drawn.items():
+            self.store.write_bytes(posixpath.join(directory, f"{stem}.png"), png)
+        self.store.write_json(index, list(drawn))  # written last: an index means a complete set
+        return drawn

@@ -10,12 +10,15 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrainer.lineage import lineage_tags
 from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import frame_digest
+
+if TYPE_CHECKING:
+    from retrainer.report.plots import PlotCache
 
 REPORTS = (
     "source_info",
@@ -88,7 +91,9 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             from retrainer.models.calibration import plot_calibration
 
             plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
-        _write_plots(Path(reports, "plots"), inputs, spec)
+        from retrainer.report.plots import PlotCache
+
+        _write_plots(Path(reports, "plots"), inputs, spec, PlotCache(ctx.store, ctx.artifact_digests))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
@@ -135,15 +140,18 @@ def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def _write_plots(directory: Path, inputs: Mapping[str, Any], spec: Any) -> None:
-    """The run's plots as PNG files, logged with the model (ROC, PR, calibration, SHAP, comparison...)."""
+def _write_plots(directory: Path, inputs: Mapping[str, Any], spec: Any, cache: PlotCache) -> None:
+    """The run's plots as PNG files, logged with the model (ROC, PR, calibration, SHAP, comparison...).
+
+    Drawn into the plot cache, so the run's report, drawn from the same artifacts, reads them back.
+    """
     from retrainer.report.plots import run_plots
     from retrainer.stages.evidence import decision_threshold
 
     directory.mkdir()
     threshold = decision_threshold(spec, inputs["evaluation"])
     metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
-    for stem, png in run_plots(inputs, spec.target.column, threshold, metrics).items():
+    for stem, png in run_plots(inputs, spec.target.column, threshold, metrics, cache).items():
         (directory / f"{stem}.png").write_bytes(png)
 
 
