@@ -252,8 +252,8 @@ class ModelsSpec(_Section):
         None,
         ge=1,
         description=(
-            "Optuna trials per candidate (10 when neither this nor `timeout` is set). With `timeout` and no "
-            "n_trials, tuning runs trials until the budget is spent; with both, n_trials caps each candidate."
+            "Optuna trials per candidate. 10 when there is no `timeout`; with a `timeout` and no n_trials, "
+            "tuning runs trials until the budget is spent; with both, n_trials caps each candidate."
         ),
     )
     timeout: str | None = Field(
