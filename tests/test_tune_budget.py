@@ -33,9 +33,8 @@ def budget_spec(tmp_path: Path, **models: Any) -> Spec:
 @pytest.fixture(scope="module")
 def telco_train(telco: pd.DataFrame) -> pd.DataFrame:
     """A stratified sample of real Telco rows with the target encoded 0/1, as the split stage leaves it."""
-    from sklearn.model_selection import train_test_split
-
     import lightgbm  # noqa: F401 - imported here, not inside the first timed trial
+    from sklearn.model_selection import train_test_split
 
     sample, _ = train_test_split(telco, train_size=ROWS, stratify=telco["churn"], random_state=3)
     return sample.assign(churn=(sample["churn"] == "Yes").astype(int)).reset_index(drop=True)
