@@ -14,7 +14,7 @@ from retrainer.pipeline import RunContext
 from retrainer.spec import Spec, spec_from_dict
 from retrainer.store import RunStore
 
-ROWS = 1000
+ROWS = 800
 
 
 def budget_spec(tmp_path: Path, **models: Any) -> Spec:
@@ -67,7 +67,7 @@ def test_without_timeout_ten_trials_with_timeout_open_ended(tmp_path: Path) -> N
 def test_budget_spends_the_time_on_several_candidates_and_stays_within_it(
     tmp_path: Path, telco_train: pd.DataFrame
 ) -> None:
-    budget = 20.0
+    budget = 25.0
     spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout=f"{budget}s")
 
     tuning, training, seconds = tune_and_train(spec, telco_train)
