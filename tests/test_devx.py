@@ -149,7 +149,7 @@ def test_explain_spec_fills_every_default_and_says_what_each_key_means(write_spe
     explained = yaml.safe_load(output)  # still valid YAML: the comments are comments
     assert explained["split"]["method"] == "stratified" and explained["split"]["test_size"] == 0.2
     assert explained["models"]["n_trials"] == 2  # the spec's own value, not the default
-    assert "  # Optuna trials per candidate.\n  n_trials: 2\n" in output
+    assert "  # Optuna trials per candidate. 10 when" in output and "caps each candidate.\n  n_trials: 2\n" in output
     assert "  cv_folds: 3\n" in output and "test_size: 0.2  # default" in output
 
 

@@ -256,8 +256,29 @@ class ModelsSpec(_Section):
         default_factory=lambda: list(DEFAULT_CANDIDATES),
         description=f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in).",
     )
-    n_trials: int = Field(10, ge=1, description="Optuna trials per candidate.")
-    timeout: str | None = Field(None, description="Wall-clock budget for all tuning, e.g. '10m', '90s'.")
+    n_trials: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Optuna trials per candidate. 10 when there is no `timeout`; with a `timeout` and no n_trials, "
+            "tuning runs trials until the budget is spent; with both, n_trials caps each candidate."
+        ),
+    )
+    timeout: str | None = Field(
+        None,
+        description=(
+            "Wall-clock budget for tuning and the final fit, e.g. '10m', '90s': every candidate's default first, "
+            "then more trials go to the candidates likeliest to improve per second spent."
+        ),
+    )
+    tune_rows: int | None = Field(
+        250_000,
+        ge=100,
+        description=(
+            "Most rows a tuning trial cross-validates on: a larger training split is sampled down (stratified, "
+            "seeded) for tuning only; the final model trains on every row. null: tune on all rows."
+        ),
+    )
     cv_folds: int = Field(3, ge=2, le=20, description="Cross-validation folds scoring each trial.")
     n_jobs: int = Field(1, ge=1, description="Threads per model fit (keep low on small machines).")
     workers: int = Field(1, ge=1, le=64, description="Tuning processes (or Airflow tasks) sharing one study.")
@@ -279,6 +300,14 @@ class ModelsSpec(_Section):
     calibration: Literal["none", "isotonic", "sigmoid"] = Field(
         "none", description="Calibrate the final model's probabilities (CalibratedClassifierCV over cv_folds)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_trials(cls, data: Any) -> Any:
+        """Ten trials per candidate unless a timeout bounds tuning instead (then trials fill the budget)."""
+        if isinstance(data, dict) and data.get("n_trials") is None and data.get("timeout") is None:
+            return {**data, "n_trials": 10}
+        return data
 
     @field_validator("candidates")
     @classmethod

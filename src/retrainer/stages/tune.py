@@ -7,15 +7,21 @@ the production champion's parameters follow as a trial of the champion's candida
 (`models.pruner`: median or hyperband, the folds being its steps) stops a trial whose running CV
 score after a fold trails the earlier trials. XGBoost/LightGBM stop early inside each fold
 (`models.early_stopping_rounds`); the trial records the mean best iteration, and train refits with it.
-`models.timeout` is one wall-clock budget for all candidates: each gets an equal share of what is
-left when its turn comes, so time a candidate did not use goes to the ones after it.
+`models.timeout` is one wall-clock budget for tuning and the final fit, spent as FLAML spends one:
+each candidate's cheap known-good defaults first, then one trial at a time to a candidate drawn with
+probability inverse to its expected cost for improvement (slow or stalled candidates get fewer), no
+trial started that would not finish before the deadline less the final fit's expected time. Without
+`n_trials`, trials go on until the budget is spent. Trials cross-validate on at most
+`models.tune_rows` rows (a stratified sample); train refits on all of them.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +61,15 @@ def cross_validate(
     X: pd.DataFrame,  # noqa: N803
     y: np.ndarray,
     spec: Spec,
+    stop_at: float | None = None,
+    holdout: bool = False,
 ) -> float:
     """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early.
 
     A booster's best iteration per fold (early stopping) is kept on the trial as `best_iteration`.
+    With `stop_at` (time.monotonic()), a trial whose next fold would end past it is pruned: a slow
+    trial started late must not overrun the budget. With `holdout`, only the first fold is fitted and
+    scored (one fit a trial instead of k: what a tight budget on big data affords).
     """
     import numpy as np
     import optuna
@@ -68,6 +79,7 @@ def cross_validate(
     fixed = {**params, **spec.models.params.get(candidate, {})}
     scores: list[float] = []
     iterations: list[int] = []
+    started = time.monotonic()
     for fold, (fit_rows, score_rows) in enumerate(folds.split(X, y)):
         model = make_model(preprocessor, candidate, params, spec)
         best = fit_model(
@@ -83,11 +95,19 @@ def cross_validate(
             iterations.append(best)
         proba = model.predict_proba(X.iloc[score_rows])[:, 1]
         scores.append(score(spec.evaluation.metric, y[score_rows], proba, spec.evaluation.decision_threshold))
+        if holdout and trial is None:
+            break
         if trial is not None:
             if iterations:
                 trial.set_user_attr("best_iteration", round(float(np.mean(iterations))))
             trial.report(float(np.mean(scores)), fold)
+            if holdout:
+                break
             if trial.should_prune():
+                raise optuna.TrialPruned()
+            per_fold = (time.monotonic() - started) / (fold + 1)
+            if stop_at is not None and fold + 1 < spec.models.cv_folds and time.monotonic() + per_fold > stop_at:
+                trial.set_user_attr("stopped", "timeout")
                 raise optuna.TrialPruned()
     return float(np.mean(scores))
 
@@ -114,7 +134,9 @@ def open_study(ctx: RunContext, candidate: str, seed_offset: int = 0) -> optuna.
         load_if_exists=True,
         direction="minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize",
         # each worker its own seed: the same seed would make parallel workers sample the same points
-        sampler=optuna.samplers.TPESampler(seed=spec.seed + seed_offset, n_startup_trials=min(5, spec.models.n_trials)),
+        sampler=optuna.samplers.TPESampler(
+            seed=spec.seed + seed_offset, n_startup_trials=min(5, spec.models.n_trials or 5)
+        ),
         pruner=_pruner(spec),
     )
 
@@ -135,13 +157,86 @@ def share_of(owed: int, worker: int, workers: int) -> int:
     return owed // workers + (1 if worker < owed % workers else 0)
 
 
+def tuning_rows(
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray,
+    spec: Spec,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """At most `models.tune_rows` rows for the trials: a stratified, seeded sample of a larger split.
+
+    Ranking configurations needs far fewer rows than the final fit: on ten million rows every trial
+    would cost minutes, so trials see a sample and train refits the winner on every row.
+    """
+    cap = spec.models.tune_rows
+    if cap is None or len(y) <= cap:
+        return X, y
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    rows, _ = train_test_split(np.arange(len(y)), train_size=cap, stratify=y, random_state=spec.seed)
+    rows = np.sort(rows)
+    return X.iloc[rows], y[rows]
+
+
+# Under a budget the boosters' second trial is their library's own defaults (bigger trees, faster
+# learning; early stopping picks the number of trees), a known-good point far from our small-tree
+# defaults: with the few trials a short budget affords, two good starting points beat one and a
+# random sample (FLAML keeps such portfolios of starting points too).
+LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightgbm": {
+        "n_estimators": 500,
+        "num_leaves": 31,
+        "learning_rate": 0.1,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 0.001,
+        "class_weight": None,
+    },
+    "xgboost": {
+        "n_estimators": 500,
+        "max_depth": 6,
+        "learning_rate": 0.3,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "min_child_weight": 1.0,
+        "reg_lambda": 1.0,
+        "class_weight": None,
+    },
+}
+LEAF_ROWS = 64  # rows per leaf that bound LightGBM's num_leaves range on big data
+
+
+def sized_space(candidate: str, space: dict[str, dict[str, Any]], spec: Spec, rows: int) -> dict[str, dict[str, Any]]:
+    """Let LightGBM's trees grow with the data, as FLAML bounds num_leaves by the data size.
+
+    The default range (4-64 leaves) suits a few thousand rows; on tens of thousands, many interactions
+    need bigger trees, so the upper bound becomes rows / 64 (at most 1,024). A range set in the
+    spec's `models.search_space` is left as it is.
+    """
+    bounds = space.get("num_leaves")
+    if candidate != "lightgbm" or bounds is None or "num_leaves" in spec.models.search_space.get(candidate, {}):
+        return space
+    high = min(1024, rows // LEAF_ROWS)
+    if "high" not in bounds or high <= bounds["high"]:
+        return space
+    return {**space, "num_leaves": {**bounds, "high": high, "log": True}}
+
+
 def run_trials(
-    ctx: RunContext, inputs: Mapping[str, Any], worker: int = 0, workers: int = 1, seed_offset: int | None = None
+    ctx: RunContext,
+    inputs: Mapping[str, Any],
+    worker: int = 0,
+    workers: int = 1,
+    seed_offset: int | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Run this worker's share of the trials each candidate still owes (all of them when alone).
 
     Every candidate's share is fixed before the first trial: computed later, it would see the trials
     other workers had finished meanwhile, and the shares would no longer add up to what was owed.
+    With `models.timeout`, trials instead go where the budget buys most (`spend_budget`) until
+    `deadline` (time.monotonic(); by default the timeout from now).
     """
     import optuna
 
@@ -159,31 +254,48 @@ def run_trials(
             failures=[f"tune: {rarer} rows of the rarer class for {spec.models.cv_folds} folds"],
             hint="lower models.cv_folds or collect more rows of the rarer class",
         )
-    deadline = time.monotonic() + spec.models.timeout_seconds if spec.models.timeout_seconds else None
+    all_rows = len(y)
+    X, y = tuning_rows(X, y, spec)  # noqa: N806
+    if len(y) < all_rows and worker == 0:
+        ctx.logger.info("tuning on a stratified sample of %d of %d rows (models.tune_rows)", len(y), all_rows)
+    if deadline is None and spec.models.timeout_seconds:
+        deadline = time.monotonic() + spec.models.timeout_seconds
     candidates = spec.models.candidates
     offset = worker if seed_offset is None else seed_offset
     studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
     champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
-    owed_now = {candidate: spec.models.n_trials - len(_done_trials(study)) for candidate, study in studies.items()}
-    for index, candidate in enumerate(candidates):
-        study = studies[candidate]
-        space = search_space(candidate, spec.models.search_space.get(candidate), spec.models.params.get(candidate))
-        finished = _done_trials(study)
+    cap = spec.models.n_trials
+    spaces = {
+        c: sized_space(c, search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)), spec, len(y))
+        for c in candidates
+    }
+    for candidate, study in studies.items():
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
+            space = spaces[candidate]
             study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
             if champion and champion[0] == candidate:
                 warm = _in_space(champion[1], space)
                 ctx.logger.info("%s: warm start from the champion's params %s", candidate, warm)
                 study.enqueue_trial(warm, skip_if_exists=True)
-        owed = share_of(owed_now[candidate], worker, workers)
-        budget = None
-        if deadline is not None:
-            budget = max(1.0, (deadline - time.monotonic()) / (len(candidates) - index))
+            if deadline is not None and candidate in LIBRARY_DEFAULTS:  # a second known-good point, bigger trees
+                library = {k: str(v) for k, v in LIBRARY_DEFAULTS[candidate].items()}
+                study.enqueue_trial(_in_space(library, space), skip_if_exists=True)
 
-        def objective(trial: optuna.Trial, candidate: str = candidate, space: dict[str, Any] = space) -> float:
-            return cross_validate(trial, candidate, suggest(trial, space), preprocessor, X, y, spec)
+    holdout = deadline is not None and uses_holdout(len(y), len(columns), spec)
+    if holdout and worker == 0:
+        ctx.logger.info(
+            "%d rows x %d columns in a %s budget: each trial scores one fold", len(y), len(columns), spec.models.timeout
+        )
 
-        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial, candidate: str = candidate) -> None:
+    def objective_for(candidate: str, stop_at: float | None = None) -> Callable[[optuna.Trial], float]:
+        def objective(trial: optuna.Trial) -> float:
+            params = suggest(trial, spaces[candidate])
+            return cross_validate(trial, candidate, params, preprocessor, X, y, spec, stop_at=stop_at, holdout=holdout)
+
+        return objective
+
+    def report_for(candidate: str) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             best = _best_value(study)
             if trial.state == optuna.trial.TrialState.PRUNED:
                 last = max(trial.intermediate_values, default=-1)
@@ -191,33 +303,231 @@ def run_trials(
             else:
                 state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
             ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, state, best)
-            ctx.progress(
-                candidate, len(_done_trials(study)), spec.models.n_trials, f"best {spec.evaluation.metric} {best}"
-            )
+            ctx.progress(candidate, len(_done_trials(study)), cap, f"best {spec.evaluation.metric} {best}")
 
+        return report
+
+    if deadline is not None:
+        fits_per_trial = 1 if holdout else spec.models.cv_folds
+        spend_budget(
+            ctx,
+            studies,
+            objective_for,
+            report_for,
+            deadline,
+            fit_scale=all_rows / len(y) * spec.models.cv_folds / (spec.models.cv_folds - 1) / fits_per_trial,
+            seed=offset,
+        )
+        return
+    assert cap is not None  # the spec sets 10 when there is no timeout
+    owed_now = {candidate: cap - len(_done_trials(study)) for candidate, study in studies.items()}
+    for candidate in candidates:
+        study = studies[candidate]
+        finished = _done_trials(study)
+        owed = share_of(owed_now[candidate], worker, workers)
         if owed > 0:
             ctx.logger.info("%s: %d trials to run (%d already finished)", candidate, owed, len(finished))
-            ctx.progress(candidate, len(finished), spec.models.n_trials)
-            study.optimize(objective, n_trials=owed, timeout=budget, callbacks=[report], catch=())
+            ctx.progress(candidate, len(finished), cap)
+            study.optimize(objective_for(candidate), n_trials=owed, callbacks=[report_for(candidate)], catch=())
+
+
+# The order a budget runs the candidates' defaults in: the usually cheapest to fit first (as FLAML
+# starts from its cheapest learner), so a short budget still sees the fast strong ones.
+CHEAP_FIRST = ("lightgbm", "logistic_regression", "xgboost", "random_forest", "mlp")
+
+
+# What a trial of each candidate costs next to LightGBM's (its defaults, same rows), as FLAML keeps
+# a prior cost per learner (logistic regression's solver is no cheaper on wide one-hot data): it
+# guesses whether a candidate's first trial still fits in the budget.
+RELATIVE_COST = {"lightgbm": 1.0, "logistic_regression": 1.0, "xgboost": 1.5, "random_forest": 3.0, "mlp": 5.0}
+
+
+def first_trial_seconds(candidate: str, scored: Mapping[str, _Record]) -> float:
+    """A candidate's expected first trial, scaled from the candidates already timed by their prior costs."""
+    guesses = [
+        r.trial_seconds / RELATIVE_COST.get(c, 1.0) * RELATIVE_COST.get(candidate, 1.0) for c, r in scored.items()
+    ]
+    return max(guesses, default=0.0)
+
+
+@dataclass
+class _Record:
+    """What one candidate's finished trials say about it, for deciding where the next trial goes."""
+
+    spent: float = 0.0  # seconds its finished trials took
+    trials: int = 0
+    best: float = -math.inf  # best CV score so far, oriented so that higher is better
+    first: float = math.nan  # score of its first completed trial (its defaults)
+    spent_at_best: float = 0.0  # seconds spent when the best was found
+    spent_at_previous_best: float = 0.0
+    complete_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def trial_seconds(self) -> float:
+        """What a full (unpruned) trial costs: the slowest finish is a safe guess with few samples."""
+        if not self.complete_seconds:
+            return 0.0
+        return max(statistics.median(self.complete_seconds), self.complete_seconds[-1])
+
+    def cost_to_improve(self) -> float:
+        """FLAML's estimate: seconds without gain since the best, or what the last gain took, at least one trial."""
+        return max(
+            self.spent - self.spent_at_best,
+            self.spent_at_best - self.spent_at_previous_best,
+            self.trial_seconds,
+            1e-3,
+        )
+
+
+def _records(studies: Mapping[str, optuna.Study]) -> dict[str, _Record]:
+    """Each candidate's record, read from its study (so trials of other workers and earlier runs count)."""
+    import optuna
+
+    records: dict[str, _Record] = {}
+    for candidate, study in studies.items():
+        sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+        record = _Record()
+        done = sorted(_done_trials(study), key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        for trial in done:
+            seconds = trial.duration.total_seconds() if trial.duration else 0.0
+            record.spent += seconds
+            record.trials += 1
+            if trial.state != optuna.trial.TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
+                continue
+            record.complete_seconds.append(seconds)
+            value = sign * trial.value
+            if math.isnan(record.first):
+                record.first = value
+            if value > record.best:
+                record.spent_at_previous_best, record.spent_at_best = record.spent_at_best, record.spent
+                record.best = value
+        records[candidate] = record
+    return records
+
+
+def expected_cost_for_improvement(records: Mapping[str, _Record]) -> dict[str, float]:
+    """Seconds each candidate is expected to need to beat the best score of any candidate (FLAML's ECI).
+
+    The leader needs to improve on itself: its cost to improve. Another candidate must also close
+    its gap to the leader, at the speed it has improved so far; one that never improved on its
+    defaults is charged double its cost to improve.
+    """
+    leader = max(record.best for record in records.values())
+    costs: dict[str, float] = {}
+    for candidate, record in records.items():
+        own = record.cost_to_improve()
+        gap = leader - record.best
+        if gap <= 0:
+            costs[candidate] = own
+            continue
+        gained = record.best - record.first
+        speed = gained / record.spent_at_best if gained > 0 and record.spent_at_best > 0 else 0.0
+        costs[candidate] = max(own, gap / speed) if speed > 0 else 2 * own
+    return costs
+
+
+def uses_holdout(rows: int, columns: int, spec: Spec) -> bool:
+    """FLAML's rule for its budget: k-fold CV only while rows x columns is small for the time given.
+
+    (Cross-validate below 10 M cells per hour of budget and 100,000 rows, else a single holdout fold.)
+    """
+    budget = spec.models.timeout_seconds or math.inf
+    return rows * columns >= 10_000_000 * budget / 3600 or rows >= 100_000
+
+
+def final_fit_seconds(record: _Record, spec: Spec, fit_scale: float) -> float:
+    """What train will spend refitting this candidate on every row: reserved out of the budget.
+
+    `fit_scale` turns a trial's seconds into one fit on all the training rows (a trial fits k models,
+    or one with a holdout, on (k-1)/k of the tuning rows). Train fits one (k per calibrated model),
+    plus k out-of-fold fits when it picks a decision threshold.
+    """
+    folds = spec.models.cv_folds
+    one_fit = record.trial_seconds * fit_scale
+    fits = folds if spec.models.calibration != "none" else 1
+    if spec.evaluation.threshold_metric:
+        fits *= 1 + folds
+    return one_fit * fits
+
+
+def spend_budget(
+    ctx: RunContext,
+    studies: Mapping[str, optuna.Study],
+    objective_for: Callable[[str, float | None], Callable[[optuna.Trial], float]],
+    report_for: Callable[[str], Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+    deadline: float,
+    fit_scale: float = 1.0,
+    seed: int = 0,
+) -> None:
+    """Spend the wall-clock budget one trial at a time where it is likeliest to pay.
+
+    As in FLAML: every candidate first runs its known-good (cheap) defaults; then each trial goes to
+    a candidate drawn with probability inverse to its expected cost for improvement, so a slow or
+    stalled candidate is tried less and a fast improving one more, instead of equal shares. A trial
+    starts only if its candidate's typical trial still fits before the deadline less the time the
+    final fit of the current best candidate will take. `models.n_trials`, when set, caps a candidate.
+    """
+    import random
+
+    spec = ctx.spec
+    cap = spec.models.n_trials
+    draw = random.Random(spec.seed * 1000 + seed)
+    cheap_first = sorted(studies, key=lambda c: CHEAP_FIRST.index(c) if c in CHEAP_FIRST else len(CHEAP_FIRST))
+    for candidate in cheap_first:  # defaults first, the usually cheap candidates first, while there is time
+        records = _records(studies)
+        if records[candidate].complete_seconds or time.monotonic() >= deadline:
+            continue
+        # the first default to run may overrun (a model is needed); a later one must be expected to fit
+        scored = {c: r for c, r in records.items() if r.complete_seconds}
+        stop_at = None
+        if scored:
+            leader = max(scored, key=lambda c: scored[c].best)
+            stop_at = deadline - final_fit_seconds(scored[leader], spec, fit_scale)
+            if first_trial_seconds(candidate, scored) > stop_at - time.monotonic():
+                ctx.logger.info("%s: its defaults would not finish within models.timeout; skipped", candidate)
+                continue
+        objective = objective_for(candidate, stop_at)
+        studies[candidate].optimize(objective, n_trials=1, callbacks=[report_for(candidate)], catch=())
+    while True:
+        records = _records(studies)
+        scored = {c: r for c, r in records.items() if r.complete_seconds}
+        if not scored:
+            return
+        leader = max(scored, key=lambda c: scored[c].best)
+        left = deadline - time.monotonic() - final_fit_seconds(scored[leader], spec, fit_scale)
+        open_now = [c for c, r in scored.items() if (cap is None or r.trials < cap) and 0 < r.trial_seconds <= left]
+        if not open_now:
+            ctx.logger.info("tuning budget spent: %s", ", ".join(f"{c} {r.trials} trials" for c, r in records.items()))
+            return
+        costs = expected_cost_for_improvement({c: scored[c] for c in open_now})
+        pick = draw.choices(open_now, weights=[1.0 / costs[c] for c in open_now])[0]
+        objective = objective_for(pick, time.monotonic() + left)
+        studies[pick].optimize(objective, n_trials=1, callbacks=[report_for(pick)], catch=())
 
 
 def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     import optuna
 
     spec = ctx.spec
+    budget = spec.models.timeout_seconds
+    deadline = time.monotonic() + budget if budget else None  # one budget for the workers and the leftovers
     workers = spec.models.workers
     studies = {candidate: open_study(ctx, candidate) for candidate in spec.models.candidates}
     for study in studies.values():  # the only process now: no trial can still be running
         _fail_abandoned_trials(study, ctx)
-    owed = sum(spec.models.n_trials - len(_done_trials(study)) for study in studies.values())
+    cap = spec.models.n_trials
+    owed = sum(cap - len(_done_trials(study)) for study in studies.values()) if cap is not None else 1
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
-        _run_with_worker_processes(ctx, inputs, workers)
+        _run_with_worker_processes(ctx, inputs, workers, deadline)
     # alone, or whatever the workers left owing (one crashed, or started late): a seed no worker used,
     # so the leftover trials do not replay a worker's first samples
-    run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0)
+    run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0, deadline=deadline)
     results: dict[str, dict[str, Any]] = {}
     for candidate, study in studies.items():  # study.trials reads the storage: the workers' trials too
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete and deadline is not None:  # the budget ran out before its defaults: others compete
+            ctx.logger.warning("%s: no trial finished within models.timeout; left out", candidate)
+            continue
         if not complete:
             raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
         results[candidate] = {
@@ -238,6 +548,8 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
                 for t in study.trials
             ],
         }
+    if not results:
+        raise StageError("tuning: no trial completed within models.timeout", hint="raise models.timeout")
     direction = next(iter(studies.values())).direction
     pick = min if direction == optuna.study.StudyDirection.MINIMIZE else max
     best = pick(results, key=lambda name: results[name]["best_value"])
@@ -256,7 +568,9 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
 
 
-def _run_with_worker_processes(ctx: RunContext, inputs: Mapping[str, Any], workers: int) -> None:
+def _run_with_worker_processes(
+    ctx: RunContext, inputs: Mapping[str, Any], workers: int, deadline: float | None = None
+) -> None:
     """`--workers N` on one machine: this process is worker 0, N-1 more run beside it on the same studies."""
     import multiprocessing
 
@@ -269,7 +583,7 @@ def _run_with_worker_processes(ctx: RunContext, inputs: Mapping[str, Any], worke
     for process in processes:
         process.start()
     try:
-        run_trials(ctx, inputs, 0, workers)
+        run_trials(ctx, inputs, 0, workers, deadline=deadline)
     finally:
         for process in processes:
             process.join()

@@ -1,0 +1,153 @@
+"""Tuning under `models.timeout` and `models.tune_rows`, on real Telco rows through the real tune/train stages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from retrainer.pipeline import RunContext
+from retrainer.spec import Spec, spec_from_dict
+from retrainer.store import RunStore
+
+ROWS = 800
+
+
+def budget_spec(tmp_path: Path, **models: Any) -> Spec:
+    return spec_from_dict(
+        {
+            "name": "telco-budget",
+            "source": {"path": "unused.csv"},
+            "target": {"column": "churn", "positive": 1},
+            "id_column": "customer_id",
+            "models": {"cv_folds": 3, **models},
+            "store": str(tmp_path / "store"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def telco_train(telco: pd.DataFrame) -> pd.DataFrame:
+    """A stratified sample of real Telco rows with the target encoded 0/1, as the split stage leaves it."""
+    import lightgbm  # noqa: F401 - imported here, not inside the first timed trial
+    from sklearn.model_selection import train_test_split
+
+    sample, _ = train_test_split(telco, train_size=ROWS, stratify=telco["churn"], random_state=3)
+    return sample.assign(churn=(sample["churn"] == "Yes").astype(int)).reset_index(drop=True)
+
+
+def tune_and_train(spec: Spec, frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], float]:
+    from retrainer.stages.features import build_preprocessor
+    from retrainer.stages.train import train
+    from retrainer.stages.tune import tune
+
+    preprocessor, schema = build_preprocessor(frame, spec)
+    inputs: dict[str, Any] = {"train": frame, "preprocessor": preprocessor, "feature_schema": schema}
+    store = RunStore(spec.store)
+    started = time.monotonic()
+    tuning = tune(RunContext(spec=spec, store=store, run_id="r", stage="tune", cache_key="k"), inputs)
+    trained = train(
+        RunContext(spec=spec, store=store, run_id="r", stage="train", cache_key="k"),
+        {**inputs, "tuning": tuning.artifacts["tuning"]},
+    )
+    return tuning.artifacts["tuning"], trained.artifacts["training"], time.monotonic() - started
+
+
+def test_without_timeout_ten_trials_with_timeout_open_ended(tmp_path: Path) -> None:
+    assert budget_spec(tmp_path).models.n_trials == 10
+    assert budget_spec(tmp_path, timeout="1m").models.n_trials is None  # trials fill the budget
+    assert budget_spec(tmp_path, timeout="1m", n_trials=4).models.n_trials == 4  # a cap per candidate
+    assert budget_spec(tmp_path, timeout="1m").models.tune_rows == 250_000
+
+
+def test_budget_spends_the_time_on_several_candidates_and_stays_within_it(
+    tmp_path: Path, telco_train: pd.DataFrame
+) -> None:
+    budget = 25.0
+    spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout=f"{budget}s")
+
+    tuning, training, seconds = tune_and_train(spec, telco_train)
+
+    trials = {name: record["n_trials"] for name, record in tuning["candidates"].items()}
+    assert set(trials) == {"logistic_regression", "lightgbm"}
+    assert all(record["n_complete"] >= 1 for record in tuning["candidates"].values())  # both ran, defaults first
+    assert sum(trials.values()) > len(trials)  # no n_trials: trials went on past the defaults
+    # tune and the final fit together: within the budget, with slack for a loaded 2-core machine
+    assert seconds < budget + 6, f"{seconds:.1f}s for a {budget}s budget ({trials})"
+    assert training["candidate"] == tuning["best_candidate"]
+
+
+def test_n_trials_caps_each_candidate_under_a_timeout(tmp_path: Path, telco_train: pd.DataFrame) -> None:
+    spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout="5m", n_trials=2)
+
+    tuning, _, seconds = tune_and_train(spec, telco_train)
+
+    assert {name: record["n_trials"] for name, record in tuning["candidates"].items()} == {
+        "logistic_regression": 2,
+        "lightgbm": 2,
+    }
+    assert seconds < 60  # the cap ended tuning, not the five-minute budget
+
+
+def test_expected_cost_favours_the_improving_cheap_candidate() -> None:
+    from retrainer.stages.tune import _Record, expected_cost_for_improvement
+
+    fast = _Record(
+        spent=2.0,
+        trials=4,
+        best=0.85,
+        first=0.80,
+        spent_at_best=1.5,
+        spent_at_previous_best=1.0,
+        complete_seconds=[0.5] * 4,
+    )
+    stalled = _Record(spent=20.0, trials=2, best=0.82, first=0.82, spent_at_best=10.0, complete_seconds=[10.0] * 2)
+
+    costs = expected_cost_for_improvement({"fast": fast, "stalled": stalled})
+
+    assert costs["fast"] == pytest.approx(0.5)  # the leader: one trial since its best
+    assert costs["stalled"] == pytest.approx(2 * 10.0)  # trails and never improved: double its cost
+    assert costs["fast"] < costs["stalled"]
+
+
+def test_tune_rows_samples_stratified_and_train_uses_every_row(
+    tmp_path: Path, telco_train: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    from retrainer.stages.tune import tuning_rows
+
+    spec = budget_spec(tmp_path, candidates=["logistic_regression"], n_trials=1, tune_rows=500)
+    X, y = telco_train.drop(columns=["churn"]), telco_train["churn"].to_numpy()  # noqa: N806
+
+    sampled_x, sampled_y = tuning_rows(X, y, spec)
+
+    assert len(sampled_y) == 500 and len(sampled_x) == 500
+    assert abs(sampled_y.mean() - y.mean()) < 1 / 500 + 1e-9  # the class balance is kept
+    assert sampled_x.index.is_unique and set(sampled_x.index) <= set(X.index)
+    assert tuning_rows(X, y, budget_spec(tmp_path, tune_rows=None))[0] is X  # null: every row
+
+    with caplog.at_level(logging.INFO, logger="retrainer"):
+        tuning, training, _ = tune_and_train(spec, telco_train)
+
+    assert f"stratified sample of 500 of {ROWS} rows" in caplog.text
+    assert tuning["candidates"]["logistic_regression"]["n_complete"] == 1
+    assert training["train_rows"] == ROWS  # the final model fits every training row
+
+
+def test_lightgbm_leaves_grow_with_the_rows_unless_the_spec_sets_them(tmp_path: Path) -> None:
+    from retrainer.models import search_space
+    from retrainer.stages.tune import sized_space
+
+    space = search_space("lightgbm")
+    spec = budget_spec(tmp_path)
+
+    assert sized_space("lightgbm", space, spec, 2_000) == space  # a few thousand rows: the default range
+    assert sized_space("lightgbm", space, spec, 40_000)["num_leaves"] == {"low": 4, "high": 625, "log": True}
+    assert sized_space("lightgbm", space, spec, 10_000_000)["num_leaves"]["high"] == 1024
+    assert sized_space("xgboost", search_space("xgboost"), spec, 40_000) == search_space("xgboost")
+    pinned = budget_spec(tmp_path, search_space={"lightgbm": {"num_leaves": {"low": 4, "high": 16}}})
+    narrow = search_space("lightgbm", pinned.models.search_space["lightgbm"])
+    assert sized_space("lightgbm", narrow, pinned, 40_000) == narrow
