@@ -10,6 +10,7 @@ run in one invocation, one after the other, so they see the same machine.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     from setup_data import load, telco_frame
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         load(f"sqlite:///{directory / 'telco.db'}", telco_frame())
@@ -53,7 +55,10 @@ def main() -> None:
     print(f"{'workers':>8} {'tune s':>8} {'trials/min':>11}")
     for workers, seconds, per_minute in rows:
         print(f"{workers:>8} {seconds:>8.1f} {per_minute:>11.1f}")
-    print(f"speed-up of 2 workers over 1: {rows[1][2] / rows[0][2]:.2f}x")
+    speed_up = rows[1][2] / rows[0][2]
+    print(f"speed-up of 2 workers over 1: {speed_up:.2f}x (target >= 1.6x) -> {'PASS' if speed_up >= 1.6 else 'FAIL'}")
+    after = os.getloadavg()
+    print(f"load average (1 min) before {load_before[0]:.1f}, after {after[0]:.1f}; {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,14 +189,15 @@ def test_failed_run_leaves_no_trace_in_the_registry_and_resumes(
 
 
 def trials_finished(store: Path) -> int:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     total = 0
-    for database in store.glob("work/tune-*/optuna.db"):
-        with sqlite3.connect(database) as connection:
-            try:
-                query = "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
-                total += connection.execute(query).fetchone()[0]
-            except sqlite3.OperationalError:  # Optuna has created the file but not yet its tables
-                continue
+    for journal in store.glob("work/tune-*/optuna.journal"):
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        for study in storage.get_all_studies():
+            total += len(storage.get_all_trials(study._study_id, deepcopy=False, states=done))
     return total
 
 

@@ -283,7 +283,7 @@ class ModelsSpec(_Section):
     n_jobs: int = Field(1, ge=1, description="Threads per model fit (keep low on small machines).")
     workers: int = Field(1, ge=1, le=64, description="Tuning processes (or Airflow tasks) sharing one study.")
     study_storage: str | None = Field(
-        None, description="Optuna storage URL shared by workers (e.g. PostgreSQL); default SQLite in the run store."
+        None, description="Optuna storage URL shared by workers (e.g. PostgreSQL); default a journal file in the store."
     )
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Fixed params per candidate.")
     search_space: dict[str, dict[str, dict[str, Any]]] = Field(
