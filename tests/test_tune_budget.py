@@ -135,19 +135,3 @@ def test_tune_rows_samples_stratified_and_train_uses_every_row(
     assert f"stratified sample of 500 of {ROWS} rows" in caplog.text
     assert tuning["candidates"]["logistic_regression"]["n_complete"] == 1
     assert training["train_rows"] == ROWS  # the final model fits every training row
-
-
-def test_lightgbm_leaves_grow_with_the_rows_unless_the_spec_sets_them(tmp_path: Path) -> None:
-    from retrainer.models import search_space
-    from retrainer.stages.tune import sized_space
-
-    space = search_space("lightgbm")
-    spec = budget_spec(tmp_path)
-
-    assert sized_space("lightgbm", space, spec, 2_000) == space  # a few thousand rows: the default range
-    assert sized_space("lightgbm", space, spec, 40_000)["num_leaves"] == {"low": 4, "high": 625, "log": True}
-    assert sized_space("lightgbm", space, spec, 10_000_000)["num_leaves"]["high"] == 1024
-    assert sized_space("xgboost", search_space("xgboost"), spec, 40_000) == search_space("xgboost")
-    pinned = budget_spec(tmp_path, search_space={"lightgbm": {"num_leaves": {"low": 4, "high": 16}}})
-    narrow = search_space("lightgbm", pinned.models.search_space["lightgbm"])
-    assert sized_space("lightgbm", narrow, pinned, 40_000) == narrow

@@ -187,51 +187,6 @@ def tuning_rows(
     return X.iloc[rows], y[rows]
 
 
-# Under a budget the boosters' second trial is their library's own defaults (bigger trees, faster
-# learning; early stopping picks the number of trees), a known-good point far from our small-tree
-# defaults: with the few trials a short budget affords, two good starting points beat one and a
-# random sample (FLAML keeps such portfolios of starting points too).
-LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lightgbm": {
-        "n_estimators": 500,
-        "num_leaves": 31,
-        "learning_rate": 0.1,
-        "min_child_samples": 20,
-        "subsample": 1.0,
-        "colsample_bytree": 1.0,
-        "reg_lambda": 0.001,
-        "class_weight": None,
-    },
-    "xgboost": {
-        "n_estimators": 500,
-        "max_depth": 6,
-        "learning_rate": 0.3,
-        "subsample": 1.0,
-        "colsample_bytree": 1.0,
-        "min_child_weight": 1.0,
-        "reg_lambda": 1.0,
-        "class_weight": None,
-    },
-}
-LEAF_ROWS = 64  # rows per leaf that bound LightGBM's num_leaves range on big data
-
-
-def sized_space(candidate: str, space: dict[str, dict[str, Any]], spec: Spec, rows: int) -> dict[str, dict[str, Any]]:
-    """Let LightGBM's trees grow with the data, as FLAML bounds num_leaves by the data size.
-
-    The default range (4-64 leaves) suits a few thousand rows; on tens of thousands, many interactions
-    need bigger trees, so the upper bound becomes rows / 64 (at most 1,024). A range set in the
-    spec's `models.search_space` is left as it is.
-    """
-    bounds = space.get("num_leaves")
-    if candidate != "lightgbm" or bounds is None or "num_leaves" in spec.models.search_space.get(candidate, {}):
-        return space
-    high = min(1024, rows // LEAF_ROWS)
-    if "high" not in bounds or high <= bounds["high"]:
-        return space
-    return {**space, "num_leaves": {**bounds, "high": high, "log": True}}
-
-
 def run_trials(
     ctx: RunContext,
     inputs: Mapping[str, Any],
@@ -274,10 +229,7 @@ def run_trials(
     studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
     champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     cap = spec.models.n_trials
-    spaces = {
-        c: sized_space(c, search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)), spec, len(y))
-        for c in candidates
-    }
+    spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)) for c in candidates}
     for candidate, study in studies.items():
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             space = spaces[candidate]
@@ -286,9 +238,6 @@ def run_trials(
                 warm = _in_space(champion[1], space)
                 ctx.logger.info("%s: warm start from the champion's params %s", candidate, warm)
                 study.enqueue_trial(warm, skip_if_exists=True)
-            if deadline is not None and candidate in LIBRARY_DEFAULTS:  # a second known-good point, bigger trees
-                library = {k: str(v) for k, v in LIBRARY_DEFAULTS[candidate].items()}
-                study.enqueue_trial(_in_space(library, space), skip_if_exists=True)
 
     holdout = deadline is not None and uses_holdout(len(y), len(columns), spec)
     if holdout and worker == 0:
