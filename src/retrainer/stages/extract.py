@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from retrainer.errors import SourceError, SourceUnavailable
@@ -116,10 +117,53 @@ def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFra
 
 def _scalar_row(source: SourceSpec, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
     """One row of a small aggregate query, without pandas (the cached path stays light)."""
+    assert source.url is not None
+    sqlite_file = _plain_sqlite_file(source.url)
+    if sqlite_file is not None:
+        return _sqlite_scalar_row(source.url, sqlite_file, sql, params, source.connect_timeout)
     from sqlalchemy import text
 
     with _connection(source) as connection:
         return tuple(connection.execute(text(sql), params).one())
+
+
+def _plain_sqlite_file(url: str) -> str | None:
+    """The file of a plain `sqlite:///path` URL (no driver options), else None."""
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix) and "?" not in url and len(url) > len(prefix):
+            return url[len(prefix) :]
+    return None
+
+
+def _sqlite_scalar_row(url: str, path: str, sql: str, params: dict[str, Any], timeout: int) -> tuple[Any, ...]:
+    """The same query through the standard library's sqlite3, which SQLAlchemy's pysqlite dialect drives
+    too (text() hands the parameters over as they are): importing SQLAlchemy takes about 0.3 s, most of
+    an unchanged re-run, whose only database work is this fingerprint."""
+    import sqlite3
+
+    if not Path(path).is_file():  # mode=ro refuses to create it; say what is wrong in words
+        raise SourceError(f"SQLite database file {path} not found", hint="check source.url (sqlite:///path/to/file.db)")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    except sqlite3.Error as error:
+        raise SourceUnavailable(
+            f"cannot read from {safe_url(url)}: {_first_line(error)}",
+            hint="check that the database is running and the URL, user and password are right",
+        ) from None
+    try:
+        row = connection.execute(sql, params).fetchone()
+    except sqlite3.OperationalError as error:
+        raise SourceError(
+            f"cannot read from {safe_url(url)}: {_first_line(error)}",
+            hint="check that the database is running and the URL, user and password are right",
+        ) from None
+    except sqlite3.Error as error:
+        raise SourceError(
+            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
+        ) from None
+    finally:
+        connection.close()
+    return tuple(row)
 
 
 def row_count(source: SourceSpec, query: str, params: dict[str, Any]) -> int:

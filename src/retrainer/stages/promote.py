@@ -27,7 +27,12 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     decision, version = dict(inputs["decision"]), inputs["registration"]["version"]
     name = spec.registry_name
     registry = ctx.registry
-    if decision["winner"] == "unchanged" and not _interrupted_move(registry.by_alias(name, CHAMPION), version):
+    if decision["winner"] == "unchanged" and (
+        # the run store's decision record is written last, so with it no move can be half done; without
+        # it, ask the registry (that import alone is a second, which an unchanged re-run should not pay)
+        ctx.store.read_decision(name, ctx.upstream["train"]) is not None
+        or not _interrupted_move(registry.by_alias(name, CHAMPION), version)
+    ):
         return _done("unchanged", decision["reason"], version, decision.get("existing_version"))
     actor = f"retrainer run {ctx.run_id}"
     lock_url = spec.promotion.lock_url
