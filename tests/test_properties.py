@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from retrainer.errors import SpecError
@@ -93,6 +93,7 @@ def _key(tmp_path: Path, spec: Spec, stage: Stage, digest: str) -> str:
 # ------------------------------------------------------------------------------------ the loader
 @SETTINGS
 @given(extra=st.dictionaries(st.sampled_from((*SECTIONS, "seed", "schedule", "bogus")), yaml_values, max_size=4))
+@example(extra={"validation": {"\n": None}})  # found by Hypothesis: the key's newline split the message
 def test_any_mapping_is_a_spec_or_a_spec_error(tmp_path: Path, extra: dict[str, Any]) -> None:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({**BASE, **extra}))

@@ -806,11 +806,18 @@ def _model_for_path(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _key_text(part: object) -> str:
+    """A key as it reads in the spec; quoted when it has whitespace or control characters, so the error
+    stays one line and an invisible key can be seen ('\\n', ' name')."""
+    text = str(part)
+    return text if text and text.isprintable() and text.strip() == text else repr(text)
+
+
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
     lines = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key = ".".join(_key_text(p) for p in loc) or "(top level)"
         if error["type"] == "extra_forbidden":
             parent = _model_for_path(loc[:-1])
             known = list(parent.model_fields) if parent else []

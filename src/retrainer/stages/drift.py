@@ -21,6 +21,7 @@ from retrainer.drift import Thresholds, compare_to_profile
 from retrainer.errors import DriftBlocked
 from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.store import ParquetFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,6 +98,10 @@ def drifted_now(ctx: RunContext) -> list[str]:
     if found is None:
         return []
     frame = extract(ctx, {}).artifacts["data"]
+    if isinstance(frame, ParquetFile):  # streamed to a file in chunks: drift needs the values
+        import pandas as pd
+
+        frame = pd.read_parquet(frame.path)
     return list(drift_report(frame, found[1], ctx.spec.drift, f"champion v{found[0]}")["drifted_features"])
 
 
