@@ -236,9 +236,19 @@ def run_trials(
             "%d rows x %d columns in a %s budget: each trial scores one fold", len(y), len(columns), spec.models.timeout
         )
 
+    width = model_width(preprocessor, X, y, spec) if deadline is not None else 0
+
     def objective_for(candidate: str, stop_at: float | None = None) -> Callable[[optuna.Trial], float]:
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, spaces[candidate])
+            if deadline is not None:
+                work = trial_work(candidate, {**params, **spec.models.params.get(candidate, {})}, width)
+                trial.set_user_attr("work", work)
+                rate = _records({candidate: trial.study})[candidate].seconds_per_work
+                if stop_at is not None and rate and work * rate > stop_at - time.monotonic():
+                    # FLAML's search is cost-frugal: a sample that cannot finish in time is not started
+                    trial.set_user_attr("stopped", "too costly for the time left")
+                    raise optuna.TrialPruned()
             return cross_validate(trial, candidate, params, preprocessor, X, y, spec, stop_at=stop_at, holdout=holdout)
 
         return objective
@@ -299,6 +309,42 @@ def first_trial_seconds(candidate: str, scored: Mapping[str, _Record]) -> float:
     return max(guesses, default=0.0)
 
 
+def model_width(preprocessor: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> int:  # noqa: N803
+    """How many columns the estimator sees (after one-hot): fitted on a small sample, it costs little."""
+    from sklearn.base import clone
+
+    rows = min(len(y), 5_000)
+    sample = X.sample(n=rows, random_state=spec.seed) if rows < len(y) else X
+    return int(clone(preprocessor).fit_transform(sample, y[X.index.get_indexer(sample.index)]).shape[1])
+
+
+def trial_work(candidate: str, params: Mapping[str, Any], width: int) -> float:
+    """A trial's compute in the candidate's own units, to scale its measured seconds to a new sample.
+
+    Trees cost in proportion to their number, their depth (log2 of a LightGBM tree's leaves) and the
+    share of columns each split scans; other candidates cost about the same whatever their params.
+    Early stopping only makes a booster cheaper than this: the estimate errs on the safe side.
+    """
+    merged = {**CATALOGUE[candidate].defaults, **params} if candidate in CATALOGUE else dict(params)
+    trees = float(merged.get("n_estimators", 1))
+    share = float(merged.get("colsample_bytree", 1.0))
+    if candidate == "random_forest":
+        features = merged.get("max_features", "sqrt")
+        width = max(width, 2)
+        if features == "sqrt":
+            share = math.sqrt(width) / width
+        elif features == "log2":
+            share = math.log2(width) / width
+        elif isinstance(features, float):
+            share = features
+        return trees * float(merged.get("max_depth") or 32) * share
+    if candidate == "xgboost":
+        return trees * float(merged.get("max_depth", 6)) * share
+    if candidate == "lightgbm":
+        return trees * math.log2(2 * float(merged.get("num_leaves", 31))) * share
+    return 1.0
+
+
 @dataclass
 class _Record:
     """What one candidate's finished trials say about it, for deciding where the next trial goes."""
@@ -310,6 +356,7 @@ class _Record:
     spent_at_best: float = 0.0  # seconds spent when the best was found
     spent_at_previous_best: float = 0.0
     complete_seconds: list[float] = field(default_factory=list)
+    seconds_per_work: float = 0.0  # the most seconds a unit of `trial_work` has cost (0: not known)
 
     @property
     def trial_seconds(self) -> float:
@@ -344,6 +391,9 @@ def _records(studies: Mapping[str, optuna.Study]) -> dict[str, _Record]:
             if trial.state != optuna.trial.TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
                 continue
             record.complete_seconds.append(seconds)
+            work = trial.user_attrs.get("work")
+            if work:
+                record.seconds_per_work = max(record.seconds_per_work, seconds / work)
             value = sign * trial.value
             if math.isnan(record.first):
                 record.first = value
