@@ -256,7 +256,9 @@ def run_trials(
     def report_for(candidate: str) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             best = _best_value(study)
-            if trial.state == optuna.trial.TrialState.PRUNED:
+            if trial.state == optuna.trial.TrialState.PRUNED and not trial.intermediate_values:
+                state = f"not started: {trial.user_attrs.get('stopped', 'pruned')}"
+            elif trial.state == optuna.trial.TrialState.PRUNED:
                 last = max(trial.intermediate_values, default=-1)
                 state = f"pruned after fold {last + 1} (running {trial.intermediate_values.get(last, math.nan):.4f})"
             else:
