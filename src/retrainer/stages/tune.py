@@ -10,7 +10,10 @@ score after a fold trails the earlier trials. XGBoost/LightGBM stop early inside
 `models.timeout` is one wall-clock budget for tuning and the final fit, spent as FLAML spends one:
 each candidate's cheap known-good defaults first, then one trial at a time to a candidate drawn with
 probability inverse to its expected cost for improvement (slow or stalled candidates get fewer), no
-trial started that would not finish before the deadline less the final fit's expected time. Without
+trial started that would not finish before the deadline less the final fit's expected time: a sampled
+configuration is priced before it is fitted (its trees, depth and columns scanned, at the seconds per
+unit its candidate has cost so far) and skipped if it would overrun, so one costly random sample
+cannot eat the budget the cheap trials would have used (FLAML's search is cost-frugal too). Without
 `n_trials`, trials go on until the budget is spent. Trials cross-validate on at most
 `models.tune_rows` rows (a stratified sample); train refits on all of them.
 """
@@ -352,7 +355,7 @@ class _Record:
     """What one candidate's finished trials say about it, for deciding where the next trial goes."""
 
     spent: float = 0.0  # seconds its finished trials took
-    trials: int = 0
+    trials: int = 0  # fitted ones: a sample priced out before its first fit is no trial of the cap
     best: float = -math.inf  # best CV score so far, oriented so that higher is better
     first: float = math.nan  # score of its first completed trial (its defaults)
     spent_at_best: float = 0.0  # seconds spent when the best was found
@@ -389,7 +392,8 @@ def _records(studies: Mapping[str, optuna.Study]) -> dict[str, _Record]:
         for trial in done:
             seconds = trial.duration.total_seconds() if trial.duration else 0.0
             record.spent += seconds
-            record.trials += 1
+            priced_out = "stopped" in trial.user_attrs and not trial.intermediate_values
+            record.trials += 0 if priced_out else 1
             if trial.state != optuna.trial.TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
                 continue
             record.complete_seconds.append(seconds)
