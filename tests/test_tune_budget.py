@@ -135,3 +135,40 @@ def test_tune_rows_samples_stratified_and_train_uses_every_row(
     assert f"stratified sample of 500 of {ROWS} rows" in caplog.text
     assert tuning["candidates"]["logistic_regression"]["n_complete"] == 1
     assert training["train_rows"] == ROWS  # the final model fits every training row
+
+
+def test_trial_work_scales_a_candidates_measured_seconds_to_a_new_sample() -> None:
+    import datetime
+
+    import optuna
+
+    from retrainer.models import CATALOGUE
+    from retrainer.stages.tune import _records, trial_work
+
+    forest = CATALOGUE["random_forest"].defaults
+    assert trial_work("random_forest", {**forest, "max_features": 0.5, "max_depth": 16}, 108) > 5 * trial_work(
+        "random_forest", forest, 108
+    )  # half the columns scanned per split instead of their square root, deeper trees
+    assert trial_work("lightgbm", {"num_leaves": 64}, 20) > trial_work("lightgbm", {"num_leaves": 8}, 20)
+    assert trial_work("xgboost", {"n_estimators": 400}, 20) == pytest.approx(2 * trial_work("xgboost", {}, 20))
+    assert trial_work("logistic_regression", {"C": 10.0}, 20) == 1.0  # no size to scale by
+
+    study = optuna.create_study()
+    start = datetime.datetime(2026, 1, 1)
+    for seconds, work in [(2.0, 100.0), (3.0, 100.0)]:  # the costlier second trial sets the rate
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                state=optuna.trial.TrialState.COMPLETE,
+                value=0.8,
+                datetime_start=start,
+                datetime_complete=start + datetime.timedelta(seconds=seconds),
+                params={},
+                distributions={},
+                user_attrs={"work": work},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=0,
+            )
+        )
+    assert _records({"lightgbm": study})["lightgbm"].seconds_per_work == pytest.approx(0.03)

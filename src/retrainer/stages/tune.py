@@ -11,7 +11,10 @@ score after a fold trails the earlier trials. XGBoost/LightGBM stop early inside
 `models.timeout` is one wall-clock budget for tuning and the final fit, spent as FLAML spends one:
 each candidate's cheap known-good defaults first, then one trial at a time to a candidate drawn with
 probability inverse to its expected cost for improvement (slow or stalled candidates get fewer), no
-trial started that would not finish before the deadline less the final fit's expected time. Without
+trial started that would not finish before the deadline less the final fit's expected time: a sampled
+configuration is priced before it is fitted (its trees, depth and columns scanned, at the seconds per
+unit its candidate has cost so far) and skipped if it would overrun, so one costly random sample
+cannot eat the budget the cheap trials would have used (FLAML's search is cost-frugal too). Without
 `n_trials`, trials go on until the budget is spent. Trials cross-validate on at most
 `models.tune_rows` rows (a stratified sample); train refits on all of them.
 """
@@ -245,9 +248,19 @@ def run_trials(
             "%d rows x %d columns in a %s budget: each trial scores one fold", len(y), len(columns), spec.models.timeout
         )
 
+    width = model_width(preprocessor, X, y, spec) if deadline is not None else 0
+
     def objective_for(candidate: str, stop_at: float | None = None) -> Callable[[optuna.Trial], float]:
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, spaces[candidate])
+            if deadline is not None:
+                work = trial_work(candidate, {**params, **spec.models.params.get(candidate, {})}, width)
+                trial.set_user_attr("work", work)
+                rate = _records({candidate: trial.study})[candidate].seconds_per_work
+                if stop_at is not None and rate and work * rate > stop_at - time.monotonic():
+                    # FLAML's search is cost-frugal: a sample that cannot finish in time is not started
+                    trial.set_user_attr("stopped", "too costly for the time left")
+                    raise optuna.TrialPruned()
             return cross_validate(trial, candidate, params, preprocessor, X, y, spec, stop_at=stop_at, holdout=holdout)
 
         return objective
@@ -255,7 +268,9 @@ def run_trials(
     def report_for(candidate: str) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
         def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             best = _best_value(study)
-            if trial.state == optuna.trial.TrialState.PRUNED:
+            if trial.state == optuna.trial.TrialState.PRUNED and not trial.intermediate_values:
+                state = f"not started: {trial.user_attrs.get('stopped', 'pruned')}"
+            elif trial.state == optuna.trial.TrialState.PRUNED:
                 last = max(trial.intermediate_values, default=-1)
                 state = f"pruned after fold {last + 1} (running {trial.intermediate_values.get(last, math.nan):.4f})"
             else:
@@ -308,17 +323,54 @@ def first_trial_seconds(candidate: str, scored: Mapping[str, _Record]) -> float:
     return max(guesses, default=0.0)
 
 
+def model_width(preprocessor: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> int:  # noqa: N803
+    """How many columns the estimator sees (after one-hot): fitted on a small sample, it costs little."""
+    from sklearn.base import clone
+
+    rows = min(len(y), 5_000)
+    sample = X.sample(n=rows, random_state=spec.seed) if rows < len(y) else X
+    return int(clone(preprocessor).fit_transform(sample, y[X.index.get_indexer(sample.index)]).shape[1])
+
+
+def trial_work(candidate: str, params: Mapping[str, Any], width: int) -> float:
+    """A trial's compute in the candidate's own units, to scale its measured seconds to a new sample.
+
+    Trees cost in proportion to their number, their depth (log2 of a LightGBM tree's leaves) and the
+    share of columns each split scans; other candidates cost about the same whatever their params.
+    Early stopping only makes a booster cheaper than this: the estimate errs on the safe side.
+    """
+    merged = {**CATALOGUE[candidate].defaults, **params} if candidate in CATALOGUE else dict(params)
+    trees = float(merged.get("n_estimators", 1))
+    share = float(merged.get("colsample_bytree", 1.0))
+    if candidate == "random_forest":
+        features = merged.get("max_features", "sqrt")
+        width = max(width, 2)
+        if features == "sqrt":
+            share = math.sqrt(width) / width
+        elif features == "log2":
+            share = math.log2(width) / width
+        elif isinstance(features, float):
+            share = features
+        return trees * float(merged.get("max_depth") or 32) * share
+    if candidate == "xgboost":
+        return trees * float(merged.get("max_depth", 6)) * share
+    if candidate == "lightgbm":
+        return trees * math.log2(2 * float(merged.get("num_leaves", 31))) * share
+    return 1.0
+
+
 @dataclass
 class _Record:
     """What one candidate's finished trials say about it, for deciding where the next trial goes."""
 
     spent: float = 0.0  # seconds its finished trials took
-    trials: int = 0
+    trials: int = 0  # fitted ones: a sample priced out before its first fit is no trial of the cap
     best: float = -math.inf  # best CV score so far, oriented so that higher is better
     first: float = math.nan  # score of its first completed trial (its defaults)
     spent_at_best: float = 0.0  # seconds spent when the best was found
     spent_at_previous_best: float = 0.0
     complete_seconds: list[float] = field(default_factory=list)
+    seconds_per_work: float = 0.0  # the most seconds a unit of `trial_work` has cost (0: not known)
 
     @property
     def trial_seconds(self) -> float:
@@ -349,10 +401,14 @@ def _records(studies: Mapping[str, optuna.Study]) -> dict[str, _Record]:
         for trial in done:
             seconds = trial.duration.total_seconds() if trial.duration else 0.0
             record.spent += seconds
-            record.trials += 1
+            priced_out = "stopped" in trial.user_attrs and not trial.intermediate_values
+            record.trials += 0 if priced_out else 1
             if trial.state != optuna.trial.TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
                 continue
             record.complete_seconds.append(seconds)
+            work = trial.user_attrs.get("work")
+            if work:
+                record.seconds_per_work = max(record.seconds_per_work, seconds / work)
             value = sign * trial.value
             if math.isnan(record.first):
                 record.first = value
