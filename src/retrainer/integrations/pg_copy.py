@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import SourceError, SourceUnavailable
+from retrainer.errors import SourceError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,7 +107,7 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
     """A psycopg connection writing ISO dates (what the CSV parser reads); errors become SourceError."""
     import psycopg
 
-    from retrainer.stages.extract import safe_url
+    from retrainer.stages.extract import query_failed, unreachable
 
     try:
         with psycopg.connect(conninfo(url), connect_timeout=connect_timeout, autocommit=True) as connection:
@@ -116,19 +116,9 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
             connection.execute("SET DateStyle = 'ISO'")
             yield connection
     except psycopg.OperationalError as error:
-        raise SourceUnavailable(
-            f"cannot read from {safe_url(url)}: {_first_line(error)}",
-            hint="check that the database is running and the URL, user and password are right",
-        ) from None
+        raise unreachable(url, error) from None
     except psycopg.Error as error:
-        raise SourceError(
-            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
-        ) from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise query_failed(url, error) from None
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -243,7 +233,7 @@ def _adbc_table(url: str, sql: str, columns: list[Column], connect_timeout: int)
     import pyarrow as pa
     from psycopg.conninfo import make_conninfo
 
-    from retrainer.stages.extract import safe_url
+    from retrainer.stages.extract import query_failed, unreachable
 
     try:
         with (
@@ -253,14 +243,9 @@ def _adbc_table(url: str, sql: str, columns: list[Column], connect_timeout: int)
             cursor.execute(sql)
             table = cursor.fetch_arrow_table()
     except adbc_driver_manager.OperationalError as error:
-        raise SourceUnavailable(
-            f"cannot read from {safe_url(url)}: {_first_line(error)}",
-            hint="check that the database is running and the URL, user and password are right",
-        ) from None
+        raise unreachable(url, error) from None
     except adbc_driver_manager.Error as error:
-        raise SourceError(
-            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
-        ) from None
+        raise query_failed(url, error) from None
     arrays = []
     for i, column in enumerate(columns):
         values = table.column(i)

@@ -146,21 +146,13 @@ def _sqlite_scalar_row(url: str, path: str, sql: str, params: dict[str, Any], ti
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     except sqlite3.Error as error:
-        raise SourceUnavailable(
-            f"cannot read from {safe_url(url)}: {_first_line(error)}",
-            hint="check that the database is running and the URL, user and password are right",
-        ) from None
+        raise unreachable(url, error) from None
     try:
         row = connection.execute(sql, params).fetchone()
-    except sqlite3.OperationalError as error:
-        raise SourceError(
-            f"cannot read from {safe_url(url)}: {_first_line(error)}",
-            hint="check that the database is running and the URL, user and password are right",
-        ) from None
+    except sqlite3.OperationalError as error:  # as through SQLAlchemy: a syntax error or missing table
+        raise unreachable(url, error, SourceError) from None
     except sqlite3.Error as error:
-        raise SourceError(
-            f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names"
-        ) from None
+        raise query_failed(url, error) from None
     finally:
         connection.close()
     return tuple(row)
@@ -185,15 +177,9 @@ def _connection(source: SourceSpec) -> Iterator[Connection]:
         # worth another try only when the connection failed or was lost: SQLite reports a syntax
         # error or a missing table as an OperationalError too, and those would fail the same way again
         lost = error.connection_invalidated or error.statement is None or "connect" in str(error.orig).lower()
-        raise (SourceUnavailable if lost else SourceError)(
-            f"cannot read from {safe_url(source.url)}: {_first_line(error.orig or error)}",
-            hint="check that the database is running and the URL, user and password are right",
-        ) from None
+        raise unreachable(source.url, error.orig or error, SourceUnavailable if lost else SourceError) from None
     except exc.DBAPIError as error:
-        raise SourceError(
-            f"query failed on {safe_url(source.url)}: {_first_line(error.orig or error)}",
-            hint="check the query and table names",
-        ) from None
+        raise query_failed(source.url, error.orig or error) from None
     finally:
         engine.dispose()
 
@@ -201,6 +187,20 @@ def _connection(source: SourceSpec) -> Iterator[Connection]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def unreachable(url: str, error: BaseException, kind: type[SourceError] = SourceUnavailable) -> SourceError:
+    """The one error for a source that could not be read (connection refused, lost, or the statement
+    failed at the server): `SourceUnavailable` is retried per `source.retries`, a plain SourceError not."""
+    return kind(
+        f"cannot read from {safe_url(url)}: {_first_line(error)}",
+        hint="check that the database is running and the URL, user and password are right",
+    )
+
+
+def query_failed(url: str, error: BaseException) -> SourceError:
+    """The one error for a query the database refused (bad SQL, missing table): never retried."""
+    return SourceError(f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names")
 
 
 def read_file(path: str) -> pd.DataFrame:
