@@ -286,9 +286,14 @@ def frame_digest(frame: Any) -> str:
     import pandas as pd
 
     hasher = hashlib.sha256()
-    hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    hasher.update(_dtypes_text(frame))
     hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return hasher.hexdigest()[:16]
+
+
+def _dtypes_text(frame: Any) -> bytes:
+    """The column names and dtypes, as hashed into a frame's digest (the same rows as text differ)."""
+    return json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode()
 
 
 def parquet_digest(path: str) -> str:
@@ -318,12 +323,12 @@ def parquet_digest(path: str) -> str:
             if str(frame[column].dtype) != dtype:
                 frame[column] = frame[column].astype(dtype)
         if not dtypes_hashed:
-            hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+            hasher.update(_dtypes_text(frame))
             dtypes_hashed = True
         hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     if not dtypes_hashed:  # no rows: the dtypes of the empty frame
         frame = schema.empty_table().to_pandas()
-        hasher.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+        hasher.update(_dtypes_text(frame))
     return hasher.hexdigest()[:16]
 
 
