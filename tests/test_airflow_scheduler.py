@@ -32,13 +32,13 @@ from typing import Any
 import pytest
 
 import retrainer
+from crash_invariants import assert_consistent
 from retrainer.errors import StoreError
 from retrainer.faults import KILL_AT, KILL_ONCE
 from retrainer.integrations.airflow import dag_id_for, export_dags, run_id_for
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.promotion import read_audit
 from retrainer.store import RunStore
-from test_faults import assert_consistent
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -97,7 +97,10 @@ def test_drift_against_the_champion_report_block_and_retrain(
     context = {"run_id": "scheduled__drift", "dag_run": None, "logical_date": None}
     retrain_path = pg_spec(write_spec, pg_url, table, "retrain.yaml", drift={"policy": "retrain"})
     assert check_prerequisites(str(report_path), None, spec.store, context) is False  # nothing new: skip
+    before = {path for path in Path(spec.store).rglob("*") if path.is_file()}
     assert check_prerequisites(str(retrain_path), None, spec.store, context) is True  # but it drifted: run
+    left = {path for path in Path(spec.store).rglob("*") if path.is_file()} - before
+    assert not [path for path in left if path.suffix == ".parquet"], "the check's scratch extract was left behind"
 
     block = retrainer.load_spec(pg_spec(write_spec, pg_url, table, "block.yaml", drift={"policy": "block"}))
     blocked = retrainer.run(block, force=True)  # force: an in-place update keeps the extract cache key

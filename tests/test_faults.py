@@ -9,7 +9,6 @@ Finally a clean run finishes and the better model is champion, exactly once.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -17,12 +16,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 import retrainer
+from crash_invariants import assert_consistent, registry
 from retrainer.faults import KILL_AT, KILL_ONCE
 from retrainer.promotion import read_audit
 from retrainer.stages import default_pipeline
@@ -71,30 +70,6 @@ def run_cli(spec: Path, kill_at: str | None = None) -> tuple[int | None, str]:
     child.start()
     child.join(timeout=300)
     return child.exitcode, output.read_text()
-
-
-def registry(tracking_uri: str) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def assert_consistent(store: Path, tracking_uri: str, name: str) -> dict[str, Any]:
-    """The invariants a crash must never break; returns the registry's aliases."""
-    for record in store.glob("runs/*/run.json"):
-        json.loads(record.read_text())
-    for manifest_file in store.glob("cache/*/*/manifest.json"):
-        manifest = json.loads(manifest_file.read_text())
-        for artifact in manifest["artifacts"].values():
-            assert Path(artifact["path"]).exists(), f"{manifest_file} names a missing artifact {artifact['path']}"
-    client = registry(tracking_uri)
-    aliases = dict(client.get_registered_model(name).aliases)
-    aliases = {alias: str(version) for alias, version in aliases.items()}
-    for alias, version in aliases.items():
-        tags = client.get_model_version(name, version).tags
-        assert tags.get("retrainer.validated") == "true", f"alias {alias} points at unvalidated v{version}"
-    assert "champion" in aliases
-    return aliases
 
 
 @pytest.mark.slow

@@ -101,7 +101,9 @@ def drifted_now(ctx: RunContext) -> list[str]:
     if isinstance(frame, ParquetFile):  # streamed to a file in chunks: drift needs the values
         import pandas as pd
 
-        frame = pd.read_parquet(frame.path)
+        streamed = Path(frame.path)
+        frame = pd.read_parquet(streamed)
+        streamed.unlink()  # scratch: this check is not a run, so no stage owns the file
     return list(drift_report(frame, found[1], ctx.spec.drift, f"champion v{found[0]}")["drifted_features"])
 
 
