@@ -172,3 +172,35 @@ def test_trial_work_scales_a_candidates_measured_seconds_to_a_new_sample() -> No
             )
         )
     assert _records({"lightgbm": study})["lightgbm"].seconds_per_work == pytest.approx(0.03)
+
+
+def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path, telco_train: pd.DataFrame) -> None:
+    from retrainer.stages.features import build_preprocessor
+    from retrainer.stages.tune import budget_deadline, open_study, spent_on_trials, tune
+
+    budget = 12.0
+    spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout=f"{budget}s")
+    preprocessor, schema = build_preprocessor(telco_train, spec)
+    inputs: dict[str, Any] = {"train": telco_train, "preprocessor": preprocessor, "feature_schema": schema}
+    ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id="r", stage="tune", cache_key="k")
+    first = tune(ctx, inputs).artifacts["tuning"]
+    studies = {c: open_study(ctx, c) for c in spec.models.candidates}
+    spent = spent_on_trials(studies.values())
+    assert 0.5 * budget < spent <= budget + 6  # the first run used (about) the whole budget
+
+    deadline = budget_deadline(spec, studies)
+    assert deadline is not None and deadline - time.monotonic() < max(0.0, budget - spent) + 1
+    started = time.monotonic()
+    again = tune(RunContext(spec=spec, store=RunStore(spec.store), run_id="r2", stage="tune", cache_key="k"), inputs)
+    resumed = again.artifacts["tuning"]
+
+    # the same studies, found spent: at most one more trial, not a second budget
+    assert time.monotonic() - started < budget / 2
+    before = sum(r["n_trials"] + r["n_not_started"] for r in first["candidates"].values())
+    after = sum(r["n_trials"] + r["n_not_started"] for r in resumed["candidates"].values())
+    assert before <= after <= before + 1
+    assert resumed["best_candidate"] == first["best_candidate"]
+    for record in resumed["candidates"].values():
+        history = record["history"]
+        assert record["n_trials"] + record["n_not_started"] == len([t for t in history if t["state"] != "FAIL"])
+        assert record["n_pruned"] >= 0

@@ -199,6 +199,7 @@ def _tuning(artifacts: Mapping[str, Any]) -> str:
             r["best_value"],
             r["n_trials"],
             r.get("n_pruned"),
+            r.get("n_not_started", 0),
             _params(r["best_params"]),
         )
         for name, r in tuning["candidates"].items()
@@ -211,7 +212,10 @@ def _tuning(artifacts: Mapping[str, Any]) -> str:
     return _section(
         "Tuning history",
         f"<p>cross-validated {escape(tuning['metric'])} per candidate (Optuna); chosen: <b>{escape(best)}</b></p>",
-        _table(("candidate", f"best CV {tuning['metric']}", "trials", "pruned", "best params"), rows),
+        _table(
+            ("candidate", f"best CV {tuning['metric']}", "trials", "pruned", "not started (too costly)", "best params"),
+            rows,
+        ),
         "<h3>Trials</h3>",
         _table(("candidate", "trial", "state", "value", "params"), trials),
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,11 +225,11 @@ def run_trials(
     X, y = tuning_rows(X, y, spec)  # noqa: N806
     if len(y) < all_rows and worker == 0:
         ctx.logger.info("tuning on a stratified sample of %d of %d rows (models.tune_rows)", len(y), all_rows)
-    if deadline is None and spec.models.timeout_seconds:
-        deadline = time.monotonic() + spec.models.timeout_seconds
     candidates = spec.models.candidates
     offset = worker if seed_offset is None else seed_offset
     studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
+    if deadline is None:
+        deadline = budget_deadline(spec, studies)
     champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     cap = spec.models.n_trials
     spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)) for c in candidates}
@@ -401,8 +401,7 @@ def _records(studies: Mapping[str, optuna.Study]) -> dict[str, _Record]:
         for trial in done:
             seconds = trial.duration.total_seconds() if trial.duration else 0.0
             record.spent += seconds
-            priced_out = "stopped" in trial.user_attrs and not trial.intermediate_values
-            record.trials += 0 if priced_out else 1
+            record.trials += 0 if _priced_out(trial) else 1
             if trial.state != optuna.trial.TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
                 continue
             record.complete_seconds.append(seconds)
@@ -464,6 +463,29 @@ def final_fit_seconds(record: _Record, spec: Spec, fit_scale: float) -> float:
     return one_fit * fits
 
 
+def spent_on_trials(studies: Iterable[optuna.Study]) -> float:
+    """Wall seconds from the first trial's start to the last trial's end, over every candidate's study.
+
+    A resumed run (after a crash, or the tune task after Airflow's mapped workers) finds these
+    trials in its studies: the time they took was spent from the same budget.
+    """
+    starts, ends = [], []
+    for study in studies:
+        for trial in study.get_trials(deepcopy=False):
+            if trial.datetime_start is not None:
+                starts.append(trial.datetime_start)
+                ends.append(trial.datetime_complete or trial.datetime_start)
+    return (max(ends) - min(starts)).total_seconds() if starts else 0.0
+
+
+def budget_deadline(spec: Spec, studies: Mapping[str, optuna.Study]) -> float | None:
+    """When tuning must stop (time.monotonic()): `models.timeout` less what earlier trials spent; None without one."""
+    budget = spec.models.timeout_seconds
+    if not budget:
+        return None
+    return time.monotonic() + max(0.0, budget - spent_on_trials(studies.values()))
+
+
 def spend_budget(
     ctx: RunContext,
     studies: Mapping[str, optuna.Study],
@@ -489,8 +511,9 @@ def spend_budget(
     cheap_first = sorted(studies, key=lambda c: CHEAP_FIRST.index(c) if c in CHEAP_FIRST else len(CHEAP_FIRST))
     for candidate in cheap_first:  # defaults first, the usually cheap candidates first, while there is time
         records = _records(studies)
-        if records[candidate].complete_seconds or time.monotonic() >= deadline:
-            continue
+        anything_scored = any(r.complete_seconds for r in records.values())
+        if records[candidate].complete_seconds or (anything_scored and time.monotonic() >= deadline):
+            continue  # with nothing scored yet (a resumed run whose budget is spent), one default still runs
         # the first default to run may overrun (a model is needed); a later one must be expected to fit
         scored = {c: r for c, r in records.items() if r.complete_seconds}
         stop_at = None
@@ -523,12 +546,15 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     import optuna
 
     spec = ctx.spec
-    budget = spec.models.timeout_seconds
-    deadline = time.monotonic() + budget if budget else None  # one budget for the workers and the leftovers
     workers = spec.models.workers
     studies = {candidate: open_study(ctx, candidate) for candidate in spec.models.candidates}
     for study in studies.values():  # the only process now: no trial can still be running
         _fail_abandoned_trials(study, ctx)
+    deadline = budget_deadline(spec, studies)  # one budget for the workers and the leftovers
+    if deadline is not None and deadline < time.monotonic() + (spec.models.timeout_seconds or 0):
+        ctx.logger.info(
+            "earlier trials of this tuning spent %.0f s of models.timeout", spent_on_trials(studies.values())
+        )
     cap = spec.models.n_trials
     owed = sum(cap - len(_done_trials(study)) for study in studies.values()) if cap is not None else 1
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
@@ -544,13 +570,15 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             continue
         if not complete:
             raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
+        priced_out = [t for t in _done_trials(study) if _priced_out(t)]
         results[candidate] = {
             "best_value": study.best_value,
             "best_params": study.best_params,
             "best_iteration": study.best_trial.user_attrs.get("best_iteration"),
-            "n_trials": len(_done_trials(study)),
+            "n_trials": len(_done_trials(study)) - len(priced_out),  # trials that fitted a model
             "n_complete": len(complete),
-            "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]),
+            "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]) - len(priced_out),
+            "n_not_started": len(priced_out),  # sampled, then priced too costly for the time left
             "history": [
                 {
                     "number": t.number,
@@ -652,6 +680,11 @@ def _done_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     import optuna
 
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+
+
+def _priced_out(trial: optuna.trial.FrozenTrial) -> bool:
+    """A sample the budget refused before fitting anything (not a trial that ran and was pruned)."""
+    return "stopped" in trial.user_attrs and not trial.intermediate_values
 
 
 def _fail_abandoned_trials(study: optuna.Study, ctx: RunContext) -> None:
