@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,3 +43,35 @@ def test_two_workers_on_a_postgres_study_run_every_trial_once(
         assert len(done) == len(trials) == 5, "every owed trial ran once: none lost, none extra"
         assert len({t.number for t in trials}) == 5
         assert len({tuple(sorted(t.params.items(), key=str)) for t in trials}) == 5, "workers sampled distinct points"
+
+
+def test_two_workers_share_one_time_budget(
+    telco_db: Callable[..., str],
+    write_spec: Callable[..., Path],
+    scratch_database: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Under `models.timeout` both workers spend the same budget side by side, not one budget each."""
+    import optuna
+
+    telco_db()
+    budget = 20
+    models = {"candidates": ["logistic_regression", "lightgbm"], "timeout": f"{budget}s", "cv_folds": 2, "workers": 2}
+    spec = retrainer.load_spec(write_spec(models={**models, "study_storage": scratch_database}))
+
+    result = retrainer.run(spec)
+
+    assert result.outcome == "promoted", result.reason
+    tune_seconds = next(s.seconds for s in result.stages if s.name == "tune")
+    assert tune_seconds < budget + 15, f"tune took {tune_seconds:.0f}s of a {budget}s budget"
+    worker_log = capfd.readouterr().err  # the spawned worker logs to its stderr
+    assert re.search(r"tune worker 1: \w+ trial \d+: \d", worker_log), "the second worker fitted trials too"
+    assert "tune worker 1: tuning budget spent" in worker_log  # it stopped at the shared deadline too
+    spans = []
+    for summary in optuna.study.get_all_study_summaries(scratch_database):
+        for trial in optuna.load_study(study_name=summary.study_name, storage=scratch_database).trials:
+            if trial.datetime_start and trial.datetime_complete:
+                spans.append((trial.datetime_start, trial.datetime_complete))
+    assert len(spans) > 2  # trials went on past the two candidates' defaults
+    last_end, first_start = max(end for _, end in spans), min(start for start, _ in spans)
+    assert (last_end - first_start).total_seconds() < budget + 10  # one budget, shared

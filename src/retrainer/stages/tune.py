@@ -551,10 +551,9 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     for study in studies.values():  # the only process now: no trial can still be running
         _fail_abandoned_trials(study, ctx)
     deadline = budget_deadline(spec, studies)  # one budget for the workers and the leftovers
-    if deadline is not None and deadline < time.monotonic() + (spec.models.timeout_seconds or 0):
-        ctx.logger.info(
-            "earlier trials of this tuning spent %.0f s of models.timeout", spent_on_trials(studies.values())
-        )
+    spent = spent_on_trials(studies.values()) if deadline is not None else 0.0
+    if spent:
+        ctx.logger.info("earlier trials of this tuning spent %.0f s of models.timeout", spent)
     cap = spec.models.n_trials
     owed = sum(cap - len(_done_trials(study)) for study in studies.values()) if cap is not None else 1
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
