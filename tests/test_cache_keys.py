@@ -365,3 +365,15 @@ def test_store_root_is_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     assert store.is_local
     assert store.root == str((tmp_path / "relative-store").resolve())
+
+
+def test_tuning_is_keyed_on_what_scores_a_trial_not_on_the_promotion_gates(tmp_path: Path) -> None:
+    from retrainer.stages.tune import STAGE as TUNE
+
+    def tune_key(**evaluation: Any) -> str:
+        return cache_key(TUNE, context(tmp_path, make_spec(evaluation=evaluation)), refs())
+
+    base = tune_key()
+    assert tune_key(thresholds={"roc_auc": 0.7}) == base  # a gate: decided after tuning
+    assert tune_key(metric="pr_auc") != base  # what trials are scored by
+    assert tune_key(threshold_metric="f1") != base  # changes the fits train reserves time for

@@ -710,6 +710,14 @@ STAGE = Stage(
     func=tune,
     needs=("train", "preprocessor", "feature_schema"),
     makes=("tuning",),
-    spec_sections=("models", "evaluation", "target", "seed"),
+    # only what scores a trial: a new promotion gate or fairness rule must not re-tune
+    spec_sections=(
+        "models",
+        "evaluation.metric",
+        "evaluation.decision_threshold",
+        "evaluation.threshold_metric",
+        "target",
+        "seed",
+    ),
     code=("retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp", "retrainer.metrics"),
 )
