@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import retrainer
+from retrainer.faults import FAIL_AT, KILL_ONCE
 from retrainer.integrations.airflow import export_dags
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.stages import default_pipeline
@@ -179,6 +180,47 @@ def test_a_rejected_run_fails_its_task_once_without_retries_and_leaves_no_champi
     assert record["status"] == "rejected" and "roc_auc" in record["reason"]
     summary = (Path(spec.store) / "runs.jsonl").read_text().splitlines()[-1]
     assert '"outcome": "rejected"' in summary  # the notify stage ran for the rejection
+
+
+def test_a_failed_attempt_that_is_retried_notifies_no_one(
+    airflow_home: Path,
+    telco_db: Callable[..., str],
+    write_spec: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The train task raises on its first try (an injected fault); the retry succeeds. People hear of
+    the run once, with its real outcome, not of the attempt Airflow retried."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from notify_servers import webhook_server
+
+    telco_db()
+    with webhook_server() as hook:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", hook.url)
+        monkeypatch.setenv(FAIL_AT, "before:train")
+        monkeypatch.setenv(KILL_ONCE, str(tmp_path / "fired"))
+        spec_path = write_spec(
+            name="retried.yaml",
+            orchestration={"retries": 1, "retry_delay": "1s"},
+            notify={"slack": {"webhook_url": "${SLACK_WEBHOOK_URL}"}},
+            models={"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2},
+        )
+        spec_path.write_text(spec_path.read_text().replace("name: telco-test", "name: telco-retried"))
+        [dag_file] = export_dags([spec_path], airflow_home / "dags")
+        dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_telco_retried")
+        assert dag is not None
+
+        dag_run = dag.test()
+
+    assert str(dag_run.state).endswith("success")
+    tasks = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    assert tasks["train"].try_number == 2  # failed once, retried
+    assert (tmp_path / "fired" / "before_train").exists()
+    texts = [post["json"]["text"] for post in hook.posts]
+    assert len(texts) == 1 and "promoted" in texts[0], texts  # the outcome, once; no word of the retried failure
+    record = next(RunStore(retrainer.load_spec(spec_path).store).iter_runs())
+    assert record["status"] == "promoted"
 
 
 def test_a_project_file_exports_every_listed_pipeline_and_a_master(

@@ -117,8 +117,12 @@ def run(
     pipeline: Pipeline | None = None,
     until: str | None = None,
     run_id: str | None = None,
+    notify_failure: bool = True,
 ) -> RunResult:
     """Run the pipeline for `spec` end to end; return its result (a rejection is a result, not an error).
+
+    `notify_failure=False` keeps a failure quiet: an orchestrator passes it while the task has
+    retries left, so people hear of the failure once, when no retry is left, not of every attempt.
 
     `until` stops after that stage (orchestrators run one stage per task). `run_id` continues an
     existing run: stages that ran in it, the registry stages included, are not run twice, so a
@@ -183,7 +187,8 @@ def run(
             stages=_merge_stages(record["stages"], result.stages),
         )
         store.write_run(ctx.run_id, record)
-        if pipeline.final is not None and result.outcome != "partial":
+        quiet = result.outcome == "partial" or (result.outcome == "failed" and not notify_failure)
+        if pipeline.final is not None and not quiet:
             _notify(pipeline.final, ctx, result, refs, loaded)
         if spec.report.auto and result.outcome not in ("partial", "interrupted"):
             _write_report(ctx)

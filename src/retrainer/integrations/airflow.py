@@ -250,7 +250,14 @@ def run_task(spec_path: str, env: str | None, store: str, stage: str, context: d
     spec = _load(spec_path, env, store)
     # `force` re-runs stages only in the first task; later tasks reuse what it just produced
     force = options["force"] and stage == default_pipeline().names[0]
-    result = run(spec, until=stage, run_id=run_id_for(context), as_of=options["as_of"], force=force)
+    result = run(
+        spec,
+        until=stage,
+        run_id=run_id_for(context),
+        as_of=options["as_of"],
+        force=force,
+        notify_failure=_last_attempt(context),
+    )
     if result.outcome == "rejected":
         raise AirflowFailException(f"{spec.name} rejected at {stage}: {result.reason}")
     record = next(s for s in result.stages if s.name == stage)
@@ -261,6 +268,14 @@ def run_task(spec_path: str, env: str | None, store: str, stage: str, context: d
         "key": record.key,
         "outcome": result.outcome,
     }
+
+
+def _last_attempt(context: dict[str, Any]) -> bool:
+    """Whether Airflow will not retry this task if it fails now (try_number counts from 1)."""
+    ti = context.get("ti")
+    if ti is None:
+        return True
+    return int(getattr(ti, "try_number", 1)) > int(getattr(ti, "max_tries", 0))
 
 
 def run_tune_worker(
