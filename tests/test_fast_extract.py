@@ -81,14 +81,103 @@ def test_telco_table_matches_read_sql(
     pd.testing.assert_frame_equal(fast, read_sql(query, {"tenure": 2}, postgres_engine))
 
 
-def test_flights_join_matches_read_sql(pg_url: str, postgres_engine: Any, flights_pg: dict[str, str]) -> None:
+@pytest.mark.parametrize("partition_on", [None, "flight_id"])
+def test_flights_join_matches_read_sql(
+    pg_url: str, postgres_engine: Any, flights_pg: dict[str, str], partition_on: str | None
+) -> None:
     query = flights_query(flights_pg) + " ORDER BY f.flight_id"
     params = {"as_of": datetime(2013, 3, 1)}
 
-    fast = pg_copy.read_frame(pg_url, query, params)
+    fast = pg_copy.read_frame(pg_url, query, params, partition_on=partition_on, partitions=3)
 
     assert fast is not None and len(fast) > 10_000
     pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
+
+
+# ------------------------------------------------------------------ partitioned read (source.partition_on)
+# a key with NULLs (every 7th row), an int with NULLs, text, a time and a date: ordered by the key,
+# NULLs last as PostgreSQL orders them
+KEYED_ROWS = """
+    SELECT CASE WHEN g % 7 = 0 THEN NULL ELSE g END AS k, g, NULLIF(g % 5, 0) AS maybe, md5(g::text) AS token,
+           timestamp '2020-01-01' + g * interval '1 hour' AS at, date '2020-01-01' + g AS day
+    FROM generate_series(1, :rows) AS g"""
+
+
+@pytest.mark.parametrize(
+    ("order_by", "partition_on", "partitions", "rows"),
+    [
+        ("k, g", "k", 3, 2_000),  # NULLs in the partition column (ties ordered: their order is the server's)
+        ("at", "at", 4, 2_000),  # timestamp ranges
+        ("day DESC", "day", 2, 2_000),  # date ranges; not ordered by it ascending: compared as sets
+        ("k", "k", 2, 0),  # empty result: nothing to split
+        ("k, g", "k", 1, 2_000),  # one partition: one plain read
+        ("k", "k", 8, 3),  # more partitions than rows
+    ],
+)
+@pytest.mark.parametrize("decoder", ["adbc", "csv"])
+def test_partitioned_read_equals_read_sql(
+    pg_url: str,
+    postgres_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    decoder: str,
+    order_by: str,
+    partition_on: str,
+    partitions: int,
+    rows: int,
+) -> None:
+    if decoder == "csv":
+        monkeypatch.setattr(pg_copy, "_adbc_table", lambda *args: None)  # as if the import failed
+    query, params = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY {order_by}", {"rows": rows}
+    expected = read_sql(query, params, postgres_engine)
+
+    fast = pg_copy.read_frame(pg_url, query, params, partition_on=partition_on, partitions=partitions)
+
+    assert fast is not None
+    if order_by.endswith("DESC"):  # rows come range by range, ranges ascending, each in the query's order
+        steps_up = pd.to_datetime(fast[partition_on]).diff() > pd.Timedelta(0)
+        assert steps_up.sum() == partitions - 1
+        fast, expected = (frame.sort_values("g", ignore_index=True) for frame in (fast, expected))
+    pd.testing.assert_frame_equal(fast, expected)
+
+
+def test_partitions_cover_every_row_once_whatever_the_bounds(pg_url: str, postgres_engine: Any) -> None:
+    """Stale bounds (the table grew since they were taken) only unbalance the ranges: no row is lost."""
+    query, params = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY k, g", {"rows": 3_000}
+    with pg_copy.connect(pg_url) as connection:
+        sql = pg_copy.literal_sql(connection, query, params)
+        parts = pg_copy.partition_queries(connection, sql, pg_copy.describe(connection, sql), "k", 4, (100, 200))
+    assert len(parts) == 4 and "IS NULL" in parts[-1]
+
+    fast = pg_copy.read_frame(pg_url, query, params, partition_on="k", partitions=4, bounds=(100, 200))
+
+    pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
+
+
+@pytest.mark.parametrize(
+    ("partition_on", "message"),
+    [
+        ("missing", "column 'missing' is not in the query's result (it has: k, g, maybe, token, at, day, k)"),
+        ("token", "column 'token' is text; ranges need an integer, date or timestamp"),
+        ("k", "the query's result has 2 columns named 'k'"),
+    ],
+)
+def test_a_bad_partition_column_is_a_clear_source_error(pg_url: str, partition_on: str, message: str) -> None:
+    from retrainer.errors import SourceError
+
+    query = f"SELECT *, 0 AS k FROM ({KEYED_ROWS}) AS keyed"
+
+    with pytest.raises(SourceError) as caught:
+        pg_copy.read_frame(pg_url, query, {"rows": 10}, partition_on=partition_on)
+
+    assert caught.value.message == f"source.partition_on: {message}"
+
+
+def test_split_points_are_evenly_spaced_and_distinct() -> None:
+    assert pg_copy.split_points(0, 10, 3) == [3, 6]
+    assert pg_copy.split_points(5, 7, 8) == [6]  # more partitions than values: fewer ranges
+    start = datetime(2020, 1, 1)
+    assert pg_copy.split_points(start, datetime(2020, 1, 3), 2) == [datetime(2020, 1, 2)]
+    assert pg_copy.split_points(3, 3, 2) == pg_copy.split_points(None, None, 2) == []
 
 
 def test_bound_values_are_quoted_by_psycopg_never_formatted(pg_url: str, postgres_engine: Any) -> None:
@@ -200,6 +289,25 @@ def test_chunked_stage_extract_reads_back_exactly_what_read_sql_returns(
     expected = read_sql(query, {"eight": 8}, postgres_engine)
     pd.testing.assert_frame_equal(frame, expected)  # NULLs only in some chunks: still one dtype per column
     assert lineage["rows"] == len(expected) and lineage["data_digest"] == frame_digest(expected)
+
+
+def test_stage_reads_partitioned_with_bounds_from_its_summary_query(
+    pg_url: str, postgres_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrainer.store import frame_digest
+
+    query = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY k, g"
+    source = {"url": pg_url, "query": query, "params": {"rows": 5_000}, "partition_on": "k", "partitions": 3}
+    calls: list[Any] = []
+    real = pg_copy.read_frame
+    monkeypatch.setattr(pg_copy, "read_frame", lambda *a, **k: calls.append(k["bounds"]) or real(*a, **k))
+
+    frame, lineage = extract_only({"name": "parts", "source": source, "target": "g"}, tmp_path)
+
+    expected = read_sql(query, {"rows": 5_000}, postgres_engine)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert lineage["data_digest"] == frame_digest(expected)
+    assert calls == [(1, 5_000)]  # the whole-frame read, its split points from the fingerprint's query
 
 
 def test_chunked_flights_extract_equals_the_whole_frame_path_and_the_pipeline_runs(

@@ -69,6 +69,18 @@ class SourceSpec(_Section):
             "extract holds one chunk in memory, not the table. CSV files and other databases are read whole."
         ),
     )
+    partition_on: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL: an integer, date or timestamp column of the query's result to read the rows in "
+            "`partitions` ranges of, each over its own connection at the same time (the server's work is split). "
+            "The query is then read whole, not in chunk_rows. A query ordered by this column keeps its order; "
+            "otherwise rows come range by range. Unused for other databases and files."
+        ),
+    )
+    partitions: int = Field(
+        2, ge=1, le=32, description="How many ranges (and connections) partition_on reads at the same time."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SourceSpec:

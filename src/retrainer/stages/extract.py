@@ -12,7 +12,8 @@ fingerprinted:
 
 Memory: PostgreSQL (through COPY) and Parquet files are streamed `source.chunk_rows` rows at a time
 into a Parquet file that the store moves in as the `data` artifact, so extract holds one chunk, not
-the table. CSV files, other databases and `fingerprint: content` are read whole into a DataFrame.
+the table. CSV files, other databases, `fingerprint: content` and `source.partition_on` (PostgreSQL
+read in ranges over several connections at once) are read whole into a DataFrame.
 Either way the data digest is `frame_digest` of the frame later stages read, so it does not depend
 on the chunk size.
 """
@@ -98,21 +99,38 @@ def bind_params(query: str, source: SourceSpec, as_of: datetime | None) -> dict[
     return params
 
 
-def _run_sql(source: SourceSpec, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    """The query's rows; PostgreSQL streams them through COPY into Arrow unless `fast_extract: off`."""
+def _run_sql(
+    source: SourceSpec, sql: str, params: dict[str, Any], bounds: tuple[Any, Any] | None = None
+) -> pd.DataFrame:
+    """The query's rows; PostgreSQL streams them through COPY into Arrow unless `fast_extract: off`,
+    in `source.partitions` ranges at once with `source.partition_on` (`bounds`: its min and max, if known)."""
     import pandas as pd
     from sqlalchemy import text
 
     from retrainer.integrations import pg_copy
 
     assert source.url is not None
-    if source.fast_extract == "auto" and pg_copy.is_postgres(source.url):
-        frame = pg_copy.read_frame(source.url, sql, params, source.connect_timeout)
+    if _fast_postgres(source):
+        frame = pg_copy.read_frame(
+            source.url,
+            sql,
+            params,
+            source.connect_timeout,
+            partition_on=source.partition_on,
+            partitions=source.partitions,
+            bounds=bounds,
+        )
         if frame is not None:
             return frame
         logging.getLogger("retrainer").info("fast extract: a column type COPY cannot map; using read_sql")
     with _connection(source) as connection:
         return pd.read_sql_query(text(sql), connection, params=params)
+
+
+def _fast_postgres(source: SourceSpec) -> bool:
+    from retrainer.integrations import pg_copy
+
+    return source.fast_extract == "auto" and pg_copy.is_postgres(source.url)
 
 
 def _scalar_row(source: SourceSpec, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
@@ -251,9 +269,33 @@ def source_state(ctx: RunContext) -> str:
         frame = _run_sql(source, query, params)
         ctx.scratch["extract.frame"] = frame
         return f"content:{frame_digest(frame)}"
-    latest = f", MAX({spec.time_column}) AS latest" if spec.time_column else ""
-    summary = _scalar_row(source, f"SELECT COUNT(*) AS n{latest} FROM ({query}) AS source_rows", params)
+    summary = _summary_with_bounds(ctx, query, params)
+    if summary is None:
+        summary = _scalar_row(source, _summary_sql(ctx, query), params)
     return "summary:" + hashlib.sha256("\x1f".join([query, *(str(v) for v in summary)]).encode()).hexdigest()[:16]
+
+
+def _summary_sql(ctx: RunContext, query: str, more: str = "") -> str:
+    latest = f", MAX({ctx.spec.time_column}) AS latest" if ctx.spec.time_column else ""
+    return f"SELECT COUNT(*) AS n{latest}{more} FROM ({query}) AS source_rows"
+
+
+def _summary_with_bounds(ctx: RunContext, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The summary row, with `partition_on`'s min and max put in `ctx.scratch` for the partitioned read:
+    its split points come with a query that runs anyway, not from one more pass over the query. None
+    without partition_on, or when the column has no min (missing, or of a type read_frame then names)."""
+    source = ctx.spec.source
+    if not source.partition_on or source.partitions < 2 or not _fast_postgres(source):
+        return None
+    column = '"' + source.partition_on.replace('"', '""') + '"'
+    try:
+        row = _scalar_row(source, _summary_sql(ctx, query, f", MIN({column}), MAX({column})"), params)
+    except SourceUnavailable:
+        raise
+    except SourceError:
+        return None
+    ctx.scratch["extract.bounds"] = row[-2:]
+    return row[:-2]  # the state leaves the bounds out: they only balance the ranges
 
 
 def fingerprint(ctx: RunContext) -> str:
@@ -292,7 +334,8 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             data = with_retries(ctx, lambda: _stream_postgres(ctx, query, params))
         if data is None:
             if frame is None:
-                frame = with_retries(ctx, lambda: _run_sql(source, query, params))
+                bounds = ctx.scratch.pop("extract.bounds", None)
+                frame = with_retries(ctx, lambda: _run_sql(source, query, params, bounds))
             data = _drop_rows_after_as_of(ctx, frame)
     from retrainer.store import ParquetFile, frame_digest
 
@@ -328,12 +371,12 @@ def _chunk_file(ctx: RunContext) -> str:
 
 def _stream_postgres(ctx: RunContext, query: str, params: dict[str, Any]) -> ParquetFile | None:
     """PostgreSQL through COPY into a Parquet file one chunk at a time; None where the stage must read
-    the query whole (another database, `fast_extract: off`, columns COPY cannot map)."""
+    the query whole (another database, `fast_extract: off`, `partition_on`, columns COPY cannot map)."""
     from retrainer.integrations import pg_copy
     from retrainer.store import ParquetFile, parquet_digest
 
     source = ctx.spec.source
-    if source.fast_extract != "auto" or not pg_copy.is_postgres(source.url):
+    if not _fast_postgres(source) or source.partition_on:
         return None
     assert source.url is not None
     path = _chunk_file(ctx)
