@@ -95,12 +95,12 @@ def main() -> None:
             return size
 
     def csv_fallback() -> pd.DataFrame | None:
-        adbc_table = pg_copy._adbc_table
-        pg_copy._adbc_table = lambda *args: None  # type: ignore[assignment]  # as without the ADBC driver
+        installed = pg_copy.adbc_installed
+        pg_copy.adbc_installed = lambda: False  # type: ignore[assignment]  # as without the ADBC driver
         try:
             return pg_copy.read_frame(args.url, query, params)
         finally:
-            pg_copy._adbc_table = adbc_table  # type: ignore[assignment]
+            pg_copy.adbc_installed = installed  # type: ignore[assignment]
 
     with pg_copy.connect(args.url) as psql:  # the split points the stage's fingerprint query finds
         sql = pg_copy.literal_sql(psql, query, params)
@@ -131,7 +131,7 @@ def main() -> None:
         fast_name, csv_name = "fast, 1 connection (ADBC)", "CSV fallback (COPY CSV -> pyarrow)"
         parts_name = f"fast, {args.partitions} partitions on flight_id"
         parts_min_max = f"{parts_name} + min/max query"
-        chunked_name = "COPY CSV -> Parquet, 50k chunks"
+        chunked_name = "chunked: ADBC -> Parquet, 50k-row groups"
         times: dict[str, list[float]] = {fast_name: [], parts_name: [], parts_min_max: [], csv_name: []}
         times.update({"pandas.read_sql": [], "COPY CSV alone (no parsing)": [], chunked_name: []})
         times.update({"fingerprint query": [], "fingerprint query + MIN/MAX": []})

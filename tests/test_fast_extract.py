@@ -41,7 +41,7 @@ def test_every_supported_type_nulls_and_empty_results_match_read_sql(
 ) -> None:
     """Both decoders: binary COPY through ADBC, and the CSV path taken where ADBC is not installed."""
     if decoder == "csv":
-        monkeypatch.setattr(pg_copy, "_adbc_table", lambda *args: None)  # as if the import failed
+        monkeypatch.setattr(pg_copy, "adbc_installed", lambda: False)  # as if it were not installed
     query, params = f"SELECT * FROM ({TYPED_ROWS}) AS rows{suffix}", {"eight": 8}
 
     fast = pg_copy.read_frame(pg_url, query, params)
@@ -126,7 +126,7 @@ def test_partitioned_read_equals_read_sql(
     rows: int,
 ) -> None:
     if decoder == "csv":
-        monkeypatch.setattr(pg_copy, "_adbc_table", lambda *args: None)  # as if the import failed
+        monkeypatch.setattr(pg_copy, "adbc_installed", lambda: False)  # as if it were not installed
     query, params = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY {order_by}", {"rows": rows}
     expected = read_sql(query, params, postgres_engine)
 
@@ -221,10 +221,19 @@ def test_postgres_urls_choose_the_fast_path_unless_turned_off(
     assert not pg_copy.is_postgres("sqlite:///x.db") and pg_copy.is_postgres(pg_url)
 
 
+@pytest.mark.parametrize("decoder", ["adbc", "csv"])
 def test_chunked_parquet_holds_the_same_rows(
-    pg_url: str, tmp_path: Path, postgres_engine: Any, flights_pg: dict[str, str]
+    pg_url: str,
+    tmp_path: Path,
+    postgres_engine: Any,
+    flights_pg: dict[str, str],
+    decoder: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pyarrow.parquet as pq
+
+    if decoder == "csv":
+        monkeypatch.setattr(pg_copy, "adbc_installed", lambda: False)  # as if it were not installed
 
     query = flights_query(flights_pg) + " ORDER BY f.flight_id"
     params = {"as_of": datetime(2013, 2, 1)}
@@ -272,11 +281,15 @@ def extract_only(spec_dict: dict[str, Any], tmp_path: Path) -> tuple[pd.DataFram
     return store.load_artifact(artifacts["data"]), store.load_artifact(artifacts["source_info"])
 
 
+@pytest.mark.parametrize("decoder", ["adbc", "csv"])
 @pytest.mark.parametrize("suffix", ["", " LIMIT 0"])
 def test_chunked_stage_extract_reads_back_exactly_what_read_sql_returns(
-    pg_url: str, postgres_engine: Any, tmp_path: Path, suffix: str
+    pg_url: str, postgres_engine: Any, tmp_path: Path, suffix: str, decoder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from retrainer.store import frame_digest
+
+    if decoder == "csv":
+        monkeypatch.setattr(pg_copy, "adbc_installed", lambda: False)  # as if it were not installed
 
     rows = f"SELECT * FROM ({TYPED_ROWS}) AS typed, generate_series(1, 2500) AS g{suffix}"
     query = (
