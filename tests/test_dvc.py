@@ -75,7 +75,14 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
     assert stages["validate"]["deps"] == [pointer("extract")]
     assert stages["features"]["deps"] == [pointer("split")]
     assert stages["tune"]["deps"] == [pointer("split"), pointer("features")]
-    assert stages["tune"]["params"] == ["models", "evaluation", "target", "seed"]
+    assert stages["tune"]["params"] == [
+        "models",
+        "evaluation.metric",
+        "evaluation.decision_threshold",
+        "evaluation.threshold_metric",
+        "target",
+        "seed",
+    ]
     assert stages["train"]["deps"] == [pointer("split"), pointer("features"), pointer("tune")]
     assert stages["evaluate"]["deps"] == [pointer("split"), pointer("train")]
     assert stages["promote"]["deps"] == [pointer(name) for name in STAGES[:-1]]  # register records every report

@@ -98,3 +98,19 @@ def test_without_retries_a_lost_connection_fails_the_run_and_registers_nothing(
     record = next((tmp_path / "store" / "runs").glob("*/run.json")).read_text()
     assert '"status": "failed"' in record
     assert not (tmp_path / "store" / "mlflow.db").exists()  # nothing got as far as the registry
+
+
+def test_a_query_that_fails_mid_stream_is_a_query_error_and_not_retried(
+    write_spec: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows already flowed when the server hits the bad one: the error is the query's, not the connection's."""
+    query = "SELECT g AS customer_id, 1 / (g - 150000) AS churn FROM generate_series(1, 200000) AS g"
+    source = {"url": "postgresql+psycopg://postgres@127.0.0.1:5432/test", "query": query, "retries": 2}
+    spec = load_spec(write_spec(source={**source, "retry_delay": 0.2, "chunk_rows": 10_000}))
+
+    with pytest.raises(SourceError) as raised:
+        retrainer.run(spec, until="extract")
+
+    assert raised.value.message.startswith("query failed on postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    assert "division by zero" in raised.value.message
+    assert "retrying" not in caplog.text

@@ -383,6 +383,9 @@ def adbc_batches(
         raise unreachable(url, error) from None
     except adbc_driver_manager.Error as error:
         raise query_failed(url, error) from None
+    except OSError as error:  # raised by the Arrow stream once rows flow: libpq's status in the text
+        statement_error = "ERROR:" in str(error) and "FATAL:" not in str(error)
+        raise (query_failed(url, error) if statement_error else unreachable(url, error)) from None
 
 
 def _cast_adbc(values: pa.Array, column: Column) -> pa.Array:
