@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from retrainer.errors import SpecError
 from retrainer.evidence import (
+    BOOTSTRAP_BLOCK_CELLS,
     bootstrap_scores,
     fairness_failures,
     fairness_summary,
@@ -24,6 +25,7 @@ from retrainer.evidence import (
     resample_counts,
     slice_metrics,
     slice_regressions,
+    subsample_scores,
     weighted_roc_auc,
 )
 from retrainer.pipeline import RunContext
@@ -129,6 +131,76 @@ def test_the_bootstrap_is_reproducible_with_its_seed() -> None:
     again = paired_bootstrap("roc_auc", y, a, b, n_bootstrap=300, seed=7)
 
     assert first == again
+
+
+# ------------------------------------------------------------------------------ m-out-of-n above the cap
+
+
+def noisy_readings(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two models' scores: noisy readings of one signal, the second a little noisier."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=rows)
+    y = (signal + rng.normal(size=rows) > 0).astype(int)
+    return y, signal + rng.normal(size=rows), signal + 1.1 * rng.normal(size=rows)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "f1"])
+def test_the_capped_bootstrap_interval_is_about_as_wide_as_the_full_one(metric: str) -> None:
+    y, challenger, champion = noisy_readings(60_000, seed=11)
+
+    full = paired_bootstrap(metric, y, challenger, champion, n_bootstrap=1000, seed=2)
+    capped = paired_bootstrap(metric, y, challenger, champion, n_bootstrap=1000, seed=2, max_rows=6_000)
+
+    assert capped.resample_rows == 6_000 and full.resample_rows is None
+    assert capped.difference == full.difference  # the point estimate still uses every row
+    assert (capped.high - capped.low) == pytest.approx(full.high - full.low, rel=0.15)
+    for result in (full, capped):
+        assert result.low < result.difference < result.high
+        assert result.challenger_low < score_of(metric, y, challenger) < result.challenger_high
+
+
+def score_of(metric: str, y: np.ndarray, proba: np.ndarray) -> float:
+    return float(skm.roc_auc_score(y, proba) if metric == "roc_auc" else skm.f1_score(y, proba >= 0.5))
+
+
+def test_each_capped_resample_is_the_metric_on_exactly_cap_rows_drawn_with_replacement() -> None:
+    y, challenger, champion = noisy_readings(20_000, seed=3)
+
+    new, old = subsample_scores("roc_auc", y, [challenger, champion], 5, 9, [0.5, 0.5], 2_000)
+
+    per_block = BOOTSTRAP_BLOCK_CELLS // 2_000
+    drawn = np.random.default_rng(9).integers(0, 20_000, size=(min(per_block, 5), 2_000))
+    assert drawn.shape[1] == 2_000
+    for i, rows in enumerate(drawn):
+        assert new[i] == pytest.approx(skm.roc_auc_score(y[rows], challenger[rows]), abs=1e-12)
+        assert old[i] == pytest.approx(skm.roc_auc_score(y[rows], champion[rows]), abs=1e-12)
+    rounded = np.round(challenger, 1)  # ties
+    (precision,) = subsample_scores("pr_auc", y, [rounded], 3, 9, [0.5], 2_000)
+    for i, rows in enumerate(drawn[:3]):
+        assert precision[i] == pytest.approx(skm.average_precision_score(y[rows], rounded[rows]), abs=1e-12)
+
+
+def test_below_the_cap_the_resamples_are_those_of_the_full_bootstrap() -> None:
+    y, challenger, champion = noisy_readings(3_000, seed=4)
+
+    uncapped = paired_bootstrap("roc_auc", y, challenger, champion, n_bootstrap=300, seed=1)
+    at_cap = paired_bootstrap("roc_auc", y, challenger, champion, n_bootstrap=300, seed=1, max_rows=3_000)
+
+    assert at_cap == uncapped
+    assert metric_intervals(y, challenger, ["f1", "brier"], n_bootstrap=200, max_rows=3_000) == metric_intervals(
+        y, challenger, ["f1", "brier"], n_bootstrap=200
+    )
+
+
+def test_capped_metric_intervals_cover_the_point_estimates() -> None:
+    y, challenger, _ = noisy_readings(40_000, seed=5)
+    proba = 1 / (1 + np.exp(-challenger))
+
+    intervals = metric_intervals(y, proba, ["roc_auc", "brier", "accuracy"], n_bootstrap=300, max_rows=4_000)
+
+    assert intervals["roc_auc"][0] < skm.roc_auc_score(y, proba) < intervals["roc_auc"][1]
+    assert intervals["brier"][0] < skm.brier_score_loss(y, proba) < intervals["brier"][1]
+    assert intervals["accuracy"][0] < skm.accuracy_score(y, proba >= 0.5) < intervals["accuracy"][1]
 
 
 # ------------------------------------------------------------------------------ bootstrap on Telco

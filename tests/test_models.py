@@ -250,3 +250,78 @@ def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
     assert _champion_threshold({}, 0.5) == 0.5  # versions registered before thresholds were stored
     assert model_threshold({"decision_threshold": 0.27}, 0.5) == 0.27
     assert model_threshold({"decision_threshold": None}, 0.4) == 0.4  # no threshold_metric: the spec's
+
+
+# ------------------------------------------------------------------------------------ encoding
+
+
+def test_category_codes_equal_scikit_learns_imputer_and_ordinal_encoder(telco: pd.DataFrame) -> None:
+    """The ordinal encoding's codes are those of SimpleImputer("missing") + OrdinalEncoder, unknowns -1."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from retrainer.transforms import CategoryCodes, DerivedFeatures
+
+    columns = ["contract", "payment_method", "internet_service", "multiple_lines", "senior_citizen"]
+    raw = telco[columns].head(2000).copy()
+    raw.loc[raw.index[::7], "contract"] = None  # missing in fit
+    fit_part, score_part = raw.iloc[:1500], raw.iloc[1500:].copy()
+    score_part.loc[score_part.index[::5], "payment_method"] = "Barter"  # never seen in fit
+    score_part.loc[score_part.index[::3], "multiple_lines"] = None  # missing, never missing in fit
+    derive = DerivedFeatures([], columns)
+    sklearn_pair = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)),
+        ]
+    ).fit(derive.transform(fit_part))
+    ours = CategoryCodes().fit(derive.transform(fit_part))
+
+    for part in (fit_part, score_part):
+        expected = sklearn_pair.transform(derive.transform(part))
+        np.testing.assert_array_equal(ours.transform(derive.transform(part)), expected)
+    assert (ours.transform(derive.transform(score_part))[:, 1] == -1).sum() == len(score_part.index[::5])
+    assert list(ours.get_feature_names_out()) == columns
+
+
+def test_an_ordinal_encoded_model_survives_skops(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
+    import skops.io
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from retrainer.stages.features import build_preprocessor
+
+    X, y, _ = telco_xy  # noqa: N806
+    ordinal = telco_spec().features.model_copy(update={"encoding": "ordinal"})
+    spec = telco_spec().model_copy(update={"features": ordinal})
+    preprocessor, _ = build_preprocessor(X, spec)
+    assert "CategoryCodes" in repr(preprocessor)
+    model = Pipeline([("preprocess", clone(preprocessor)), ("model", LogisticRegression(max_iter=500))]).fit(X, y)
+    data = skops.io.dumps(model)
+    loaded = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_column_median_imputer_gives_scikit_learns_medians_and_output(telco: pd.DataFrame) -> None:
+    from sklearn.impute import SimpleImputer
+
+    from retrainer.transforms import ColumnMedianImputer
+
+    numeric = telco[["tenure", "monthly_charges", "total_charges", "senior_citizen"]].astype(float)
+    numeric["empty"] = np.nan  # all missing: dropped by both
+    for rows in (2001, 2000):  # odd and even counts: the middle value, the mean of the two middle ones
+        part = numeric.head(rows).copy()
+        part.iloc[::9, 1] = np.nan
+        expected = SimpleImputer(strategy="median").fit(part)
+        ours = ColumnMedianImputer(strategy="median").fit(part)
+        np.testing.assert_array_equal(ours.statistics_, expected.statistics_)
+        with pytest.warns(UserWarning, match="empty"):
+            imputed = ours.transform(part)
+        assert imputed.shape[1] == 4
+        with pytest.warns(UserWarning, match="empty"):
+            np.testing.assert_array_equal(imputed, expected.transform(part))
+        assert list(ours.get_feature_names_out()) == list(expected.get_feature_names_out())
+    kept = ColumnMedianImputer(strategy="median", keep_empty_features=True).fit(numeric.head(50))
+    assert kept.statistics_[-1] == 0.0

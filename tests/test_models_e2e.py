@@ -129,3 +129,33 @@ def test_the_evaluation_keeps_the_reliability_curve_and_logs_the_plot(mlp_run: d
     assert Path(mlp_run["evaluation"]["calibration_plot"]).read_bytes().startswith(b"\x89PNG")
     logged = {Path(a.path).name for a in registry.client.list_artifacts(champion.run_id, "retrainer")}
     assert {"calibration.png", "evaluation.json", "training.json"} <= logged
+
+
+def test_a_large_logged_dataset_gets_the_schema_of_its_every_row(telco: pd.DataFrame, tmp_path: Path) -> None:
+    """Above SCHEMA_ROWS the dataset's column types come from its first rows: the same as from all."""
+    import mlflow.data
+    from sklearn.linear_model import LogisticRegression
+
+    from retrainer.integrations.mlflow_registry import SCHEMA_ROWS
+
+    frame = pd.concat([telco, telco], ignore_index=True)
+    assert len(frame) > SCHEMA_ROWS
+    columns = ["tenure", "monthly_charges"]
+    model = LogisticRegression().fit(frame[columns], frame["churn"] == "Yes")
+    registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    info = registry.log_and_register(
+        "schema-rows",
+        experiment="schema-rows",
+        model=model,
+        input_example=frame[columns].head(5),
+        params={},
+        metrics={},
+        tags={},
+        artifacts={},
+        datasets={"train": (frame, str(tmp_path / "train.parquet"), "digest")},
+    )
+
+    (logged,) = registry.client.get_run(info.run_id).inputs.dataset_inputs  # type: ignore[arg-type]
+    expected = mlflow.data.from_pandas(frame, digest="digest")
+    assert json.loads(logged.dataset.schema) == json.loads(expected.to_dict()["schema"])
+    assert f'"num_rows": {len(frame)}' in logged.dataset.profile

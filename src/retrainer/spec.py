@@ -422,6 +422,14 @@ class PromotionSpec(_Section):
         None, gt=0, lt=1, description="When set, the paired-bootstrap CI of the gain must also exclude zero."
     )
     n_bootstrap: int = Field(1000, ge=100, le=100_000, description="Resamples of the test set for the CI.")
+    bootstrap_rows: int | None = Field(
+        100_000,
+        ge=1000,
+        description=(
+            "Above this many test rows, each resample draws this many rows (the m-out-of-n bootstrap) and "
+            "the CIs are rescaled to the whole test set: the cost stops growing with it. null: all rows."
+        ),
+    )
 
     lock_url: str | None = Field(
         None,

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.impute import SimpleImputer
 
 
 class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -25,11 +26,12 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
-        frame = X.copy()
+        frame = X.copy(deep=False)  # copy-on-write: the columns set below never touch X's
         for rule in self.rules or []:
             frame[rule["name"]] = _derive(frame, rule)
         for column in self.categorical or []:
-            if column in frame.columns:  # one text type, NaN for missing, whatever the source's dtype
+            if column in frame.columns and not _is_text(frame[column]):
+                # one text type, NaN for missing, whatever the source's dtype
                 frame[column] = (
                     frame[column]
                     .astype(object)
@@ -42,6 +44,65 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = list(input_features or []) + [rule["name"] for rule in self.rules or []]
         return np.asarray(names, dtype=object)
+
+
+class ColumnMedianImputer(SimpleImputer):  # type: ignore[misc]
+    """SimpleImputer whose medians are found a column at a time.
+
+    scikit-learn's median argsorts the whole masked matrix (an index and a sorted copy of it: at 8 M
+    rows x 20 columns, 2.5 GB more than the data, and a minute); np.median partitions one column at a
+    time. Both average the two middle values of an even count, so the medians are the same numbers.
+    Every other strategy, and everything but fitting the statistics, is SimpleImputer's own.
+    """
+
+    def _dense_fit(self, X: np.ndarray, strategy: str, missing_values: Any, fill_value: Any) -> np.ndarray:  # noqa: N803
+        if strategy != "median" or self.add_indicator or not _is_nan(missing_values) or X.dtype.kind != "f":
+            statistics: np.ndarray = super()._dense_fit(X, strategy, missing_values, fill_value)
+            return statistics
+        self.indicator_ = None
+        medians = np.full(X.shape[1], 0.0 if self.keep_empty_features else np.nan)
+        for i in range(X.shape[1]):
+            column = X[:, i]
+            present = column[~np.isnan(column)]
+            if present.size:
+                medians[i] = np.median(present)
+        return medians
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _is_text(column: pd.Series) -> bool:
+    """Already the text type the normalisation below produces (pandas' default `str`, NaN for missing)."""
+    return isinstance(column.dtype, pd.StringDtype) and column.dtype == pd.StringDtype(na_value=np.nan)
+
+
+class CategoryCodes(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Each text column's category number: what SimpleImputer("missing") then OrdinalEncoder give, in pandas.
+
+    Categories are the sorted values seen in fit, missing counted as the text "missing"; a value not
+    seen in fit is -1. The scikit-learn pair turns every cell into a Python string first (gigabytes and
+    minutes at 10 M rows); this hashes the column as it is and returns the same float64 codes.
+    """
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> CategoryCodes:  # noqa: N803
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.categories_ = [np.asarray(sorted(_filled(X[c]).unique().tolist()), dtype=object) for c in X.columns]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        codes = np.empty((len(X), len(self.categories_)), dtype=np.float64)
+        for i, (column, categories) in enumerate(zip(X.columns, self.categories_, strict=True)):
+            # number the distinct values (fast on Arrow text), then look only those up among the categories
+            distinct_codes, distinct = pd.factorize(_filled(X[column]))
+            codes[:, i] = pd.Index(categories).get_indexer(distinct)[distinct_codes]
+        return codes
+
+
+def _filled(column: pd.Series) -> pd.Series:
+    return column.astype(str).where(column.notna(), "missing") if not _is_text(column) else column.fillna("missing")
 
 
 def _derive(frame: pd.DataFrame, rule: dict[str, Any]) -> pd.Series:

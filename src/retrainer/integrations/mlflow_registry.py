@@ -32,6 +32,9 @@ VALIDATED_TAG = "retrainer.validated"
 MODEL_KEY_TAG = "retrainer.model_key"
 
 
+SCHEMA_ROWS = 10_000  # rows MLflow infers a logged dataset's column types from
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     version: int
@@ -201,6 +204,11 @@ class Registry:
                     with warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
                         dataset = mlflow.data.from_pandas(frame, name=f"{experiment}-{context}", digest=digest)
+                        if len(frame) > SCHEMA_ROWS:
+                            # MLflow types a text column by checking each of its cells (300 s of the
+                            # register stage at 1 M rows); its first rows give the same types.
+                            # `schema` is a functools.cached_property: this is its cached value.
+                            dataset.__dict__["schema"] = mlflow.data.from_pandas(frame.head(SCHEMA_ROWS)).schema
                         mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)

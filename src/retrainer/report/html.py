@@ -257,7 +257,13 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
     boot = evidence.get("bootstrap")
     if boot:
         parts.append(
-            f"<p>Paired bootstrap ({boot['n_bootstrap']} resamples of the same test rows): "
+            f"<p>Paired bootstrap ({boot['n_bootstrap']} resamples of the same test rows"
+            + (
+                f", {boot['resample_rows']:,} rows each, the interval rescaled to all of them"
+                if boot.get("resample_rows")
+                else ""
+            )
+            + "): "
             f"gain in {escape(boot['metric'])} "
             f"<b>{boot['difference']:+.4f}</b>, {boot['confidence'] * 100:.0f} % CI "
             f"[{boot['low']:+.4f}, {boot['high']:+.4f}] "

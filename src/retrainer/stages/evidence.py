@@ -66,6 +66,7 @@ def promotion_evidence(
         seed=spec.seed,
         threshold=threshold,
         champion_threshold=champion_threshold,
+        max_rows=spec.promotion.bootstrap_rows,
     )
     old_threshold = threshold if champion_threshold is None else champion_threshold
     proof: dict[str, Any] = {
@@ -82,6 +83,7 @@ def promotion_evidence(
             confidence=confidence,
             seed=spec.seed,
             threshold=threshold,
+            max_rows=spec.promotion.bootstrap_rows,
         )
         | {metric: (result.challenger_low, result.challenger_high)},
         "slices": {},

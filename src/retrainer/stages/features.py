@@ -57,9 +57,9 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from retrainer.transforms import DerivedFeatures
+    from retrainer.transforms import CategoryCodes, ColumnMedianImputer, DerivedFeatures
 
     inputs = feature_columns(train, spec)
     rules = [rule.model_dump(exclude_none=True) for rule in spec.features.derived]
@@ -69,25 +69,21 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
     numeric, categorical = infer_roles(
         derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec
     )
-    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.features.impute_numeric))]
+    numeric_steps: list[tuple[str, Any]] = [("impute", ColumnMedianImputer(strategy=spec.features.impute_numeric))]
     if spec.features.scale:
         numeric_steps.append(("scale", StandardScaler()))
-    encoder: Any
+    categorical_steps: Any
     if spec.features.encoding == "onehot":
         encoder = OneHotEncoder(
             handle_unknown="infrequent_if_exist", max_categories=spec.features.max_categories, sparse_output=False
         )
-    else:
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+        categorical_steps = Pipeline(
+            [("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("encode", encoder)]
+        )
+    else:  # the codes of SimpleImputer("missing") + OrdinalEncoder, without a Python string per cell
+        categorical_steps = CategoryCodes()
     columns = ColumnTransformer(
-        [
-            ("numeric", Pipeline(numeric_steps), numeric),
-            (
-                "categorical",
-                Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), ("encode", encoder)]),
-                categorical,
-            ),
-        ],
+        [("numeric", Pipeline(numeric_steps), numeric), ("categorical", categorical_steps, categorical)],
         remainder="drop",
         verbose_feature_names_out=False,
     )
