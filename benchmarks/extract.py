@@ -20,7 +20,6 @@ path the example pipeline takes on PostgreSQL ≥ 3 x read_sql's rows/s.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import secrets
 import statistics
@@ -39,15 +38,9 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _examples import example_setup  # noqa: E402
+
 from retrainer.integrations import pg_copy  # noqa: E402
-
-
-def flights_setup() -> Any:
-    found = importlib.util.spec_from_file_location("flights_setup", ROOT / "examples" / "flights" / "setup_data.py")
-    assert found is not None and found.loader is not None
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
-    return module
 
 
 def example_source() -> dict[str, Any]:
@@ -76,7 +69,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=example_source().get("partitions", 2))
     args = parser.parse_args()
-    setup = flights_setup()
+    setup = example_setup("flights")
     tables = setup.load(args.url, setup.flights_frames(), prefix=f"bench{secrets.token_hex(3)}_")
     engine = create_engine(args.url)
     query, params = example_query(tables), {"as_of": datetime(2014, 1, 1)}

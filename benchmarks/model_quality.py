@@ -30,34 +30,25 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from _examples import example_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS_SAMPLE = 100_000
 TARGET = "target"
 
 
-def _example(name: str) -> ModuleType:
-    """An example's setup_data.py, imported under its own name (they all share the file name)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_setup", ROOT / "examples" / name / "setup_data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def telco(seed: int) -> pd.DataFrame:
-    frame = _example("telco_churn").telco_frame()
+    frame = example_setup("telco_churn").telco_frame()
     label = (frame.pop("churn") == "Yes").astype(int)
     return frame.drop(columns=["customer_id"]).assign(**{TARGET: label})
 
 
 def german(seed: int) -> pd.DataFrame:
-    frame = _example("german_credit").german_frame()
+    frame = example_setup("german_credit").german_frame()
     label = (frame.pop("credit") == "good").astype(int)
     return frame.drop(columns=["credit_id"]).assign(**{TARGET: label})
 
@@ -91,7 +82,7 @@ def adult(seed: int) -> pd.DataFrame:
 
 
 def flights(seed: int) -> pd.DataFrame:
-    tables = _example("flights").flights_frames()
+    tables = example_setup("flights").flights_frames()
     trips = tables["flights"].loc[lambda f: f["arr_delay"].notna()]
     trips = trips.sample(n=FLIGHTS_SAMPLE, random_state=seed)
     weather = tables["weather"][

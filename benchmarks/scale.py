@@ -26,7 +26,6 @@ read: `memory_usage(deep=True)`), peak RSS, their ratio (the target is <= 3) and
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -41,22 +40,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _examples import example_setup  # noqa: E402
+
 EXTRA_COLUMNS = 13
-
-
-def flights_setup() -> Any:
-    found = importlib.util.spec_from_file_location("flights_setup", ROOT / "examples" / "flights" / "setup_data.py")
-    assert found is not None and found.loader is not None
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
-    return module
 
 
 def base_join() -> Any:
     """The example's 17-column join, plus 13 more columns known before departure: 30 columns."""
     import pandas as pd
 
-    frames = flights_setup().flights_frames()
+    frames = example_setup("flights").flights_frames()
     flights = frames["flights"].loc[frames["flights"]["arr_delay"].notna()]
     weather_columns = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
     weather = frames["weather"][["origin", "time_hour", *weather_columns]]
