@@ -138,3 +138,28 @@ def test_datetime_columns_with_missing_values_are_profiled_as_seconds() -> None:
     assert profile["kind"] == "numeric" and profile["null_fraction"] == 0.01
     assert not compare_column("t", profile, stamps, Thresholds()).drifted
     assert compare_column("t", profile, stamps + pd.Timedelta(days=30), Thresholds()).drifted
+
+
+def test_the_reference_profile_of_a_large_table_comes_from_a_sample_close_to_the_whole(telco: pd.DataFrame) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from retrainer.stages.register import reference_profile
+
+    columns = ["tenure", "monthly_charges", "contract"]
+    numbers = ColumnTransformer([("numbers", "passthrough", ["tenure", "monthly_charges"])])
+    model = Pipeline([("numbers", numbers), ("model", LogisticRegression())]).fit(telco, telco["churn"] == "Yes")
+
+    whole = reference_profile(model, telco, columns, max_rows=len(telco))
+    sampled = reference_profile(model, telco, columns, seed=3, max_rows=3000)
+    again = reference_profile(model, telco, columns, seed=3, max_rows=3000)
+
+    assert (whole["rows"], whole["profiled_rows"]) == (len(telco), len(telco))
+    assert (sampled["rows"], sampled["profiled_rows"]) == (len(telco), 3000)
+    assert sampled == again  # seeded
+    for name in ("tenure", "monthly_charges"):
+        assert np.abs(np.subtract(sampled["columns"][name]["shares"], whole["columns"][name]["shares"])).max() < 0.03
+    for category, share in whole["columns"]["contract"]["categories"].items():
+        assert sampled["columns"]["contract"]["categories"][category] == pytest.approx(share, abs=0.03)
+    assert np.abs(np.subtract(sampled["score"]["shares"], whole["score"]["shares"])).max() < 0.03

@@ -142,3 +142,28 @@ def test_backfill_cli_rejects_bad_dates_and_steps_before_running_anything(write_
 
     assert backwards.exit_code == 3 and "--end 2013-01-01 is before --start 2013-03-01" in backwards.output
     assert bad_step.exit_code == 3 and "--every '1q'" in bad_step.output
+
+
+def test_a_stratified_split_keeps_no_reference_to_the_whole_table() -> None:
+    """Its empty out-of-time part once was a slice of the table: a view that held all of it in memory."""
+    import gc
+    import tracemalloc
+
+    import numpy as np
+
+    spec = spec_from_dict({"name": "split-memory", "source": {"path": "unused.parquet"}, "target": "late"})
+    rows = 1_000_000
+    split_frame(pd.DataFrame({"x": [0.0, 1.0] * 5, "late": [0, 1] * 5}), spec)  # imports outside the trace
+    tracemalloc.start()
+    try:
+        frame = pd.DataFrame({"x": np.arange(rows, dtype=np.float64), "late": np.arange(rows) % 2})
+        table = tracemalloc.get_traced_memory()[0]
+        parts = split_frame(frame, spec)
+        del frame
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+    assert len(parts["oot"]) == 0 and len(parts["train"]) + len(parts["test"]) == rows
+    assert held < 1.3 * table  # the parts (one table's worth), not the parts and the table

@@ -85,7 +85,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
         # what the next runs' drift stage compares their data with
-        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"])
+        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"], spec.seed)
         Path(reports, "reference_profile.json").write_text(json.dumps(profile))
         if evaluation.get("calibration"):
             from retrainer.models.calibration import plot_calibration
@@ -115,11 +115,23 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
 
 
-def reference_profile(model: Any, train: Any, columns: list[str]) -> dict[str, Any]:
-    """The profile of the training rows the model learned from, and of its scores on them."""
+PROFILE_ROWS = 200_000  # training rows the reference profile is drawn from, at most
+
+
+def reference_profile(
+    model: Any, train: Any, columns: list[str], seed: int = 0, max_rows: int = PROFILE_ROWS
+) -> dict[str, Any]:
+    """The profile of the training rows the model learned from, and of its scores on them.
+
+    Above `max_rows` rows, of a seeded sample of that many: its decile shares and 1,001 quantiles
+    differ from the whole table's by about a 1/sqrt(max_rows) share (0.2 % at 200,000), while scoring
+    all of 8 M training rows took minutes of the register stage.
+    """
     from retrainer.drift import build_profile
 
-    profile = build_profile(train[columns], positive_scores(model, train[columns]))
+    rows = train if len(train) <= max_rows else train.sample(n=max_rows, random_state=seed)
+    profile = build_profile(rows[columns], positive_scores(model, rows[columns]))
+    profile["rows"], profile["profiled_rows"] = len(train), len(rows)
     profile["input_columns"] = columns
     return profile
 

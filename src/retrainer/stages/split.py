@@ -45,7 +45,8 @@ def split_frame(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) 
         train, test = train_test_split(
             labelled, test_size=rules.test_size, stratify=labelled[target], random_state=spec.seed
         )
-        parts = {"train": train, "test": test, "oot": labelled.iloc[0:0]}
+        # a copy: an empty slice is still a view that would keep the whole table in memory
+        parts = {"train": train, "test": test, "oot": labelled.iloc[0:0].copy()}
     elif rules.test_window:
         parts = _window_split(labelled, spec, as_of)
     else:
