@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from retrainer.errors import SpecError
 from retrainer.evidence import (
-    BOOTSTRAP_BLOCK_CELLS,
+    SUBSAMPLE_BLOCK_CELLS,
     bootstrap_scores,
     fairness_failures,
     fairness_summary,
@@ -168,7 +168,7 @@ def test_each_capped_resample_is_the_metric_on_exactly_cap_rows_drawn_with_repla
 
     new, old = subsample_scores("roc_auc", y, [challenger, champion], 5, 9, [0.5, 0.5], 2_000)
 
-    per_block = BOOTSTRAP_BLOCK_CELLS // 2_000
+    per_block = SUBSAMPLE_BLOCK_CELLS // 2_000
     drawn = np.random.default_rng(9).integers(0, 20_000, size=(min(per_block, 5), 2_000))
     assert drawn.shape[1] == 2_000
     for i, rows in enumerate(drawn):

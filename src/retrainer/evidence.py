@@ -60,6 +60,8 @@ def resample_counts(n_rows: int, n_bootstrap: int, seed: int) -> np.ndarray:
 
 
 BOOTSTRAP_BLOCK_CELLS = 16_000_000
+# m-out-of-n resamples are gathered rows (labels, scores, their terms: several arrays per block)
+SUBSAMPLE_BLOCK_CELLS = 4_000_000
 
 
 def bootstrap_blocks(
@@ -118,7 +120,7 @@ def subsample_scores(
     once = np.ones((1, rows))  # every drawn row counts once: the metric on those rows
     ranked = [_RankedScores(proba) if metric in ("roc_auc", "pr_auc") else None for proba in probas]
     scores = [np.empty(n_bootstrap) for _ in probas]
-    per_block = max(1, BOOTSTRAP_BLOCK_CELLS // rows)
+    per_block = max(1, SUBSAMPLE_BLOCK_CELLS // rows)
     for start in range(0, n_bootstrap, per_block):
         drawn = rng.integers(0, len(y_true), size=(min(per_block, n_bootstrap - start), rows))
         if metric in _COUNTED:  # the whole block at once: sums along each resample's rows
