@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -234,29 +234,63 @@ def read_frame(
 
 
 def _read_table(
-    url: str, sql: str, columns: list[Column], connect_timeout: int, connection: psycopg.Connection[Any] | None = None
+    url: str,
+    sql: str,
+    columns: list[Column],
+    connect_timeout: int,
+    connection: psycopg.Connection[Any] | None = None,
+    serial: bool = False,
 ) -> pa.Table:
-    """The rows as Arrow in `copy_batches`' schema: through ADBC, else COPY CSV (on `connection` if given)."""
+    """The rows as one Arrow table in `copy_batches`' schema (see `_batches`)."""
     import pyarrow as pa
 
-    table = _adbc_table(url, sql, columns, connect_timeout)
-    if table is not None:
-        return table
     schema = pa.schema([(f"c{i}", _arrow_type(column.kind)) for i, column in enumerate(columns)])
-    if connection is not None:
-        return pa.Table.from_batches(list(copy_batches(connection, sql, columns)), schema=schema)
-    with connect(url, connect_timeout) as own:
-        return pa.Table.from_batches(list(copy_batches(own, sql, columns)), schema=schema)
+    batches = _batches(url, sql, columns, connect_timeout, connection, serial=serial)
+    return pa.Table.from_batches(list(batches), schema=schema)
+
+
+def _batches(
+    url: str,
+    sql: str,
+    columns: list[Column],
+    connect_timeout: int,
+    connection: psycopg.Connection[Any] | None = None,
+    block_bytes: int | None = None,
+    serial: bool = False,
+) -> Iterator[pa.RecordBatch]:
+    """The rows in `copy_batches`' schema: through ADBC where it is installed (binary COPY decoded in C,
+    on its own connection; about 1.5x faster than the CSV path, whose per-message `copy.read()` loop
+    and text parsing cost more than the server's COPY), else COPY CSV on `connection` (or a new one).
+    `block_bytes`: about how much each batch holds (default: ADBC's 16 MiB, the CSV path's 8 MiB).
+    `serial`: on a new connection, the server plans the query without parallel workers (`SERIAL_PLAN`)."""
+    settings = (SERIAL_PLAN,) if serial else ()
+    if adbc_installed():
+        yield from adbc_batches(url, sql, columns, connect_timeout, block_bytes, settings)
+    elif connection is not None:
+        yield from copy_batches(connection, sql, columns, block_bytes or DEFAULT_BLOCK_BYTES)
+    else:
+        with connect(url, connect_timeout) as own:
+            for setting in settings:
+                own.execute(setting)
+            yield from copy_batches(own, sql, columns, block_bytes or DEFAULT_BLOCK_BYTES)
+
+
+# The partitions are the read's parallelism: each range planned with parallel workers as well would
+# put (1 + 2 workers) x partitions backends on the cores. Measured on the flights join, 2 cores:
+# two serial ranges 0.71 to 0.87 s, two parallel ones 0.82 to 0.98 s, the whole query 0.88 to 1.22 s.
+SERIAL_PLAN = "SET max_parallel_workers_per_gather = 0"
 
 
 def _read_concurrently(url: str, parts: list[str], columns: list[Column], connect_timeout: int) -> pa.Table:
-    """Each part on its own connection and thread (ADBC and the CSV parser release the GIL), in order."""
+    """Each part on its own connection and thread (ADBC and the CSV parser release the GIL), in order;
+    each planned serially (`SERIAL_PLAN`) when there are several."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
 
+    serial = len(parts) > 1
     with ThreadPoolExecutor(len(parts), thread_name_prefix="pg-partition") as pool:
-        tables = list(pool.map(lambda part: _read_table(url, part, columns, connect_timeout), parts))
+        tables = list(pool.map(lambda part: _read_table(url, part, columns, connect_timeout, serial=serial), parts))
     return pa.concat_tables(tables)
 
 
@@ -333,20 +367,6 @@ def _check_partition_column(columns: list[Column], partition_on: str) -> None:
         )
 
 
-def _adbc_table(url: str, sql: str, columns: list[Column], connect_timeout: int) -> pa.Table | None:
-    """The rows through ADBC (binary COPY -> Arrow in C), cast to `copy_batches`' schema; None without ADBC.
-
-    Python never touches a row: on the flights join this is about 1.5x faster than the CSV path,
-    whose per-message `copy.read()` loop and text parsing cost more than the server's COPY itself.
-    """
-    if not adbc_installed():
-        return None
-    import pyarrow as pa
-
-    schema = pa.schema([(f"c{i}", _arrow_type(column.kind)) for i, column in enumerate(columns)])
-    return pa.Table.from_batches(list(adbc_batches(url, sql, columns, connect_timeout)), schema=schema)
-
-
 def adbc_installed() -> bool:
     import importlib.util
 
@@ -354,10 +374,16 @@ def adbc_installed() -> bool:
 
 
 def adbc_batches(
-    url: str, sql: str, columns: list[Column], connect_timeout: int, batch_bytes: int | None = None
+    url: str,
+    sql: str,
+    columns: list[Column],
+    connect_timeout: int,
+    batch_bytes: int | None = None,
+    settings: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """Stream the rows through ADBC as record batches of about `batch_bytes` (the driver's default:
-    16 MiB), each cast to `copy_batches`' schema. Needs `adbc_installed()`."""
+    16 MiB), each cast to `copy_batches`' schema, after running `settings` (SET statements) on the
+    connection. Needs `adbc_installed()`."""
     import adbc_driver_manager
     import adbc_driver_postgresql
     import adbc_driver_postgresql.dbapi as adbc
@@ -375,6 +401,8 @@ def adbc_batches(
             if batch_bytes:
                 option = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
                 cursor.adbc_statement.set_options(**{option: str(batch_bytes)})
+            for setting in settings:
+                cursor.execute(setting)
             cursor.execute(sql)
             for batch in cursor.fetch_record_batch():
                 arrays = [_cast_adbc(batch.column(i), column) for i, column in enumerate(columns)]
@@ -440,12 +468,8 @@ def copy_to_parquet(
         nulls = [0] * len(columns)
         # block size from the row budget: about 100 bytes a row, at least 1 MiB
         block_bytes = max(1 << 20, chunk_rows * 100)
-        if adbc_installed():  # binary COPY decoded in C, as read_frame reads: its own connection
-            batches = adbc_batches(url, sql, columns, connect_timeout, block_bytes)
-        else:
-            batches = copy_batches(connection, sql, columns, block_bytes)
         with pq.ParquetWriter(path, schema) as writer:
-            for batch in batches:
+            for batch in _batches(url, sql, columns, connect_timeout, connection, block_bytes):
                 renamed = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                 if keep is not None:
                     renamed = keep(renamed)
