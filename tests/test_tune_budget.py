@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,6 +79,11 @@ def test_budget_spends_the_time_on_several_candidates_and_stays_within_it(
     assert sum(trials.values()) > len(trials)  # no n_trials: trials went on past the defaults
     # tune and the final fit together: within the budget, with slack for a loaded 2-core machine
     assert seconds < budget + 6, f"{seconds:.1f}s for a {budget}s budget ({trials})"
+    # past TPE's start-up, the local search took turns: each of its trials follows one of TPE's
+    history = max(tuning["candidates"].values(), key=lambda record: len(record["history"]))["history"]
+    proposals = [trial["proposal"] for trial in history]
+    assert proposals[0] == "defaults" and "local" in proposals, proposals
+    assert all(proposals[i - 1] != "local" for i, p in enumerate(proposals) if p == "local"), proposals
     assert training["candidate"] == tuning["best_candidate"]
 
 
@@ -188,7 +194,7 @@ def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path,
     spent = spent_on_trials(studies.values())
     assert 0.5 * budget < spent <= budget + 6  # the first run used (about) the whole budget
 
-    deadline = budget_deadline(spec, studies)
+    deadline = budget_deadline(spec, spent)
     assert deadline is not None and deadline - time.monotonic() < max(0.0, budget - spent) + 1
     started = time.monotonic()
     again = tune(RunContext(spec=spec, store=RunStore(spec.store), run_id="r2", stage="tune", cache_key="k"), inputs)
@@ -204,3 +210,74 @@ def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path,
         history = record["history"]
         assert record["n_trials"] + record["n_not_started"] == len([t for t in history if t["state"] != "FAIL"])
         assert record["n_pruned"] >= 0
+
+
+def test_a_neighbour_stays_in_the_space_and_near_the_point() -> None:
+    import random
+
+    from retrainer.models import CATALOGUE, neighbour
+
+    space = CATALOGUE["lightgbm"].space
+    best = {**CATALOGUE["lightgbm"].defaults, "class_weight": "balanced"}
+    draw = random.Random(0)
+    points = [neighbour(best, space, 0.1, draw) for _ in range(300)]
+
+    for point in points:
+        assert set(point) == set(space)
+        for param, bounds in space.items():
+            if "choices" in bounds:
+                assert point[param] in bounds["choices"]
+            else:
+                assert bounds["low"] <= point[param] <= bounds["high"], (param, point[param])
+        assert isinstance(point["num_leaves"], int) and isinstance(point["learning_rate"], float)
+    # a step of 0.1 of a log range: the learning rate mostly stays within a factor of 2 of 0.05
+    rates = np.array([point["learning_rate"] for point in points])
+    assert 0.7 < np.mean((rates > 0.025) & (rates < 0.1)) < 1.0
+    assert 0.8 < np.mean([point["class_weight"] == "balanced" for point in points]) < 0.97  # changed with p = 0.1
+    assert neighbour(best, space, 0.1, random.Random(1)) == neighbour(best, space, 0.1, random.Random(1))
+    # a point outside a range the spec narrowed since starts from the range's middle
+    assert neighbour({"subsample": 0.1}, {"subsample": {"low": 0.6, "high": 1.0}}, 0.0, draw)["subsample"] == 0.8
+
+
+def test_the_local_search_alternates_with_tpe_and_narrows_when_it_misses() -> None:
+    import random
+
+    import optuna
+
+    from retrainer.models import CATALOGUE
+    from retrainer.stages import tune as tune_module
+
+    space = {"learning_rate": CATALOGUE["lightgbm"].space["learning_rate"]}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    distribution = optuna.distributions.FloatDistribution(0.01, 0.3, log=True)
+
+    def add(rate: float, value: float, proposal: str = "sampler") -> None:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"learning_rate": rate},
+                distributions={"learning_rate": distribution},
+                value=value,
+                user_attrs={"proposal": proposal},
+            )
+        )
+
+    draw = random.Random(0)
+    for rate, value in [(0.05, 0.80), (0.2, 0.70), (0.02, 0.75), (0.1, 0.78)]:
+        add(rate, value)
+    assert tune_module.local_proposal(study, space, draw) is None  # TPE's start-up is not over
+    add(0.011, 0.60)
+    near = tune_module.local_proposal(study, space, draw)
+    assert near is not None and 0.02 < near["learning_rate"] < 0.12  # around the best trial's 0.05
+    add(near["learning_rate"], 0.5, "local")
+    assert tune_module.local_proposal(study, space, draw) is None  # TPE's turn after a local trial
+
+    def spread(draws: int = 200) -> float:
+        rates = [tune_module.local_proposal(study, space, random.Random(i))["learning_rate"] for i in range(draws)]  # type: ignore[index]
+        return float(np.std(np.log(rates)))
+
+    add(0.3, 0.5)
+    wide = spread()
+    for _ in range(2):  # two local misses since the best: 2 x dimensions, so the step halves
+        add(0.04, 0.5, "local")
+        add(0.3, 0.5)
+    assert spread() == pytest.approx(wide / 2, rel=0.2)

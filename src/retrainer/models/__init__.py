@@ -12,11 +12,14 @@ balanced sample weights instead. `mlp` is opt-in (not in the default candidates)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import random
+
     import optuna
 
 
@@ -185,6 +188,39 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
                 param, float(bounds["low"]), float(bounds["high"]), log=bool(bounds.get("log"))
             )
     return params
+
+
+def neighbour(
+    params: dict[str, Any], space: dict[str, dict[str, Any]], step: float, draw: random.Random
+) -> dict[str, Any]:
+    """A point of `space` near `params`, for a local search around the incumbent (FLAML's CFO).
+
+    Each range is seen as [0, 1] (its logarithm for a `log` range): a numeric parameter moves by a
+    Gaussian of `step` and is clipped to its range (ints rounded); a categorical one takes another
+    choice with probability `step`. A parameter missing from `params` (a range the spec widened
+    since) starts from its range's middle.
+    """
+    point: dict[str, Any] = {}
+    for param, bounds in space.items():
+        value = params.get(param)
+        if "choices" in bounds:
+            choices = list(bounds["choices"])
+            if value in choices and (len(choices) == 1 or draw.random() >= step):
+                point[param] = value
+            else:
+                point[param] = draw.choice([choice for choice in choices if choice != value] or choices)
+            continue
+        low, high = bounds["low"], bounds["high"]
+        to_unit = math.log if bounds.get("log") else float
+        start, end = to_unit(low), to_unit(high)
+        here = to_unit(value) if isinstance(value, int | float) and low <= value <= high else (start + end) / 2
+        moved = min(end, max(start, here + draw.gauss(0.0, step) * (end - start)))
+        number = math.exp(moved) if bounds.get("log") else moved
+        if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool):
+            point[param] = min(high, max(low, round(number)))
+        else:
+            point[param] = min(float(high), max(float(low), number))
+    return point
 
 
 def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:

@@ -14,7 +14,9 @@ probability inverse to its expected cost for improvement (slow or stalled candid
 trial started that would not finish before the deadline less the final fit's expected time: a sampled
 configuration is priced before it is fitted (its trees, depth and columns scanned, at the seconds per
 unit its candidate has cost so far) and skipped if it would overrun, so one costly random sample
-cannot eat the budget the cheap trials would have used (FLAML's search is cost-frugal too). Without
+cannot eat the budget the cheap trials would have used (FLAML's search is cost-frugal too). Under a
+budget, a candidate's trials after TPE's start-up alternate between TPE and a neighbour of its best
+configuration (a local search, as FLAML's BlendSearch pairs a global and a local one). Without
 `n_trials`, trials go on until the budget is spent. Trials cross-validate on at most
 `models.tune_rows` rows (a stratified sample); train refits on all of them.
 """
@@ -31,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError, StageError
 from retrainer.metrics import LOWER_IS_BETTER, score
-from retrainer.models import CATALOGUE, build_estimator, search_space, suggest
+from retrainer.models import CATALOGUE, build_estimator, neighbour, search_space, suggest
 from retrainer.models.fitting import fit_model
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 if TYPE_CHECKING:
+    import random
+
     import numpy as np
     import optuna
     import pandas as pd
@@ -228,19 +232,20 @@ def run_trials(
     candidates = spec.models.candidates
     offset = worker if seed_offset is None else seed_offset
     studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
-    if deadline is None:
-        deadline = budget_deadline(spec, studies)
+    if deadline is None and spec.models.timeout_seconds:
+        deadline = budget_deadline(spec, spent_on_trials(studies.values()))
     champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     cap = spec.models.n_trials
     spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)) for c in candidates}
     for candidate, study in studies.items():
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             space = spaces[candidate]
-            study.enqueue_trial({k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space})
+            defaults = {k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space}
+            study.enqueue_trial(defaults, user_attrs={"proposal": "defaults"})
             if champion and champion[0] == candidate:
                 warm = _in_space(champion[1], space)
                 ctx.logger.info("%s: warm start from the champion's params %s", candidate, warm)
-                study.enqueue_trial(warm, skip_if_exists=True)
+                study.enqueue_trial(warm, user_attrs={"proposal": "champion"}, skip_if_exists=True)
 
     holdout = deadline is not None and uses_holdout(len(y), len(columns), spec)
     if holdout and worker == 0:
@@ -275,7 +280,8 @@ def run_trials(
                 state = f"pruned after fold {last + 1} (running {trial.intermediate_values.get(last, math.nan):.4f})"
             else:
                 state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
-            ctx.logger.info("%s trial %d: %s (best %s)", candidate, trial.number, state, best)
+            near = " (near the best)" if trial.user_attrs.get("proposal") == "local" else ""
+            ctx.logger.info("%s trial %d%s: %s (best %s)", candidate, trial.number, near, state, best)
             ctx.progress(candidate, len(_done_trials(study)), cap, f"best {spec.evaluation.metric} {best}")
 
         return report
@@ -288,6 +294,7 @@ def run_trials(
             objective_for,
             report_for,
             deadline,
+            spaces=spaces,
             fit_scale=all_rows / len(y) * spec.models.cv_folds / (spec.models.cv_folds - 1) / fits_per_trial,
             seed=offset,
         )
@@ -478,12 +485,41 @@ def spent_on_trials(studies: Iterable[optuna.Study]) -> float:
     return (max(ends) - min(starts)).total_seconds() if starts else 0.0
 
 
-def budget_deadline(spec: Spec, studies: Mapping[str, optuna.Study]) -> float | None:
-    """When tuning must stop (time.monotonic()): `models.timeout` less what earlier trials spent; None without one."""
+def budget_deadline(spec: Spec, spent: float) -> float | None:
+    """When tuning must stop (time.monotonic()): `models.timeout` less the seconds earlier trials
+    `spent` (`spent_on_trials`); None without a timeout."""
     budget = spec.models.timeout_seconds
     if not budget:
         return None
-    return time.monotonic() + max(0.0, budget - spent_on_trials(studies.values()))
+    return time.monotonic() + max(0.0, budget - spent)
+
+
+# Local search beside TPE (FLAML's BlendSearch): once a candidate has this many scored trials, its
+# trials alternate between TPE's proposal and a neighbour of its best configuration.
+LOCAL_AFTER = 5  # TPE's own start-up trials (`open_study`)
+LOCAL_STEP = 0.1  # a local move's standard deviation, as a share of each parameter's range
+LOCAL_MIN_STEP = 0.0125  # three halvings
+
+
+def local_proposal(study: optuna.Study, space: dict[str, dict[str, Any]], draw: random.Random) -> dict[str, Any] | None:
+    """The candidate's next trial as a neighbour of its best one, or None when it is TPE's turn.
+
+    TPE samples the whole space well but refines slowly: on flights its best boosters kept landing
+    near, not on, the deep trees FLAML's local search reached. So every other trial moves from the
+    best configuration by a small random step (`neighbour`); the step halves after each 2 x
+    dimensions local trials without a new best, as FLAML's CFO shrinks its step. TPE learns from
+    the local trials too: they are ordinary trials of the same study, marked `proposal: local`.
+    """
+    import optuna
+
+    done = sorted(_done_trials(study), key=lambda t: t.number)
+    scored = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    if len(scored) < LOCAL_AFTER or not space or done[-1].user_attrs.get("proposal") == "local":
+        return None
+    best = study.best_trial
+    misses = sum(1 for t in done if t.number > best.number and t.user_attrs.get("proposal") == "local")
+    step = max(LOCAL_STEP * 0.5 ** (misses // (2 * len(space))), LOCAL_MIN_STEP)
+    return neighbour(best.params, space, step, draw)
 
 
 def spend_budget(
@@ -494,6 +530,7 @@ def spend_budget(
     deadline: float,
     fit_scale: float = 1.0,
     seed: int = 0,
+    spaces: Mapping[str, dict[str, dict[str, Any]]] | None = None,
 ) -> None:
     """Spend the wall-clock budget one trial at a time where it is likeliest to pay.
 
@@ -502,6 +539,7 @@ def spend_budget(
     stalled candidate is tried less and a fast improving one more, instead of equal shares. A trial
     starts only if its candidate's typical trial still fits before the deadline less the time the
     final fit of the current best candidate will take. `models.n_trials`, when set, caps a candidate.
+    With `spaces`, a candidate's trials alternate between TPE and a local search (`local_proposal`).
     """
     import random
 
@@ -538,6 +576,9 @@ def spend_budget(
             return
         costs = expected_cost_for_improvement({c: scored[c] for c in open_now})
         pick = draw.choices(open_now, weights=[1.0 / costs[c] for c in open_now])[0]
+        near = local_proposal(studies[pick], spaces[pick], draw) if spaces else None
+        if near is not None:  # a duplicate of an earlier trial is skipped: TPE proposes instead
+            studies[pick].enqueue_trial(near, user_attrs={"proposal": "local"}, skip_if_exists=True)
         objective = objective_for(pick, time.monotonic() + left)
         studies[pick].optimize(objective, n_trials=1, callbacks=[report_for(pick)], catch=())
 
@@ -550,8 +591,8 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     studies = {candidate: open_study(ctx, candidate) for candidate in spec.models.candidates}
     for study in studies.values():  # the only process now: no trial can still be running
         _fail_abandoned_trials(study, ctx)
-    deadline = budget_deadline(spec, studies)  # one budget for the workers and the leftovers
-    spent = spent_on_trials(studies.values()) if deadline is not None else 0.0
+    spent = spent_on_trials(studies.values()) if spec.models.timeout_seconds else 0.0
+    deadline = budget_deadline(spec, spent)  # one budget for the workers and the leftovers
     if spent:
         ctx.logger.info("earlier trials of this tuning spent %.0f s of models.timeout", spent)
     cap = spec.models.n_trials
@@ -583,6 +624,7 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
                     "number": t.number,
                     "value": t.value,
                     "state": t.state.name,
+                    "proposal": t.user_attrs.get("proposal", "sampler"),
                     "params": t.params,
                     "seconds": round(t.duration.total_seconds(), 3) if t.duration else None,
                 }
