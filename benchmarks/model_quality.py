@@ -209,16 +209,16 @@ def main() -> None:
                 train, test = train_test_split(frame, test_size=0.2, stratify=frame[TARGET], random_state=seed)
                 train, test = train.reset_index(drop=True), test.reset_index(drop=True)
                 sides = ["flaml", "retrainer"] if seed % 2 == 0 else ["retrainer", "flaml"]
-                load = os.getloadavg()[0]
-                if pool is not None:
+                if pool is not None:  # both sides start now: one load reading for both
+                    loads = [os.getloadavg()[0]] * len(sides)
                     running = [pool.submit(run_side, side, train, test, budget, seed, name) for side in sides]
                     results = [future.result() for future in running]
-                else:
-                    results = []
+                else:  # each side's own load, read just before its fit
+                    loads, results = [], []
                     for side in sides:
-                        load = os.getloadavg()[0]
+                        loads.append(os.getloadavg()[0])
                         results.append(run_side(side, train, test, budget, seed, name))
-                for side, (auc, wall, detail) in zip(sides, results, strict=True):
+                for side, load, (auc, wall, detail) in zip(sides, loads, results, strict=True):
                     fit = Fit(name, budget, seed, side, auc, wall, load, detail)
                     fits.append(fit)
                     print(

@@ -175,13 +175,19 @@ def search_space(
     return {param: bounds for param, bounds in space.items() if param not in (fixed or {})}
 
 
+def is_int_range(bounds: dict[str, Any]) -> bool:
+    """A `{low, high}` range of integers (both ends ints, not bools): Optuna suggests ints from it."""
+    low, high = bounds["low"], bounds["high"]
+    return isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool)
+
+
 def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Ask Optuna for one value per parameter of `space`."""
     params: dict[str, Any] = {}
     for param, bounds in space.items():
         if "choices" in bounds:
             params[param] = trial.suggest_categorical(param, bounds["choices"])
-        elif isinstance(bounds["low"], int) and isinstance(bounds["high"], int) and not isinstance(bounds["low"], bool):
+        elif is_int_range(bounds):
             params[param] = trial.suggest_int(param, bounds["low"], bounds["high"], log=bool(bounds.get("log")))
         else:
             params[param] = trial.suggest_float(
@@ -216,7 +222,7 @@ def neighbour(
         here = to_unit(value) if isinstance(value, int | float) and low <= value <= high else (start + end) / 2
         moved = min(end, max(start, here + draw.gauss(0.0, step) * (end - start)))
         number = math.exp(moved) if bounds.get("log") else moved
-        if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool):
+        if is_int_range(bounds):
             point[param] = min(high, max(low, round(number)))
         else:
             point[param] = min(float(high), max(float(low), number))
