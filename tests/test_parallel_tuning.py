@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import retrainer
-from retrainer.stages.tune import share_of
+from retrainer.stages.tune import claim_trial, run_claimed_trial, share_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -18,6 +22,70 @@ def test_worker_shares_add_up_to_exactly_the_trials_owed(owed: int, workers: int
     shares = [share_of(owed, worker, workers) for worker in range(workers)]
     assert sum(shares) == owed
     assert max(shares) - min(shares) <= 1
+
+
+def _take_trials_side_by_side(storage: Any, make_lock: Callable[[], Callable[[], Any]], cap: int) -> list[list[int]]:
+    """Two threads, each with its own lock handle (as two processes would have), take trials until `cap`."""
+    import optuna
+
+    study_name = f"claims-{secrets.token_hex(3)}"
+    optuna.create_study(study_name=study_name, storage=storage)
+    taken: list[list[int]] = [[], []]
+
+    def worker(index: int) -> None:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        claim = make_lock()
+        ask = study.ask
+
+        def slow_ask() -> optuna.Trial:  # widens the window between counting and creating a trial
+            time.sleep(0.01)
+            return ask()
+
+        study.ask = slow_ask  # type: ignore[method-assign, assignment]
+
+        def objective(trial: optuna.Trial) -> float:
+            time.sleep(0.02)  # a trial takes a while: the other worker gets its turn
+            return trial.suggest_float("x", 0.0, 1.0)
+
+        while (trial := claim_trial(study, cap, claim)) is not None:
+            taken[index].append(trial.number)
+            run_claimed_trial(study, trial, objective, lambda study, frozen: None)
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    trials = optuna.load_study(study_name=study_name, storage=storage).trials
+    assert len(trials) == cap, "exactly the cap: no worker took a trial past it"
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    return taken
+
+
+def test_workers_sharing_a_journal_study_take_exactly_the_cap_between_them(tmp_path: Path) -> None:
+    from filelock import FileLock
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+
+    def make_lock() -> Callable[[], Any]:
+        lock = FileLock(str(tmp_path / "optuna.claims.lock"))
+        return lambda: lock
+
+    taken = _take_trials_side_by_side(storage, make_lock, cap=9)
+    assert sorted(taken[0] + taken[1]) == list(range(9))
+    assert taken[0] and taken[1], "both workers took trials"
+
+
+def test_workers_on_a_postgres_study_claim_under_an_advisory_lock(scratch_database: str) -> None:
+    from retrainer.integrations.locks import advisory_lock
+
+    def make_lock() -> Callable[[], Any]:
+        return lambda: advisory_lock(scratch_database, "claims-test", timeout=30, what="lock on trial claims")
+
+    taken = _take_trials_side_by_side(scratch_database, make_lock, cap=6)
+    assert sorted(taken[0] + taken[1]) == list(range(6))
 
 
 def test_two_workers_on_a_postgres_study_run_every_trial_once(
@@ -34,6 +102,7 @@ def test_two_workers_on_a_postgres_study_run_every_trial_once(
     assert result.outcome == "promoted"
     tune_log = (Path(spec.store) / "runs" / result.run_id / "logs" / "tune.log").read_text()
     assert "tuning with 2 worker processes" in tune_log
+    assert "taking trials until 5 are taken by 2 workers" in tune_log
     summaries = optuna.study.get_all_study_summaries(scratch_database)
     assert sorted(s.study_name.rsplit(".", 1)[1] for s in summaries) == ["logistic_regression", "random_forest"]
     for summary in summaries:

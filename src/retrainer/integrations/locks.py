@@ -84,8 +84,18 @@ def advisory_key(registry_name: str) -> int:
 
 
 @contextlib.contextmanager
-def advisory_lock(url: str, registry_name: str, timeout: float = 300) -> Iterator[None]:
-    """A session-level PostgreSQL advisory lock, polled with pg_try_advisory_lock until `timeout`."""
+def advisory_lock(
+    url: str,
+    registry_name: str,
+    timeout: float = 300,
+    *,
+    what: str = "registry lock",
+    hint: str = "check promotion.lock_url (or tracking.uri)",
+) -> Iterator[None]:
+    """A session-level PostgreSQL advisory lock, polled with pg_try_advisory_lock until `timeout`.
+
+    `what` and `hint` word its errors for the caller (the registry's lock, or tuning's trial claims).
+    """
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
@@ -101,16 +111,14 @@ def advisory_lock(url: str, registry_name: str, timeout: float = 300) -> Iterato
     except SQLAlchemyError as error:
         raise RegistryError(
             f"cannot reach the lock database {safe_url(url)}: {type(getattr(error, 'orig', None) or error).__name__}",
-            hint="check promotion.lock_url (or tracking.uri)",
+            hint=hint,
         ) from None
     try:
         deadline = time.monotonic() + timeout
         while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
             connection.commit()  # no transaction held open while waiting
             if time.monotonic() > deadline:
-                raise RegistryError(
-                    f"waited {timeout:.0f} s for the registry lock of {registry_name} at {safe_url(url)}"
-                )
+                raise RegistryError(f"waited {timeout:.0f} s for the {what} of {registry_name} at {safe_url(url)}")
             time.sleep(0.2)
         connection.commit()
         try:

@@ -27,6 +27,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,10 +203,12 @@ def run_trials(
     seed_offset: int | None = None,
     deadline: float | None = None,
 ) -> None:
-    """Run this worker's share of the trials each candidate still owes (all of them when alone).
+    """Run the trials each candidate still owes: all of them when alone, else this worker's part.
 
-    Every candidate's share is fixed before the first trial: computed later, it would see the trials
-    other workers had finished meanwhile, and the shares would no longer add up to what was owed.
+    Several workers take trials one at a time under a lock until each study holds its
+    `models.n_trials` (`claim_lock`); where no lock fits the storage, each runs a share fixed before
+    the first trial (computed later, it would see the trials other workers had finished meanwhile,
+    and the shares would no longer add up to what was owed).
     With `models.timeout`, trials instead go where the budget buys most (`spend_budget`) until
     `deadline` (time.monotonic(); by default the timeout from now).
     """
@@ -300,15 +303,89 @@ def run_trials(
         )
         return
     assert cap is not None  # the spec sets 10 when there is no timeout
+    claim = claim_lock(ctx) if workers > 1 else None
     owed_now = {candidate: cap - len(_done_trials(study)) for candidate, study in studies.items()}
     for candidate in candidates:
         study = studies[candidate]
         finished = _done_trials(study)
+        if claim is not None:
+            if owed_now[candidate] > 0:
+                ctx.logger.info(
+                    "%s: taking trials until %d are taken by %d workers (%d already finished)",
+                    candidate,
+                    cap,
+                    workers,
+                    len(finished),
+                )
+                ctx.progress(candidate, len(finished), cap)
+            while (trial := claim_trial(study, cap, claim)) is not None:
+                run_claimed_trial(study, trial, objective_for(candidate), report_for(candidate))
+            continue
         owed = share_of(owed_now[candidate], worker, workers)
         if owed > 0:
             ctx.logger.info("%s: %d trials to run (%d already finished)", candidate, owed, len(finished))
             ctx.progress(candidate, len(finished), cap)
             study.optimize(objective_for(candidate), n_trials=owed, callbacks=[report_for(candidate)], catch=())
+
+
+def claim_lock(ctx: RunContext) -> Callable[[], AbstractContextManager[Any]] | None:
+    """The lock workers hold while each takes its next trial of a study, or None where none fits.
+
+    With it, workers take trials one at a time until the study has `models.n_trials`, exactly, instead
+    of fixed shares: a worker that starts late (a spawned interpreter spends seconds importing) or
+    draws quick, pruned trials takes more of them, and none waits idle for another's last trial.
+    A file lock beside the local journal or SQLite study; a PostgreSQL advisory lock for a study on
+    PostgreSQL (workers on several machines). Another server (MySQL): fixed shares (`share_of`).
+    """
+    from retrainer.integrations.locks import advisory_lock, is_postgres
+
+    url = ctx.spec.models.study_storage
+    if url is None or url.startswith("sqlite"):
+        from filelock import FileLock
+
+        lock = FileLock(str(Path(ctx.work_dir()) / "optuna.claims.lock"))
+        return lambda: lock
+    if is_postgres(url):
+        name = f"{ctx.spec.name}.{ctx.cache_key}"
+        hint = "check models.study_storage"
+        return lambda: advisory_lock(url, name, timeout=60, what="lock on trial claims", hint=hint)
+    return None
+
+
+def claim_trial(study: optuna.Study, cap: int, claim: Callable[[], AbstractContextManager[Any]]) -> optuna.Trial | None:
+    """The study's next trial for this worker (an enqueued one first), or None once `cap` are taken.
+
+    Counting the trials taken (finished or running) and creating the next happen under one lock, so
+    two workers can never both take the last one: the study ends with exactly `cap` trials.
+    """
+    import optuna
+
+    taken = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    with claim():
+        if len(study.get_trials(deepcopy=False, states=taken)) >= cap:
+            return None
+        return study.ask()
+
+
+def run_claimed_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+    report: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+) -> None:
+    """Evaluate a trial taken with `claim_trial` and record it, as `study.optimize` would (no error caught)."""
+    import optuna
+
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    except BaseException:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    else:
+        frozen = study.tell(trial, value)
+    report(study, frozen)
 
 
 # The order a budget runs the candidates' defaults in: the usually cheapest to fit first (as FLAML
@@ -599,6 +676,8 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     owed = sum(cap - len(_done_trials(study)) for study in studies.values()) if cap is not None else 1
     if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
         _run_with_worker_processes(ctx, inputs, workers, deadline)
+        for study in studies.values():  # the workers have exited: a trial still running was a crashed one's
+            _fail_abandoned_trials(study, ctx)
     # alone, or whatever the workers left owing (one crashed, or started late): a seed no worker used,
     # so the leftover trials do not replay a worker's first samples
     run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0, deadline=deadline)
