@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import retrainer
-from retrainer.stages.tune import claim_trial, run_claimed_trial, share_of
+from retrainer.stages.tune import claim_lock, claim_trial, run_claimed_trial, share_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -24,8 +24,8 @@ def test_worker_shares_add_up_to_exactly_the_trials_owed(owed: int, workers: int
     assert max(shares) - min(shares) <= 1
 
 
-def _take_trials_side_by_side(storage: Any, make_lock: Callable[[], Callable[[], Any]], cap: int) -> list[list[int]]:
-    """Two threads, each with its own lock handle (as two processes would have), take trials until `cap`."""
+def _take_trials_side_by_side(storage: Any, study_storage: str | None, work_dir: Path, cap: int) -> list[list[int]]:
+    """Two threads, each with its own `claim_lock` (as two processes would have), take trials until `cap`."""
     import optuna
 
     study_name = f"claims-{secrets.token_hex(3)}"
@@ -34,7 +34,8 @@ def _take_trials_side_by_side(storage: Any, make_lock: Callable[[], Callable[[],
 
     def worker(index: int) -> None:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        claim = make_lock()
+        claim = claim_lock(study_storage, str(work_dir), study_name)
+        assert claim is not None
         ask = study.ask
 
         def slow_ask() -> optuna.Trial:  # widens the window between counting and creating a trial
@@ -63,28 +64,18 @@ def _take_trials_side_by_side(storage: Any, make_lock: Callable[[], Callable[[],
 
 
 def test_workers_sharing_a_journal_study_take_exactly_the_cap_between_them(tmp_path: Path) -> None:
-    from filelock import FileLock
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))  # the local default
 
-    def make_lock() -> Callable[[], Any]:
-        lock = FileLock(str(tmp_path / "optuna.claims.lock"))
-        return lambda: lock
-
-    taken = _take_trials_side_by_side(storage, make_lock, cap=9)
+    taken = _take_trials_side_by_side(storage, None, tmp_path, cap=9)
     assert sorted(taken[0] + taken[1]) == list(range(9))
     assert taken[0] and taken[1], "both workers took trials"
 
 
-def test_workers_on_a_postgres_study_claim_under_an_advisory_lock(scratch_database: str) -> None:
-    from retrainer.integrations.locks import advisory_lock
-
-    def make_lock() -> Callable[[], Any]:
-        return lambda: advisory_lock(scratch_database, "claims-test", timeout=30, what="lock on trial claims")
-
-    taken = _take_trials_side_by_side(scratch_database, make_lock, cap=6)
+def test_workers_on_a_postgres_study_claim_under_an_advisory_lock(scratch_database: str, tmp_path: Path) -> None:
+    taken = _take_trials_side_by_side(scratch_database, scratch_database, tmp_path, cap=6)
     assert sorted(taken[0] + taken[1]) == list(range(6))
 
 

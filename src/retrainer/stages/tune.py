@@ -303,7 +303,8 @@ def run_trials(
         )
         return
     assert cap is not None  # the spec sets 10 when there is no timeout
-    claim = claim_lock(ctx) if workers > 1 else None
+    group = f"{spec.name}.{ctx.cache_key}"  # the studies of this run (`open_study`)
+    claim = claim_lock(spec.models.study_storage, ctx.work_dir(), group) if workers > 1 else None
     owed_now = {candidate: cap - len(_done_trials(study)) for candidate, study in studies.items()}
     for candidate in candidates:
         study = studies[candidate]
@@ -318,8 +319,9 @@ def run_trials(
                     len(finished),
                 )
                 ctx.progress(candidate, len(finished), cap)
+            objective, report = objective_for(candidate), report_for(candidate)
             while (trial := claim_trial(study, cap, claim)) is not None:
-                run_claimed_trial(study, trial, objective_for(candidate), report_for(candidate))
+                run_claimed_trial(study, trial, objective, report)
             continue
         owed = share_of(owed_now[candidate], worker, workers)
         if owed > 0:
@@ -328,27 +330,29 @@ def run_trials(
             study.optimize(objective_for(candidate), n_trials=owed, callbacks=[report_for(candidate)], catch=())
 
 
-def claim_lock(ctx: RunContext) -> Callable[[], AbstractContextManager[Any]] | None:
+def claim_lock(
+    study_storage: str | None, work_dir: str, group: str
+) -> Callable[[], AbstractContextManager[Any]] | None:
     """The lock workers hold while each takes its next trial of a study, or None where none fits.
 
     With it, workers take trials one at a time until the study has `models.n_trials`, exactly, instead
     of fixed shares: a worker that starts late (a spawned interpreter spends seconds importing) or
     draws quick, pruned trials takes more of them, and none waits idle for another's last trial.
     A file lock beside the local journal or SQLite study; a PostgreSQL advisory lock for a study on
-    PostgreSQL (workers on several machines). Another server (MySQL): fixed shares (`share_of`).
+    PostgreSQL (workers on several machines), keyed by `group`, the run's studies. Another server
+    (MySQL): fixed shares (`share_of`).
     """
     from retrainer.integrations.locks import advisory_lock, is_postgres
 
-    url = ctx.spec.models.study_storage
+    url = study_storage
     if url is None or url.startswith("sqlite"):
         from filelock import FileLock
 
-        lock = FileLock(str(Path(ctx.work_dir()) / "optuna.claims.lock"))
+        lock = FileLock(str(Path(work_dir) / "optuna.claims.lock"))
         return lambda: lock
     if is_postgres(url):
-        name = f"{ctx.spec.name}.{ctx.cache_key}"
         hint = "check models.study_storage"
-        return lambda: advisory_lock(url, name, timeout=60, what="lock on trial claims", hint=hint)
+        return lambda: advisory_lock(url, group, timeout=60, what="lock on trial claims", hint=hint)
     return None
 
 
