@@ -153,6 +153,15 @@ def profile_column(series: pd.Series) -> dict[str, Any]:
     return {"kind": "categorical", "null_fraction": nulls, "categories": categories}
 
 
+def score_series(scores: np.ndarray) -> pd.Series:
+    """A model's predictions as a column to profile: numbers (scores, values) or text (decided classes)."""
+    import numpy as np
+    import pandas as pd
+
+    values = np.asarray(scores)
+    return pd.Series(values, dtype="string" if values.dtype.kind in "OUS" else "float64")
+
+
 def build_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
     """The reference profile of a training frame (and the model's scores on it)."""
     import pandas as pd
@@ -160,7 +169,7 @@ def build_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict
     return {
         "rows": len(frame),
         "columns": {str(c): profile_column(frame[c]) for c in frame.columns},
-        "score": None if scores is None else profile_column(pd.Series(scores, dtype="float64")),
+        "score": None if scores is None else profile_column(score_series(scores)),
     }
 
 
@@ -236,5 +245,5 @@ def compare_to_profile(
     features = [compare_column(c, profile["columns"][c], frame[c], thresholds) for c in names]
     score = None
     if scores is not None and profile.get("score"):
-        score = compare_column("score", profile["score"], pd.Series(scores, dtype="float64"), thresholds)
+        score = compare_column("score", profile["score"], score_series(scores), thresholds)
     return features, score

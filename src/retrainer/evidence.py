@@ -7,11 +7,11 @@ inputs whose answers are known by hand. The stages (compare, fairness) and the r
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.metrics import better, score
+from retrainer.metrics import better, get_metric, score
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,11 +119,12 @@ def subsample_scores(
     rng = np.random.default_rng(seed)
     once = np.ones((1, rows))  # every drawn row counts once: the metric on those rows
     ranked = [_RankedScores(proba) if metric in ("roc_auc", "pr_auc") else None for proba in probas]
+    counted = all(_is_counted(metric, proba) for proba in probas)
     scores = [np.empty(n_bootstrap) for _ in probas]
     per_block = max(1, SUBSAMPLE_BLOCK_CELLS // rows)
     for start in range(0, n_bootstrap, per_block):
         drawn = rng.integers(0, len(y_true), size=(min(per_block, n_bootstrap - start), rows))
-        if metric in _COUNTED:  # the whole block at once: sums along each resample's rows
+        if counted:  # the whole block at once: sums along each resample's rows
             drawn_y = y_true[drawn]
             for values, proba, threshold in zip(scores, probas, thresholds, strict=True):
                 block = _from_sums(metric, drawn_y, proba[drawn], threshold, lambda terms: terms.sum(axis=1), rows)
@@ -230,23 +231,39 @@ def _sorted_average_precision(sorted_scores: np.ndarray, sorted_y: np.ndarray, w
 def bootstrap_scores(
     metric: str, y_true: np.ndarray, proba: np.ndarray, counts: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
-    """The metric on every resample (NaN where a resample lacks a class the metric needs)."""
+    """The metric on every resample (NaN where a resample lacks a class the metric needs).
+
+    `proba` is the model's output of any task (binary scores, n x k probabilities, values); a
+    resample is a weighting of the rows by their draw counts.
+    """
     import numpy as np
 
     if metric == "roc_auc":
         return weighted_roc_auc(y_true, proba, counts)
     if metric == "pr_auc":
         return weighted_average_precision(y_true, proba, counts)
-    if metric in _COUNTED:
+    if _is_counted(metric, proba):
         return _counted_metric(metric, y_true, proba, counts.astype(float), threshold)
-    values = np.empty(len(counts))  # any other metric: one scikit-learn call per resample
+    scorer = get_metric(metric)
+    prediction = scorer.prediction(proba, threshold)
+    if scorer.weighted is not None:
+        return np.asarray(scorer.weighted(y_true, prediction, counts.astype(float)))
+    values = np.empty(len(counts))  # any other metric: one scikit-learn call per resample, counts as weights
     for i, row in enumerate(counts):
-        rows = np.repeat(np.arange(len(row)), row)
-        values[i] = score(metric, y_true[rows], proba[rows], threshold)
+        drawn = row > 0
+        if not scorer.defined_on(y_true[drawn], proba[drawn]):
+            values[i] = np.nan
+            continue
+        values[i] = float(scorer.func(y_true[drawn], prediction[drawn], sample_weight=row[drawn]))
     return values
 
 
 _COUNTED = ("accuracy", "precision", "recall", "f1", "brier", "log_loss")
+
+
+def _is_counted(metric: str, output: np.ndarray) -> bool:
+    """A binary metric of one score per row with a weighted-sum form below (a multiclass output has 2 axes)."""
+    return metric in _COUNTED and output.ndim == 1
 
 
 def _counted_metric(metric: str, y: np.ndarray, proba: np.ndarray, w: np.ndarray, threshold: float) -> np.ndarray:
@@ -298,13 +315,15 @@ def metric_intervals(
     `max_rows` rows, see `bootstrap_blocks`)."""
     import numpy as np
 
-    y = np.asarray(y_true).astype(int)
+    y = _truth(y_true)
     p = np.asarray(proba, dtype=float)
     resample_rows = min(len(y), max_rows or len(y))
     intervals = {}
     for metric in metrics:
         (values,) = bootstrap_blocks(metric, y, [p], n_bootstrap, seed, [threshold], max_rows)
         values = values[~np.isnan(values)]
+        if not len(values):  # undefined on every resample (a class missing from the test set)
+            continue
         point = score(metric, y, p, threshold) if resample_rows < len(y) else 0.0
         low, high = rescaled_interval(values, point, confidence, resample_rows, len(y))
         intervals[metric] = (round(low, 6), round(high, 6))
@@ -332,7 +351,7 @@ def paired_bootstrap(
     test set's size (`bootstrap_blocks`, `rescaled_interval`); the point estimates use every row."""
     import numpy as np
 
-    y = np.asarray(y_true).astype(int)
+    y = _truth(y_true)
     p_new, p_old = np.asarray(challenger, dtype=float), np.asarray(champion, dtype=float)
     if not len(y) == len(p_new) == len(p_old):
         raise ValueError(f"labels and scores differ in length: {len(y)}, {len(p_new)}, {len(p_old)}")
@@ -361,6 +380,14 @@ def paired_bootstrap(
     )
 
 
+def _truth(y_true: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Labels as integers (class codes, 0/1), values as floats: a regression target is not cut to ints."""
+    import numpy as np
+
+    y = np.asarray(y_true)
+    return y.astype(int) if y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y))) else y
+
+
 # --------------------------------------------------------------------------- slices
 
 
@@ -387,17 +414,17 @@ def group_labels(values: pd.Series, bins: Sequence[float] | None = None) -> pd.S
 def slice_metrics(
     groups: pd.Series, y_true: np.ndarray, proba: np.ndarray, metric: str, threshold: float = 0.5
 ) -> dict[str, dict[str, Any]]:
-    """Per segment: rows, positives and the metric (None where the segment lacks a class it needs)."""
-    import numpy as np
-
+    """Per segment: rows (and positives, for a binary metric) and the metric (None where the segment lacks a
+    class it needs)."""
+    scorer = get_metric(metric)
+    binary = "binary" in scorer.tasks and proba.ndim == 1
     result: dict[str, dict[str, Any]] = {}
     labels = groups.to_numpy()
     for label in sorted(set(labels.tolist()), key=str):
         rows = labels == label
         y, p = y_true[rows], proba[rows]
-        needs_both = metric in ("roc_auc", "pr_auc")
-        value = None if needs_both and len(np.unique(y)) < 2 else round(score(metric, y, p, threshold), 6)
-        result[str(label)] = {"rows": int(rows.sum()), "positives": int(y.sum()), metric: value}
+        value = round(scorer.score(y, p, threshold), 6) if scorer.defined_on(y, p) and len(y) else None
+        result[str(label)] = {"rows": int(rows.sum()), **({"positives": int(y.sum())} if binary else {}), metric: value}
     return result
 
 
@@ -480,4 +507,96 @@ def fairness_failures(
         failures.append(f"disparate impact {impact:.2f} < {min_disparate_impact:.2f} for {summary['lowest_group']}")
     if max_equalized_odds_difference is not None and odds is not None and odds > max_equalized_odds_difference:
         failures.append(f"equalized-odds difference {odds:.2f} > {max_equalized_odds_difference:.2f}")
+    return failures
+
+
+def class_group_rates(
+    groups: pd.Series, y_true: np.ndarray, predicted: np.ndarray, n_classes: int, min_group_size: int
+) -> dict[str, dict[str, Any]]:
+    """Multiclass, per group: size, accuracy, recall averaged over its classes, and each class's selection rate."""
+    import numpy as np
+
+    rates: dict[str, dict[str, Any]] = {}
+    labels = groups.to_numpy()
+    for label in sorted(set(labels.tolist()), key=str):
+        rows = labels == label
+        y, pred = y_true[rows].astype(int), predicted[rows].astype(int)
+        recalls = [float((pred[y == c] == c).mean()) for c in range(n_classes) if (y == c).any()]
+        rates[str(label)] = {
+            "rows": int(rows.sum()),
+            "accuracy": float((pred == y).mean()),
+            "macro_recall": float(np.mean(recalls)) if recalls else None,
+            "selection_rates": [float((pred == c).mean()) for c in range(n_classes)],
+            "counted": bool(rows.sum() >= min_group_size),
+        }
+    return rates
+
+
+def class_fairness_summary(rates: dict[str, dict[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    """The accuracy gap between counted groups, and per class the lowest / highest selection rate (its parity)."""
+    counted = {g: r for g, r in rates.items() if r["counted"]}
+    if len(counted) < 2:
+        return {"accuracy_gap": None, "selection_rate_parity": None, "lowest_group": None}
+    accuracy = {g: r["accuracy"] for g, r in counted.items()}
+    lowest = min(accuracy, key=accuracy.__getitem__)
+    parities = {}
+    for c, name in enumerate(class_names):
+        selected = [r["selection_rates"][c] for r in counted.values()]
+        parities[str(name)] = min(selected) / max(selected) if max(selected) > 0 else 1.0
+    worst = min(parities, key=parities.__getitem__)
+    return {
+        "accuracy_gap": round(max(accuracy.values()) - accuracy[lowest], 6),
+        "selection_rate_parity": round(parities[worst], 6),
+        "least_even_class": worst,
+        "lowest_group": lowest,
+        "per_class_parity": {k: round(v, 6) for k, v in parities.items()},
+    }
+
+
+def residual_group_errors(
+    groups: pd.Series, y_true: np.ndarray, predicted: np.ndarray, min_group_size: int
+) -> dict[str, dict[str, Any]]:
+    """Regression, per group: size, mean absolute error and mean residual (prediction minus truth)."""
+    import numpy as np
+
+    errors: dict[str, dict[str, Any]] = {}
+    labels = groups.to_numpy()
+    for label in sorted(set(labels.tolist()), key=str):
+        rows = labels == label
+        residual = predicted[rows].astype(float) - y_true[rows].astype(float)
+        errors[str(label)] = {
+            "rows": int(rows.sum()),
+            "mae": float(np.abs(residual).mean()),
+            "mean_residual": float(residual.mean()),
+            "counted": bool(rows.sum() >= min_group_size),
+        }
+    return errors
+
+
+def residual_fairness_summary(errors: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The highest over the lowest group MAE, and the spread of the groups' mean residuals (bias gap)."""
+    counted = {g: e for g, e in errors.items() if e["counted"]}
+    if len(counted) < 2:
+        return {"mae_ratio": None, "residual_gap": None, "worst_group": None}
+    mae = {g: e["mae"] for g, e in counted.items()}
+    worst, best = max(mae, key=mae.__getitem__), min(mae, key=mae.__getitem__)
+    residuals = [e["mean_residual"] for e in counted.values()]
+    return {
+        "mae_ratio": round(mae[worst] / mae[best], 6) if mae[best] > 0 else None,
+        "residual_gap": round(max(residuals) - min(residuals), 6),
+        "worst_group": worst,
+    }
+
+
+def bound_failures(summary: Mapping[str, Any], bounds: Mapping[str, tuple[str, float | None]]) -> list[str]:
+    """The summary's figures outside their bounds: {figure: ('min' | 'max', bound)}, in words."""
+    failures = []
+    for figure, (side, bound) in bounds.items():
+        value = summary.get(figure)
+        if bound is None or value is None:
+            continue
+        if (side == "min" and value < bound) or (side == "max" and value > bound):
+            where = summary.get("lowest_group") or summary.get("worst_group")
+            words = figure.replace("_", " ")
+            failures.append(f"{words} {value:.2f} {'<' if side == 'min' else '>'} {bound:.2f} (group {where})")
     return failures

@@ -1,44 +1,267 @@
-"""Binary classification metrics by name: the single place metric names map to scikit-learn."""
+"""Every metric as an object in one registry, in the manner of scikit-learn's scorers.
+
+A `Metric` knows its direction, what it reads from a model's output (`needs`), the tasks it applies
+to and, where one exists, a vectorised form that scores many bootstrap weightings at once. Spec
+validation, gates, `min_improvement`, the paired bootstrap and every display list read `REGISTRY`;
+nothing keeps its own list of names.
+
+What a metric reads is derived from the model's *output*, whose shape the task fixes: a binary model
+outputs the positive class's probability (n,), a multiclass one the probability of every class (n, k),
+a regressor its values (n,). `labels` are the decided classes: the binary output cut at its decision
+threshold, or the most probable class of a multiclass output.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier")
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+Needs = Literal["labels", "scores", "proba", "values"]
+ScoreFn = Callable[..., float]  # (y_true, prediction, sample_weight=None) -> float
+# (y_true, prediction, weights: resamples x rows) -> one score per resample: the bootstrap's fast form
+WeightedFn = Callable[["np.ndarray", "np.ndarray", "np.ndarray"], "np.ndarray"]
 
 
-def score(metric: str, y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
-    """One metric of predicted probabilities; threshold turns them into labels where needed."""
+@dataclass(frozen=True)
+class Metric:
+    """One metric: `score(y_true, output, threshold)` turns a model's output into what `func` reads."""
+
+    name: str
+    func: ScoreFn
+    needs: Needs
+    tasks: frozenset[str]
+    greater_is_better: bool = True
+    bounded: bool = True  # a score in [0, 1]: a gate outside that range is a spec error
+    needs_every_class: bool = False  # undefined unless every class occurs in y_true (ROC-AUC and kin)
+    weighted: WeightedFn | None = None
+    description: str = ""
+
+    def prediction(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """What `func` reads from the model's output (see the module docstring)."""
+        import numpy as np
+
+        if self.needs == "labels":
+            return decided_labels(output, threshold)
+        if self.needs == "scores" and output.ndim != 1:
+            raise ValueError(f"{self.name} reads one score per row, got output of shape {output.shape}")
+        return np.asarray(output)
+
+    def score(self, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5, sample_weight: Any = None) -> float:
+        return float(self.func(y_true, self.prediction(output, threshold), sample_weight=sample_weight))
+
+    def defined_on(self, y_true: np.ndarray, output: np.ndarray) -> bool:
+        """False where the metric cannot be computed (ROC-AUC on a set holding one class)."""
+        import numpy as np
+
+        if not self.needs_every_class:
+            return True
+        classes = 2 if output.ndim == 1 else output.shape[1]
+        return len(np.unique(y_true)) == classes
+
+
+def decided_labels(output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The class each row is given: a binary score cut at `threshold`, else the most probable class."""
+    import numpy as np
+
+    if output.ndim == 2:
+        return np.asarray(output.argmax(axis=1), dtype="int64")
+    return (output >= threshold).astype(int)
+
+
+# ----------------------------------------------------------------------------- score functions
+# scikit-learn is imported when a metric is computed, not when the registry is read (`retrainer --help`)
+
+
+def _sk(name: str, **fixed: Any) -> ScoreFn:
+    def score(y_true: Any, prediction: Any, sample_weight: Any = None) -> float:
+        from sklearn import metrics
+
+        return float(getattr(metrics, name)(y_true, prediction, sample_weight=sample_weight, **fixed))
+
+    score.__name__ = name
+    return score
+
+
+def _log_loss(y_true: Any, proba: Any, sample_weight: Any = None) -> float:
     from sklearn import metrics
 
-    predicted = (proba >= threshold).astype(int)
-    functions = {
-        "accuracy": lambda: metrics.accuracy_score(y_true, predicted),
-        "precision": lambda: metrics.precision_score(y_true, predicted, zero_division=0),
-        "recall": lambda: metrics.recall_score(y_true, predicted, zero_division=0),
-        "f1": lambda: metrics.f1_score(y_true, predicted, zero_division=0),
-        "roc_auc": lambda: metrics.roc_auc_score(y_true, proba),
-        "pr_auc": lambda: metrics.average_precision_score(y_true, proba),
-        "log_loss": lambda: metrics.log_loss(y_true, proba, labels=[0, 1]),
-        "brier": lambda: metrics.brier_score_loss(y_true, proba),
-    }
-    return float(functions[metric]())
+    classes = 2 if proba.ndim == 1 else proba.shape[1]
+    return float(metrics.log_loss(y_true, proba, labels=list(range(classes)), sample_weight=sample_weight))
 
 
-def all_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Every metric in METRICS, rounded for reports (ROC-AUC needs both classes present)."""
-    both_classes = len(set(y_true.tolist())) == 2
+def _roc_auc_ovr(average: str) -> ScoreFn:
+    def score(y_true: Any, proba: Any, sample_weight: Any = None) -> float:
+        from sklearn import metrics
+
+        labels = list(range(proba.shape[1]))
+        return float(
+            metrics.roc_auc_score(
+                y_true, proba, multi_class="ovr", average=average, labels=labels, sample_weight=sample_weight
+            )
+        )
+
+    return score
+
+
+def _rmse(y_true: Any, values: Any, sample_weight: Any = None) -> float:
+    from sklearn import metrics
+
+    return float(metrics.root_mean_squared_error(y_true, values, sample_weight=sample_weight))
+
+
+def _median_ae(y_true: Any, values: Any, sample_weight: Any = None) -> float:
+    import numpy as np
+
+    errors = np.abs(np.asarray(y_true, dtype=float) - np.asarray(values, dtype=float))
+    if sample_weight is None:
+        return float(np.median(errors))
+    order = np.argsort(errors)  # the weighted median: the error where half the weight is reached
+    cumulative = np.cumsum(np.asarray(sample_weight, dtype=float)[order])
+    return float(errors[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+# ------------------------------------------------------------------- vectorised forms (the bootstrap)
+# each scores every weighting (a row of `w`: one bootstrap resample's draw counts) with one matrix product
+
+
+def _w_mean(w: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    result: np.ndarray = (w @ terms) / w.sum(axis=1)
+    return result
+
+
+def _w_rmse(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.sqrt(_w_mean(w, (y - values) ** 2))
+
+
+def _w_mae(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return _w_mean(w, np.abs(y - values))
+
+
+def _w_mape(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return _w_mean(w, np.abs(y - values) / np.maximum(np.abs(y), np.finfo(np.float64).eps))
+
+
+def _w_r2(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    y = y.astype(float)
+    residual = w @ ((y - values) ** 2)
+    total = w @ (y**2) - (w @ y) ** 2 / w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1 - residual / total, np.nan)
+
+
+def _w_accuracy(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return _w_mean(w, (labels == y).astype(float))
+
+
+def _w_log_loss(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    eps = np.finfo(float).eps
+    if proba.ndim == 1:
+        p = np.clip(proba, eps, 1 - eps)
+        return -_w_mean(w, y * np.log(p) + (1 - y) * np.log(1 - p))
+    rows = proba / proba.sum(axis=1, keepdims=True)
+    return -_w_mean(w, np.log(np.clip(rows[np.arange(len(y)), y.astype(int)], eps, 1)))
+
+
+BINARY, MULTICLASS, REGRESSION = frozenset({"binary"}), frozenset({"multiclass"}), frozenset({"regression"})
+CLASSIFICATION = BINARY | MULTICLASS
+
+
+def _metrics() -> tuple[Metric, ...]:
+    labels: Needs = "labels"
+    return (
+        # binary and multiclass
+        Metric("accuracy", _sk("accuracy_score"), labels, CLASSIFICATION, weighted=_w_accuracy),
+        Metric("balanced_accuracy", _sk("balanced_accuracy_score"), labels, CLASSIFICATION),
+        Metric(
+            "log_loss", _log_loss, "proba", CLASSIFICATION, greater_is_better=False, bounded=False, weighted=_w_log_loss
+        ),
+        # binary: the positive class
+        Metric("precision", _sk("precision_score", zero_division=0), labels, BINARY),
+        Metric("recall", _sk("recall_score", zero_division=0), labels, BINARY),
+        Metric("f1", _sk("f1_score", zero_division=0), labels, BINARY),
+        Metric("roc_auc", _sk("roc_auc_score"), "scores", BINARY, needs_every_class=True),
+        Metric("pr_auc", _sk("average_precision_score"), "scores", BINARY, needs_every_class=True),
+        Metric("brier", _sk("brier_score_loss"), "scores", BINARY, greater_is_better=False),
+        # multiclass: averaged over classes
+        *(
+            Metric(f"{kind}_{average}", _sk(f"{kind}_score", average=average, zero_division=0), labels, MULTICLASS)
+            for kind in ("f1", "precision", "recall")
+            for average in ("macro", "weighted")
+        ),
+        Metric("roc_auc_ovr", _roc_auc_ovr("macro"), "proba", MULTICLASS, needs_every_class=True),
+        Metric("roc_auc_ovr_weighted", _roc_auc_ovr("weighted"), "proba", MULTICLASS, needs_every_class=True),
+        # regression: errors in the target's units (lower is better), and R2
+        Metric("rmse", _rmse, "values", REGRESSION, greater_is_better=False, bounded=False, weighted=_w_rmse),
+        Metric(
+            "mae",
+            _sk("mean_absolute_error"),
+            "values",
+            REGRESSION,
+            greater_is_better=False,
+            bounded=False,
+            weighted=_w_mae,
+        ),
+        Metric("r2", _sk("r2_score"), "values", REGRESSION, bounded=False, weighted=_w_r2),
+        Metric(
+            "mape",
+            _sk("mean_absolute_percentage_error"),
+            "values",
+            REGRESSION,
+            greater_is_better=False,
+            bounded=False,
+            weighted=_w_mape,
+        ),
+        Metric("median_ae", _median_ae, "values", REGRESSION, greater_is_better=False, bounded=False),
+    )
+
+
+REGISTRY: dict[str, Metric] = {metric.name: metric for metric in _metrics()}
+METRICS = tuple(REGISTRY)
+LOWER_IS_BETTER = frozenset(name for name, metric in REGISTRY.items() if not metric.greater_is_better)
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}") from None
+
+
+def metrics_for(task: str) -> tuple[str, ...]:
+    """The names of the metrics that apply to `task`, in registry order."""
+    return tuple(name for name, metric in REGISTRY.items() if task in metric.tasks)
+
+
+def score(metric: str, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> float:
+    """One metric of a model's output; `threshold` decides binary labels where the metric needs them."""
+    return get_metric(metric).score(y_true, output, threshold)
+
+
+def all_metrics(
+    y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5, task: str = "binary"
+) -> dict[str, float]:
+    """Every metric of `task` that is defined on these rows, rounded for reports."""
     return {
-        m: round(score(m, y_true, proba, threshold), 6)
-        for m in METRICS
-        if both_classes or m not in ("roc_auc", "pr_auc")
+        name: round(get_metric(name).score(y_true, output, threshold), 6)
+        for name in metrics_for(task)
+        if get_metric(name).defined_on(y_true, output)
     }
 
 
 def better(metric: str, a: float, b: float) -> float:
     """How much better `a` is than `b` on `metric` (positive = better), whatever its direction."""
-    return b - a if metric in LOWER_IS_BETTER else a - b
+    return a - b if get_metric(metric).greater_is_better else b - a

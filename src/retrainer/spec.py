@@ -6,8 +6,8 @@ base file, and relative paths are resolved against the spec's own directory (so 
 same from any working directory).
 
     >>> spec = load_spec("examples/telco_churn/pipeline.yaml")
-    >>> spec.models.candidates
-    ['logistic_regression', 'random_forest', 'xgboost', 'lightgbm']
+    >>> spec.target.column, spec.task   # the task is inferred from the target's values when omitted
+    ('churn', None)
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from retrainer.errors import SpecError
-from retrainer.metrics import LOWER_IS_BETTER, METRICS
-from retrainer.models import CATALOGUE, DEFAULT_CANDIDATES
+from retrainer.metrics import METRICS, REGISTRY
+from retrainer.models import CATALOGUE, CLASSIFIER, DEFAULT_CANDIDATES
 
 CANDIDATES = tuple(CATALOGUE)
 
@@ -94,11 +94,15 @@ class SourceSpec(_Section):
 
 
 class TargetSpec(_Section):
-    """The label column and which of its values is the positive class."""
+    """The label column; for binary models which value is positive, for regression how it is transformed."""
 
-    column: str = Field(description="The label column (binary: two distinct values).")
+    column: str = Field(description="The label column (binary: two values; multiclass: labels; regression: numbers).")
     positive: str | int | float | bool | None = Field(
-        None, description="Positive class value; inferred from yes/true/1/positive when omitted."
+        None, description="Binary only: positive class value; inferred from yes/true/1/positive when omitted."
+    )
+    transform: Literal["none", "log", "log1p"] = Field(
+        "none",
+        description="Regression only: learn on log(y) or log(1 + y) inside the model; predictions stay in y's units.",
     )
 
 
@@ -264,9 +268,13 @@ class SplitSpec(_Section):
 class ModelsSpec(_Section):
     """Candidate algorithms and the Optuna search over them."""
 
-    candidates: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CANDIDATES),
-        description=f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in).",
+    candidates: list[str] | None = Field(
+        None,
+        description=(
+            f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in). Default: "
+            f"{', '.join(DEFAULT_CANDIDATES[CLASSIFIER])} for classifiers; ridge instead of logistic_regression "
+            "for regression."
+        ),
     )
     n_trials: int | None = Field(
         None,
@@ -323,7 +331,9 @@ class ModelsSpec(_Section):
 
     @field_validator("candidates")
     @classmethod
-    def _known_candidates(cls, value: list[str]) -> list[str]:
+    def _known_candidates(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         if not value:
             raise ValueError("list at least one candidate")
         for name in value:
@@ -352,10 +362,22 @@ class FairnessSpec(_Section):
     bins: list[float] | None = Field(None, description="Bin edges for a numeric column, e.g. [0, 25, 200].")
     min_group_size: int = Field(5, ge=1, description="Smaller groups are reported but not judged.")
     min_disparate_impact: float | None = Field(
-        0.8, ge=0, le=1, description="Lowest / highest positive-prediction rate across groups."
+        0.8,
+        ge=0,
+        le=1,
+        description=(
+            "Lowest / highest positive-prediction rate across groups (multiclass: each class's selection rate)."
+        ),
     )
     max_equalized_odds_difference: float | None = Field(
-        None, ge=0, le=1, description="Largest gap in TPR or FPR between groups."
+        None, ge=0, le=1, description="Binary: largest gap in TPR or FPR between groups."
+    )
+    max_accuracy_gap: float | None = Field(
+        None, ge=0, le=1, description="Multiclass: largest gap in accuracy between groups."
+    )
+    max_mae_ratio: float | None = Field(None, ge=1, description="Regression: highest / lowest group MAE.")
+    max_residual_gap: float | None = Field(
+        None, ge=0, description="Regression: largest gap between groups' mean residuals (bias), in target units."
     )
 
     @field_validator("bins")
@@ -369,13 +391,20 @@ class FairnessSpec(_Section):
 class EvaluationSpec(_Section):
     """The metric that ranks models and the thresholds a model must reach to be registered."""
 
-    metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"] = Field(
-        "roc_auc", description="The metric that ranks trials and candidates, and that compare uses by default."
+    metric: str | None = Field(
+        None,
+        description=(
+            "The metric that ranks trials and candidates, and that compare uses by default; "
+            "default roc_auc (binary), log_loss (multiclass), rmse (regression)."
+        ),
     )
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Metric minimums (maximums for log_loss, brier)."
+        default_factory=dict,
+        description="Gates: minimums, or maximums for lower-is-better metrics (log_loss, brier, rmse, mae ...).",
     )
-    decision_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a row is positive.")
+    decision_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Binary only: probability above which a row is positive."
+    )
     threshold_metric: Literal["f1", "accuracy"] | None = Field(
         None, description="Choose decision_threshold to maximize this metric on out-of-fold training predictions."
     )
@@ -385,13 +414,20 @@ class EvaluationSpec(_Section):
     max_slice_regression: float = Field(0.02, ge=0, description="Largest allowed drop of the metric on any slice.")
     fairness: FairnessSpec | None = None
 
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}{_did_you_mean(value, METRICS)}")
+        return value
+
     @field_validator("thresholds")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
         for name, bound in value.items():
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}{_did_you_mean(name, METRICS)}")
-            if name not in LOWER_IS_BETTER and not 0 <= bound <= 1:
+            if REGISTRY[name].bounded and not 0 <= bound <= 1:
                 raise ValueError(f"threshold for {name} must be between 0 and 1, got {bound}")
         return value
 
@@ -582,7 +618,7 @@ class CanarySpec(_Section):
     """When the online comparison may move aliases: `retrainer ab-report` applies it."""
 
     min_labelled: int = Field(200, ge=1, description="Labelled predictions each version needs before deciding.")
-    metric: str = Field("roc_auc", description="Metric compared online.")
+    metric: str | None = Field(None, description="Metric compared online; default the ranking metric.")
     max_regression: float = Field(0.0, ge=0, description="How much worse than the champion the challenger may be.")
     action: Literal["promote", "rollback", "report"] = Field(
         "rollback",
@@ -592,8 +628,8 @@ class CanarySpec(_Section):
 
     @field_validator("metric")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
             raise ValueError(f"unknown metric {value!r}{_did_you_mean(value, METRICS)}")
         return value
 
@@ -615,6 +651,13 @@ class Spec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name (letters, digits, - _ .).")
     description: str = Field("", description="One line about the pipeline (the Airflow DAG shows it).")
     seed: int = Field(42, description="Seed for splits, tuning and models: the same data gives the same model.")
+    task: Literal["binary", "multiclass", "regression"] | None = Field(
+        None,
+        description=(
+            "What the model predicts; inferred from the target when omitted (two labels: binary; a few "
+            "text labels: multiclass; floats or many numbers: regression)."
+        ),
+    )
     source: SourceSpec
     target: TargetSpec
     id_column: str | None = Field(None, description="Entity id: never a feature; duplicated ids fail validation.")
@@ -661,15 +704,17 @@ class Spec(_Section):
             raise ValueError("split.method 'temporal' needs 'time_column'")
         if self.validation.max_age and not self.time_column:
             raise ValueError("validation.max_age (freshness) needs 'time_column'")
+        if self.task is not None:
+            from retrainer.tasks.base import spec_problems
+
+            problems = spec_problems(self.task, self)
+            if problems:
+                raise ValueError(f"task {self.task}: " + "; ".join(problems))
         return self
 
     @property
     def registry_name(self) -> str:
         return self.promotion.registry_name or self.name
-
-    @property
-    def ranking_metric(self) -> str:
-        return self.evaluation.metric
 
     def section_digest(self, *sections: str) -> str:
         """A stable hash of the named top-level sections (or `section.key`), for stage cache keys."""

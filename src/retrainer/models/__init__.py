@@ -1,13 +1,16 @@
-"""The candidate algorithms: how to build each one and where Optuna searches its parameters.
+"""The candidate algorithms: how to build each one, for which tasks, and where Optuna searches.
 
 A search space is a dict of parameter -> range. A range is `{low, high}` (int when both are ints),
 optionally `log: true`, or `{choices: [...]}`; the spec's `models.search_space` replaces a default
 range per parameter and `models.params` fixes a parameter. `defaults` are known-good settings that
 are enqueued as each candidate's first trial, so even a one-trial budget gets a sound model.
 
-`class_weight: balanced` weighs the rarer class up: natively for logistic regression, random forest,
-LightGBM and the MLP (a weighted loss); XGBoost has no such parameter, so `fit_params` passes it
-balanced sample weights instead. `mlp` is opt-in (not in the default candidates): it needs torch.
+A candidate builds a classifier or a regressor (`kinds`; the task says which it needs): one name
+per algorithm, so `xgboost` is XGBClassifier for binary and multiclass targets and XGBRegressor for
+regression. `class_weight: balanced` weighs rarer classes up (classifiers only: it is dropped from
+a regressor's space): natively for logistic regression, random forest, LightGBM and the MLP (a
+weighted loss); XGBoost has no such parameter, so `fit_params` passes balanced sample weights
+instead. `mlp` is opt-in (not in the default candidates): it needs torch.
 """
 
 from __future__ import annotations
@@ -22,46 +25,66 @@ if TYPE_CHECKING:
 
     import optuna
 
+CLASSIFIER, REGRESSOR = "classifier", "regressor"
+CLASS_WEIGHT = "class_weight"  # a classifier-only parameter
+
 
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    build: Callable[[dict[str, Any], int, int], Any]  # (params, seed, n_jobs) -> estimator
+    build: Callable[[dict[str, Any], int, int, str], Any]  # (params, seed, n_jobs, kind) -> estimator
     space: dict[str, dict[str, Any]]
     defaults: dict[str, Any] = field(default_factory=dict)
+    kinds: frozenset[str] = frozenset({CLASSIFIER, REGRESSOR})
+    early_stopping: bool = False  # a booster that stops on an inner validation split
+    requirements: tuple[str, ...] = ()  # pip packages its saved model needs beyond scikit-learn
 
 
-def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+def _for_kind(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    return params if kind == CLASSIFIER else {k: v for k, v in params.items() if k != CLASS_WEIGHT}
+
+
+def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(max_iter=2000, random_state=seed, **params)
 
 
-def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
+def _ridge(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+    from sklearn.linear_model import Ridge
 
-    return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
-
-
-def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
-    from xgboost import XGBClassifier
-
-    params = {k: v for k, v in params.items() if k != "class_weight"}  # applied as sample weights at fit
-    return XGBClassifier(
-        random_state=seed, n_jobs=n_jobs, tree_method="hist", eval_metric="logloss", verbosity=0, **params
-    )
+    return Ridge(random_state=seed, **params)
 
 
-def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
-    from lightgbm import LGBMClassifier
+def _random_forest(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-    return LGBMClassifier(random_state=seed, n_jobs=n_jobs, verbose=-1, subsample_freq=1, **params)
+    forest = RandomForestClassifier if kind == CLASSIFIER else RandomForestRegressor
+    return forest(random_state=seed, n_jobs=n_jobs, **_for_kind(kind, params))
 
 
-def _mlp(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
-    from retrainer.models.mlp import TorchMLPClassifier
+def _xgboost(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+    from xgboost import XGBClassifier, XGBRegressor
 
-    return TorchMLPClassifier(random_state=seed, n_jobs=n_jobs, **params)
+    params = {k: v for k, v in params.items() if k != CLASS_WEIGHT}  # applied as sample weights at fit
+    booster = XGBClassifier if kind == CLASSIFIER else XGBRegressor
+    # no eval_metric: XGBoost's default follows the objective (logloss, mlogloss, rmse)
+    return booster(random_state=seed, n_jobs=n_jobs, tree_method="hist", verbosity=0, **params)
+
+
+def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    booster = LGBMClassifier if kind == CLASSIFIER else LGBMRegressor
+    return booster(random_state=seed, n_jobs=n_jobs, verbose=-1, subsample_freq=1, **_for_kind(kind, params))
+
+
+def _mlp(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+    from retrainer.models import mlp
+
+    if kind == CLASSIFIER:
+        return mlp.TorchMLPClassifier(random_state=seed, n_jobs=n_jobs, **params)
+    return mlp.TorchMLPRegressor(random_state=seed, n_jobs=n_jobs, **_for_kind(kind, params))
 
 
 CATALOGUE: dict[str, Candidate] = {
@@ -72,6 +95,14 @@ CATALOGUE: dict[str, Candidate] = {
             _logistic_regression,
             space={"C": {"low": 1e-3, "high": 100.0, "log": True}, "class_weight": {"choices": [None, "balanced"]}},
             defaults={"C": 1.0, "class_weight": None},
+            kinds=frozenset({CLASSIFIER}),
+        ),
+        Candidate(
+            "ridge",
+            _ridge,
+            space={"alpha": {"low": 1e-3, "high": 100.0, "log": True}},
+            defaults={"alpha": 1.0},
+            kinds=frozenset({REGRESSOR}),
         ),
         Candidate(
             "random_forest",
@@ -114,6 +145,8 @@ CATALOGUE: dict[str, Candidate] = {
                 "reg_lambda": 1.0,
                 "class_weight": None,
             },
+            early_stopping=True,
+            requirements=("xgboost",),
         ),
         Candidate(
             "lightgbm",
@@ -138,6 +171,8 @@ CATALOGUE: dict[str, Candidate] = {
                 "reg_lambda": 1.0,
                 "class_weight": None,
             },
+            early_stopping=True,
+            requirements=("lightgbm",),
         ),
         Candidate(
             "mlp",
@@ -160,19 +195,32 @@ CATALOGUE: dict[str, Candidate] = {
                 "batch_size": 128,
                 "class_weight": None,
             },
+            requirements=("torch",),
         ),
     )
 }
-DEFAULT_CANDIDATES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
-EARLY_STOPPING = frozenset({"xgboost", "lightgbm"})  # boosters that stop on an inner validation split
+# what a spec without `models.candidates` tunes, by the kind of estimator its task needs
+DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
+    CLASSIFIER: ("logistic_regression", "random_forest", "xgboost", "lightgbm"),
+    REGRESSOR: ("ridge", "random_forest", "xgboost", "lightgbm"),
+}
+EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 
 
 def search_space(
-    name: str, overrides: dict[str, dict[str, Any]] | None = None, fixed: dict[str, Any] | None = None
+    name: str,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    fixed: dict[str, Any] | None = None,
+    kind: str = CLASSIFIER,
 ) -> dict[str, dict[str, Any]]:
-    """The candidate's default space with the spec's ranges applied and fixed params removed."""
-    space = {**CATALOGUE[name].space, **(overrides or {})}
+    """The candidate's default space for `kind`, the spec's ranges applied and fixed params removed."""
+    space = _for_kind(kind, {**CATALOGUE[name].space, **(overrides or {})})
     return {param: bounds for param, bounds in space.items() if param not in (fixed or {})}
+
+
+def default_params(name: str, kind: str = CLASSIFIER) -> dict[str, Any]:
+    """The candidate's known-good first trial for `kind`."""
+    return _for_kind(kind, CATALOGUE[name].defaults)
 
 
 def is_int_range(bounds: dict[str, Any]) -> bool:
@@ -229,8 +277,8 @@ def neighbour(
     return point
 
 
-def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:
-    return CATALOGUE[name].build(params, seed, n_jobs)
+def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1, kind: str = CLASSIFIER) -> Any:
+    return CATALOGUE[name].build(params, seed, n_jobs, kind)
 
 
 def fit_params(name: str, params: dict[str, Any], y: Any) -> dict[str, Any]:

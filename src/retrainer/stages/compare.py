@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from retrainer.metrics import better
-from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
+from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import VersionInfo
@@ -58,7 +58,7 @@ def challenger_beats_champion(
 def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
     name = spec.registry_name
-    metric = spec.promotion.min_improvement.metric or spec.evaluation.metric
+    metric = from_info(inputs["target_info"]).comparison_metric(spec)
     model_key = ctx.upstream["train"]
     decided = ctx.store.read_decision(name, model_key)
     if decided and decided.get("tracking_uri") == _tracking_uri(ctx):
@@ -80,7 +80,8 @@ def decide_against(
     """Score `champion` on this run's test set and decide, with the evidence; also used by promote when the
     champion moved."""
     spec = ctx.spec
-    metric = spec.promotion.min_improvement.metric or spec.evaluation.metric
+    task = from_info(inputs["target_info"])
+    metric = task.comparison_metric(spec)
     challenger_score = inputs["evaluation"]["test"][metric]
     threshold = decision_threshold(spec, inputs["evaluation"])
     if champion is None:
@@ -92,15 +93,20 @@ def decide_against(
         )
         return Decision("challenger", reason, metric, challenger_score), None, proof
     columns = inputs["training"]["input_columns"]
+    different = task.same_target(champion_task(champion.tags))
+    if different:
+        # scores of another task or label set cannot be compared row by row: production stays as it is
+        reason = f"{different}: they cannot be compared on the same test set; keeping v{champion.version}"
+        reason += " (`retrainer promote` can still make the challenger champion)"
+        proof = promotion_evidence(ctx, inputs, metric, None, threshold)
+        return Decision("champion", reason, metric, challenger_score, None, champion.version), None, proof
     try:
-        from retrainer.metrics import all_metrics
-
         champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
         test = inputs["test"]
-        champion_proba = positive_scores(champion_model, test[_champion_columns(champion_model, columns)])
+        champion_proba = task.predict(champion_model, test[_champion_columns(champion_model, columns)])
         # the champion serves at the threshold stored with it: its metrics, bootstrap and slices use that one
         champion_threshold = _champion_threshold(champion.tags, spec.evaluation.decision_threshold)
-        champion_metrics = all_metrics(test[spec.target.column].to_numpy(), champion_proba, champion_threshold)
+        champion_metrics = task.all_metrics(test[spec.target.column].to_numpy(), champion_proba, champion_threshold)
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
         reason = (
@@ -123,6 +129,14 @@ def decide_against(
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
     names = getattr(model, "feature_names_in_", None)
     return [str(c) for c in names] if names is not None else fallback
+
+
+def champion_task(tags: Mapping[str, str]) -> Any:
+    """The champion's task from its `retrainer.task` tag (versions registered before tasks existed: binary)."""
+    import json
+
+    raw = tags.get("retrainer.task")
+    return from_info(json.loads(raw) if raw else None)
 
 
 def _champion_threshold(tags: dict[str, str], fallback: float) -> float:
@@ -163,7 +177,7 @@ def _output(
 STAGE = Stage(
     name="compare",
     func=compare,
-    needs=("model", "training", "test", "evaluation"),
+    needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("decision",),
     cacheable=False,
     code=("retrainer.stages.evidence", "retrainer.evidence"),

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.drift import Thresholds, compare_to_profile
 from retrainer.errors import DriftBlocked
-from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import ParquetFile
+from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,13 +74,15 @@ def empty_report(policy: str, why: str) -> dict[str, Any]:
     }
 
 
-def _champion_scores(ctx: RunContext, version: int, frame: pd.DataFrame, columns: list[str]) -> Any:
-    """The champion's scores on the new batch (None if it cannot score it: that is compare's business)."""
+def _champion_scores(ctx: RunContext, version: int, frame: pd.DataFrame, profile: Mapping[str, Any]) -> Any:
+    """The champion's predictions on the new batch, as its profile holds them (`Task.drift_values`: binary
+    scores, decided classes, values), or None if it cannot score it: that is compare's business."""
     try:
         model = ctx.registry.load_model(ctx.spec.registry_name, version)
         names = getattr(model, "feature_names_in_", None)
-        used = [str(c) for c in names] if names is not None else columns
-        return positive_scores(model, frame[used])
+        used = [str(c) for c in names] if names is not None else list(profile.get("input_columns", []))
+        task = from_info(profile.get("task"))
+        return task.drift_values(task.predict(model, frame[used]))
     except Exception as error:  # noqa: BLE001 - score drift is optional evidence, never a failure
         ctx.logger.warning("champion v%s cannot score the batch for score drift: %s", version, error)
         return None
@@ -124,7 +126,7 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         return StageOutput(artifacts={"drift": report}, summary="no reference (no champion yet)")
     version, profile = found
     frame = inputs["data"]
-    scores = _champion_scores(ctx, version, frame, profile.get("input_columns", [])) if profile.get("score") else None
+    scores = _champion_scores(ctx, version, frame, profile) if profile.get("score") else None
     report = drift_report(frame, profile, rules, f"champion v{version}", scores)
     for feature in [*report["features"], *([report["score"]] if report["score"] else [])]:
         ctx.logger.info(

@@ -12,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.errors import GateFailed
-from retrainer.metrics import LOWER_IS_BETTER, all_metrics
+from retrainer.metrics import LOWER_IS_BETTER
 from retrainer.models.calibration import plot_calibration, reliability_curve
-from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.tasks import Task, from_info
 
 
-def evaluate_model(model: Any, frame: Any, columns: list[str], target: str, threshold: float) -> dict[str, float]:
-    proba = positive_scores(model, frame[columns])
-    return all_metrics(frame[target].to_numpy(), proba, threshold)
+def evaluate_model(
+    model: Any, frame: Any, columns: list[str], target: str, threshold: float, task: Task | None = None
+) -> dict[str, float]:
+    """Every metric of the task (binary by default) of `model` on `frame`."""
+    task = task or from_info(None)
+    return task.all_metrics(frame[target].to_numpy(), task.predict(model, frame[columns]), threshold)
 
 
 def model_threshold(training: Mapping[str, Any], spec_threshold: float) -> float:
@@ -45,16 +48,19 @@ def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) 
 
 def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
+    task = from_info(inputs["target_info"])
     columns = inputs["training"]["input_columns"]
     threshold = model_threshold(inputs["training"], spec.evaluation.decision_threshold)
-    report: dict[str, Any] = {"decision_threshold": threshold, "calibration": {}}
+    report: dict[str, Any] = {"task": task.name, "calibration": {}}
+    if task.has_decision_threshold:
+        report["decision_threshold"] = threshold
     sets = {"test": inputs["test"], **({"oot": inputs["oot"]} if len(inputs["oot"]) else {})}
     for name, frame in sets.items():
         truth = frame[spec.target.column].to_numpy()
-        proba = positive_scores(inputs["model"], frame[columns])
-        report[name] = all_metrics(truth, proba, threshold)
-        if len(set(truth.tolist())) == 2:
-            report["calibration"][name] = reliability_curve(truth, proba)
+        output = task.predict(inputs["model"], frame[columns])
+        report[name] = task.all_metrics(truth, output, threshold)
+        if task.has_decision_threshold and len(set(truth.tolist())) == 2:
+            report["calibration"][name] = reliability_curve(truth, output)
     if report["calibration"]:
         method = inputs["training"].get("calibration", "none")
         plot = plot_calibration(
@@ -72,7 +78,7 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             failures=failures,
             hint="the champion is unchanged; tune longer, add data or revisit evaluation.thresholds",
         )
-    metric = spec.evaluation.metric
+    metric = task.ranking_metric(spec)
     return StageOutput(
         artifacts={"evaluation": report},
         metrics={f"test_{k}": v for k, v in report["test"].items()},
@@ -83,8 +89,8 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 STAGE = Stage(
     name="evaluate",
     func=evaluate,
-    needs=("model", "training", "test", "oot"),
+    needs=("model", "training", "test", "oot", "target_info"),
     makes=("evaluation",),
     spec_sections=("evaluation", "target"),
-    code=("retrainer.metrics", "retrainer.models.calibration"),
+    code=("retrainer.metrics", "retrainer.models.calibration", "retrainer.models.scoring"),
 )

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import SpecError
 from retrainer.evidence import group_labels, metric_intervals, paired_bootstrap, slice_metrics, slice_regressions
-from retrainer.metrics import METRICS
-from retrainer.models.scoring import positive_scores
+from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +26,7 @@ DEFAULT_CONFIDENCE = 0.95
 
 
 def decision_threshold(spec: Spec, evaluation: Mapping[str, Any]) -> float:
-    """The probability cut-off in force: one chosen by the evaluate stage if it chose one, else the spec's."""
+    """The probability cut-off in force (binary models): one chosen by the evaluate stage, else the spec's."""
     return float(evaluation.get("decision_threshold") or spec.evaluation.decision_threshold)
 
 
@@ -50,11 +49,13 @@ def promotion_evidence(
     champion_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Bootstrap CI of the gain (or of the challenger's score alone) and per-slice metrics of both models,
-    each cut at its own decision threshold (the champion's defaults to the challenger's)."""
+    each binary model cut at its own decision threshold (the champion's defaults to the challenger's).
+    The outputs are the task's (`Task.predict`): scores, per-class probabilities or values."""
     spec = ctx.spec
     test = inputs["test"]
-    y = test[spec.target.column].to_numpy().astype(int)
-    proba = positive_scores(inputs["model"], test[inputs["training"]["input_columns"]])
+    task = from_info(inputs["target_info"])
+    y = test[spec.target.column].to_numpy()
+    proba = task.predict(inputs["model"], test[inputs["training"]["input_columns"]])
     confidence = spec.promotion.confidence or DEFAULT_CONFIDENCE
     result = paired_bootstrap(
         metric,
@@ -78,7 +79,7 @@ def promotion_evidence(
         "intervals": metric_intervals(
             y,
             proba,
-            [m for m in METRICS if m != metric],
+            [m for m in task.metrics if m != metric],
             n_bootstrap=spec.promotion.n_bootstrap,
             confidence=confidence,
             seed=spec.seed,

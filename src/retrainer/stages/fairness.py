@@ -1,8 +1,9 @@
 """Fairness: the challenger's decisions compared across groups (e.g. age bands); a failure is a gate.
 
-Per group of `evaluation.fairness.group_column` (or its bins) on the test set: the positive
-prediction rate, TPR and FPR at the decision threshold; then the disparate impact ratio (lowest
-over highest positive rate) and the equalized-odds difference (largest TPR or FPR gap). Groups
+Per group of `evaluation.fairness.group_column` (or its bins) on the test set, the task's rules
+(`Task.fairness`): binary models the positive prediction rate, TPR and FPR at the decision
+threshold (disparate impact, equalized-odds difference); multiclass the accuracy gap and each
+class's selection-rate parity; regression the MAE ratio and the mean-residual gap. Groups
 smaller than `min_group_size` are shown but not judged. The group column need not be a model
 feature: the test set keeps every column.
 """
@@ -14,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from retrainer.errors import GateFailed
-from retrainer.evidence import fairness_failures, fairness_summary, group_labels, group_rates
-from retrainer.models.scoring import positive_scores
+from retrainer.evidence import group_labels
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, segment_column
+from retrainer.tasks import from_info
 
 
 def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -25,12 +26,12 @@ def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     if rules is None:
         return StageOutput(artifacts={"fairness": {"enabled": False}}, summary="no fairness check in the spec")
     test = inputs["test"]
+    task = from_info(inputs["target_info"])
     threshold = decision_threshold(ctx.spec, inputs["evaluation"])
-    proba = positive_scores(inputs["model"], test[inputs["training"]["input_columns"]])
+    output = task.predict(inputs["model"], test[inputs["training"]["input_columns"]])
     groups = group_labels(segment_column(test, rules.group_column, "evaluation.fairness.group_column"), rules.bins)
-    rates = group_rates(groups, test[ctx.spec.target.column].to_numpy(), proba >= threshold, rules.min_group_size)
-    summary = fairness_summary(rates)
-    failures = fairness_failures(summary, rules.min_disparate_impact, rules.max_equalized_odds_difference)
+    truth = test[ctx.spec.target.column].to_numpy()
+    rates, summary, failures, headline = task.fairness(groups, truth, output, threshold, rules)
     counted = [group for group, rate in rates.items() if rate["counted"]]
     if len(counted) < 2:  # a check that cannot compare two groups must not pass silently
         sizes = ", ".join(f"{group}: {rate['rows']}" for group, rate in rates.items())
@@ -44,9 +45,9 @@ def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "threshold": threshold,
         "groups": rates,
         **summary,
-        "min_disparate_impact": rules.min_disparate_impact,
-        "max_equalized_odds_difference": rules.max_equalized_odds_difference,
-        "min_group_size": rules.min_group_size,
+        "task": task.name,
+        "headline": headline,
+        **rules.model_dump(exclude={"group_column", "bins"}),
         "failures": failures,
         "passed": not failures,
     }
@@ -58,19 +59,19 @@ def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             failures=failures,
             hint="the champion is unchanged; see the fairness section of `retrainer report RUN_ID`",
         )
-    impact = summary["disparate_impact"]
-    shown = "n/a (fewer than 2 groups large enough)" if impact is None else f"{impact:.2f}"
+    figure = summary.get(headline)
+    shown = "n/a (fewer than 2 groups large enough)" if figure is None else f"{figure:.2f}"
     return StageOutput(
         artifacts={"fairness": report},
-        metrics={} if impact is None else {"disparate_impact": impact},
-        summary=f"disparate impact {shown} across {len(rates)} groups",
+        metrics={} if figure is None else {headline: figure},
+        summary=f"{headline.replace('_', ' ')} {shown} across {len(rates)} groups",
     )
 
 
 STAGE = Stage(
     name="fairness",
     func=fairness,
-    needs=("model", "training", "test", "evaluation"),
+    needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("fairness",),
     spec_sections=("evaluation", "target"),
     code=("retrainer.evidence", "retrainer.stages.evidence"),

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.lineage import lineage_tags
-from retrainer.models.scoring import positive_scores
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import frame_digest
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     from retrainer.report.plots import PlotCache
@@ -33,6 +33,7 @@ REPORTS = (
     "fairness",
     "explanation",
     "decision",
+    "target_info",
 )
 
 
@@ -51,6 +52,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             artifacts={"registration": {"version": version, "new": False}}, summary=f"reusing v{version}"
         )
     training, evaluation = inputs["training"], inputs["evaluation"]
+    task = from_info(inputs["target_info"])
     source_info = inputs["source_info"]
     tags = {
         **lineage_tags(
@@ -69,12 +71,17 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.decision": decision["winner"],
         "retrainer.reason": decision["reason"][:5000],
         "retrainer.metrics": json.dumps({k: round(v, 4) for k, v in evaluation["test"].items()}),
-        # the threshold the model was evaluated at: compare and serving score it with the same one
-        "retrainer.decision_threshold": str(evaluation.get("decision_threshold", spec.evaluation.decision_threshold)),
+        # what the model predicts (task, label set, target transform): compare, drift and serving read it back
+        "retrainer.task": json.dumps(task.info(), default=str),
     }
+    if task.has_decision_threshold:
+        # the threshold the model was evaluated at: compare and serving score it with the same one
+        tags["retrainer.decision_threshold"] = str(
+            evaluation.get("decision_threshold", spec.evaluation.decision_threshold)
+        )
     metrics = {f"test_{k}": v for k, v in evaluation["test"].items()}
     metrics.update({f"oot_{k}": v for k, v in evaluation.get("oot", {}).items()})
-    metrics[f"cv_{spec.evaluation.metric}"] = training["cv_score"]
+    metrics[f"cv_{task.ranking_metric(spec)}"] = training["cv_score"]
     if decision.get("champion_metrics"):
         metrics.update({f"champion_test_{k}": v for k, v in decision["champion_metrics"].items()})
     metrics.update(drift_metrics(inputs["drift"]))
@@ -85,7 +92,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
         # what the next runs' drift stage compares their data with
-        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"], spec.seed)
+        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"], spec.seed, task)
         Path(reports, "reference_profile.json").write_text(json.dumps(profile))
         if evaluation.get("calibration"):
             from retrainer.models.calibration import plot_calibration
@@ -119,7 +126,7 @@ PROFILE_ROWS = 200_000  # training rows the reference profile is drawn from, at 
 
 
 def reference_profile(
-    model: Any, train: Any, columns: list[str], seed: int = 0, max_rows: int = PROFILE_ROWS
+    model: Any, train: Any, columns: list[str], seed: int = 0, task: Task | None = None, max_rows: int = PROFILE_ROWS
 ) -> dict[str, Any]:
     """The profile of the training rows the model learned from, and of its scores on them.
 
@@ -129,8 +136,10 @@ def reference_profile(
     """
     from retrainer.drift import build_profile
 
+    task = task or from_info(None)
     rows = train if len(train) <= max_rows else train.sample(n=max_rows, random_state=seed)
-    profile = build_profile(rows[columns], positive_scores(model, rows[columns]))
+    profile = build_profile(rows[columns], task.drift_values(task.predict(model, rows[columns])))
+    profile["task"] = task.info()
     profile["rows"], profile["profiled_rows"] = len(train), len(rows)
     profile["input_columns"] = columns
     return profile

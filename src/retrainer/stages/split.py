@@ -5,7 +5,9 @@ latest time in the data): out-of-time is [as_of - oot_window, as_of), test the `
 it, train everything earlier (or only `train_window` of it). Replaying runs month by month (backfill)
 then tests each month's models on that month's rows.
 
-The target becomes 0/1 here, once, so every later stage and the champion see the same labels.
+The run's task is resolved here (`retrainer.tasks.resolve`: the spec's `task` or the one the target
+implies) and the target encoded by it, once (0/1, class codes, or numbers), so every later stage and
+the champion see the same labels; `target_info` writes the task down for the stages after.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.target import encode_target, positive_label
+from retrainer.tasks import Task, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,28 +27,33 @@ if TYPE_CHECKING:
 
 
 def split_frame(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -> dict[str, pd.DataFrame]:
-    """Return {'train', 'test', 'oot'} frames with the target encoded as 0/1 (oot may be empty)."""
+    """Return {'train', 'test', 'oot'} frames with the target encoded (oot may be empty)."""
+    return split_with_task(frame, spec, as_of)[0]
+
+
+def split_with_task(
+    frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None
+) -> tuple[dict[str, pd.DataFrame], Task]:
+    """`split_frame`, and the task the target was encoded by."""
     import pandas as pd
-    from sklearn.model_selection import train_test_split
 
     target = spec.target.column
     has_label = frame[target].notna()
     # a shallow copy when every row is labelled: copy-on-write keeps the caller's frame as it was, and
     # the table is not held twice while the parts are cut from it
     labelled = frame.copy(deep=False) if has_label.all() else frame.loc[has_label].copy()
-    positive = positive_label(labelled[target], spec.target)
-    labelled[target] = encode_target(labelled[target], positive)
+    task = resolve(spec, labelled[target])
+    labelled[target] = task.encode(labelled[target])
     rules = spec.split
     if rules.method == "stratified":
-        if labelled[target].value_counts().min() < 2:
+        strata = task.strata(labelled[target].to_numpy())
+        if strata is not None and pd.Series(strata).value_counts().min() < 2:
             raise DataValidationError(
                 "too few rows of the rarer class to split", failures=["split: rarer class has < 2 rows"]
             )
-        train, test = train_test_split(
-            labelled, test_size=rules.test_size, stratify=labelled[target], random_state=spec.seed
-        )
+        kept, held = task.holdout(labelled[target].to_numpy(), rules.test_size, spec.seed)
         # a copy: an empty slice is still a view that would keep the whole table in memory
-        parts = {"train": train, "test": test, "oot": labelled.iloc[0:0].copy()}
+        parts = {"train": labelled.iloc[kept], "test": labelled.iloc[held], "oot": labelled.iloc[0:0].copy()}
     elif rules.test_window:
         parts = _window_split(labelled, spec, as_of)
     else:
@@ -64,14 +71,8 @@ def split_frame(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) 
             "test": ordered.iloc[n - n_oot - n_test : n - n_oot],
             "oot": ordered.iloc[n - n_oot :],
         }
-    for name in ("train", "test"):
-        if parts[name][target].nunique() < 2:
-            raise DataValidationError(
-                f"the {name} split has only one target class ({len(parts[name])} rows)",
-                failures=[f"split: {name} has one class"],
-                hint="collect more data or change split.test_size",
-            )
-    return {name: part.reset_index(drop=True) for name, part in parts.items()}
+    task.check_split({name: part[target].to_numpy() for name, part in parts.items()})
+    return {name: part.reset_index(drop=True) for name, part in parts.items()}, task
 
 
 def _window_split(labelled: pd.DataFrame, spec: Spec, as_of: datetime | None) -> dict[str, pd.DataFrame]:
@@ -108,16 +109,25 @@ def _window_split(labelled: pd.DataFrame, spec: Spec, as_of: datetime | None) ->
 
 def split(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
-    parts = split_frame(inputs["data"], spec, ctx.as_of)
+    parts, task = split_with_task(inputs["data"], spec, ctx.as_of)
     target = spec.target.column
-    info: dict[str, Any] = {"method": spec.split.method, "as_of": ctx.as_of.isoformat() if ctx.as_of else None}
+    info: dict[str, Any] = {
+        "method": spec.split.method,
+        "as_of": ctx.as_of.isoformat() if ctx.as_of else None,
+        "task": task.name,
+    }
     for name, part in parts.items():
-        info[name] = {"rows": len(part), "positive_rate": round(float(part[target].mean()), 4) if len(part) else None}
+        info[name] = {"rows": len(part), **task.describe(part[target].to_numpy())}
         if spec.time_column and len(part):
             info[name]["from"] = str(part[spec.time_column].min())
             info[name]["to"] = str(part[spec.time_column].max())
     sizes = ", ".join(f"{name} {len(part):,}" for name, part in parts.items() if len(part))
-    return StageOutput(artifacts={**parts, "split_info": info}, summary=sizes)
+    inferred = "" if spec.task else " (inferred)"
+    ctx.logger.info("task %s%s", task.name, inferred)
+    return StageOutput(
+        artifacts={**parts, "split_info": info, "target_info": task.info()},
+        summary=f"{task.name}{inferred}: {sizes}",
+    )
 
 
 def _window_anchor(ctx: RunContext) -> str:
@@ -129,8 +139,15 @@ STAGE = Stage(
     name="split",
     func=split,
     needs=("data",),
-    makes=("train", "test", "oot", "split_info"),
-    spec_sections=("split", "target", "time_column", "seed"),
+    makes=("train", "test", "oot", "split_info", "target_info"),
+    spec_sections=("split", "target", "task", "time_column", "seed"),
     fingerprint=_window_anchor,
-    code=("retrainer.target",),
+    code=(
+        "retrainer.target",
+        "retrainer.tasks",
+        "retrainer.tasks.base",
+        "retrainer.tasks.binary",
+        "retrainer.tasks.multiclass",
+        "retrainer.tasks.regression",
+    ),
 )

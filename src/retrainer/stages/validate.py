@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError, SpecError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.target import as_text, positive_label
+from retrainer.target import as_text
+from retrainer.tasks import resolve as resolve_task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,23 +109,16 @@ def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
         return [Check("target_present", False, f"target column '{column}' is missing", column)]
     labels = frame[column].dropna()
     try:
-        positive = positive_label(labels, spec.target)
+        task = resolve_task(spec, frame[column])  # an ambiguous target is a SpecError: it stops the run
     except DataValidationError as error:
         return [Check("target_labels", False, error.message, column)]
     if labels.empty:
         return [Check("target_balance", False, "target has no labels", column, 0.0)]
-    share = float(labels.map(as_text).eq(as_text(positive)).mean())
-    rarer = min(share, 1 - share)
-    minimum = spec.validation.min_class_fraction
-    return [
-        Check(
-            "target_balance",
-            rarer >= minimum and labels.nunique() == 2,
-            f"positive class {positive!r} is {share:.1%} of rows; rarer class {rarer:.1%} (minimum {minimum:.1%})",
-            column,
-            round(rarer, 4),
-        )
-    ]
+    balance = task.balance(labels, spec.validation.min_class_fraction)
+    if balance is None:
+        return []
+    passed, message, rarest = balance
+    return [Check("target_balance", passed, message, column, rarest)]
 
 
 def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:

@@ -1,0 +1,80 @@
+"""The tasks: binary, multiclass and regression, one module each, behind the `Task` seam.
+
+`resolve(spec, target)` is the run's task: the spec's `task`, else inferred from the target column
+(`infer_task`), then built from the column's values. `from_info` rebuilds it from what a split or a
+registered version wrote down. Adding a task is one module with a `Task` subclass plus its line in
+`TASKS` (docs/design.md, "Adding a task").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import SpecError
+from retrainer.tasks.base import Task
+from retrainer.tasks.binary import BinaryTask
+from retrainer.tasks.multiclass import MAX_CLASSES, MulticlassTask
+from retrainer.tasks.regression import RegressionTask
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainer.spec import Spec
+
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask)}
+TASK_NAMES = tuple(TASKS)
+# an integer target with more distinct values than this is an amount, with fewer an ambiguous code
+MAX_INTEGER_CLASSES = 20
+
+
+def task_class(name: str) -> type[Task]:
+    return TASKS[name]
+
+
+def infer_task(values: pd.Series, column: str) -> str:
+    """binary (two labels), multiclass (a few non-numeric labels), regression (floats, or many integers).
+
+    An integer column with 3 to 20 values could be classes or counts: a SpecError asks for `task:`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    labels = values.dropna()
+    distinct = labels.nunique()
+    if distinct <= 2 or pd.api.types.is_bool_dtype(labels):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(labels):
+        numbers = labels.to_numpy(dtype=float)
+        if not np.all(np.isfinite(numbers)) or not np.all(numbers == np.round(numbers)):
+            return "regression"
+        if distinct > MAX_INTEGER_CLASSES:
+            return "regression"
+        raise SpecError(
+            f"target '{column}' is a whole-number column with {distinct} distinct values: classes or amounts?",
+            hint="write `task: multiclass` (the values are classes) or `task: regression` (they are amounts)",
+        )
+    if distinct > MAX_CLASSES:
+        raise SpecError(
+            f"target '{column}' has {distinct:,} distinct text labels (more than {MAX_CLASSES} classes)",
+            hint="is it an id or free text? choose another target, or write `task: multiclass`",
+        )
+    return "multiclass"
+
+
+def resolve(spec: Spec, target: pd.Series) -> Task:
+    """The run's task, built from the target column's values; the spec is checked against it."""
+    name = spec.task or infer_task(target, spec.target.column)
+    task = TASKS[name].from_target(target, spec)
+    task.check_spec(spec)
+    return task
+
+
+def from_info(info: Mapping[str, Any] | None) -> Task:
+    """The task a split (or a registered version's `retrainer.task` tag) wrote down; none: binary."""
+    if not info:
+        return BinaryTask(None)
+    return TASKS[str(info.get("task", "binary"))].from_info(info)
+
+
+__all__ = ["TASKS", "TASK_NAMES", "BinaryTask", "MulticlassTask", "RegressionTask", "Task", "from_info", "resolve"]

@@ -1,0 +1,213 @@
+"""What every task answers: the seam between the stages and what differs by kind of model.
+
+A stage never asks "is this binary": it asks the run's `Task` how the target is encoded, how rows
+are stratified, what a model outputs, which metrics and options apply, how fairness is judged and
+what serving answers. A task is built from the target column (`from_target`, at the split) and
+written down as `info()` (the `target_info` artifact and the registered version's tags), so every
+later stage, a worker process, an Airflow task and the champion's comparison rebuild the same one
+with `retrainer.tasks.from_info`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from retrainer.errors import DataValidationError, SpecError
+from retrainer.metrics import REGISTRY, metrics_for
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from retrainer.spec import FairnessSpec, Spec
+
+
+class Task(ABC):
+    """One kind of model. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]
+    estimator_type: ClassVar[str]  # "classifier" | "regressor": which estimator a candidate builds
+    default_metric: ClassVar[str]
+    # options of the spec that only some tasks have (checked by `check_spec`)
+    has_decision_threshold: ClassVar[bool] = False
+    has_class_weight: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ identity
+    @classmethod
+    @abstractmethod
+    def from_target(cls, values: pd.Series, spec: Spec) -> Task:
+        """The task for this target column (its label set read from the values); bad targets raise."""
+
+    @classmethod
+    @abstractmethod
+    def from_info(cls, info: Mapping[str, Any]) -> Task:
+        """The task `info()` wrote down."""
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """A JSON-able description: `{"task": name, ...}` (labels, positive class, target transform)."""
+
+    def same_target(self, other: Task) -> str | None:
+        """Why a model of `other` cannot be compared with one of this task on the same rows (None: it can)."""
+        if other.name != self.name:
+            return f"the champion is a {other.name} model and the challenger a {self.name} one"
+        return None
+
+    # ------------------------------------------------------------------ the target
+    @abstractmethod
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """The target as the models learn it (0/1, class codes 0..k-1, or floats)."""
+
+    @abstractmethod
+    def strata(self, y: np.ndarray) -> np.ndarray | None:
+        """Labels to stratify splits and folds on (None: a plain shuffled split)."""
+
+    @abstractmethod
+    def check_split(self, parts: Mapping[str, np.ndarray]) -> None:
+        """Raise DataValidationError when the train/test targets cannot train or test a model."""
+
+    def balance(self, labels: pd.Series, minimum: float) -> tuple[bool, str, float] | None:
+        """Validation's class-balance check of the raw labels (passed, message, rarest share); None: no classes."""
+        return None
+
+    @abstractmethod
+    def describe(self, y: np.ndarray) -> dict[str, Any]:
+        """A split part's target in a few numbers (positive rate, class shares, mean and spread)."""
+
+    def folds(self, y: np.ndarray, n_splits: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Cross-validation (fit rows, score rows), stratified on `strata` where the task has them."""
+        import numpy as np
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        strata, rows = self.strata(y), np.zeros(len(y))
+        if strata is None:
+            return KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(rows)
+        return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(rows, strata)
+
+    def holdout(self, y: np.ndarray, size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers (kept, held out): `size` rows (or share) held out, stratified like `folds`."""
+        import numpy as np
+        from sklearn.model_selection import train_test_split
+
+        kept, held = train_test_split(np.arange(len(y)), test_size=size, stratify=self.strata(y), random_state=seed)
+        return np.asarray(kept), np.asarray(held)
+
+    # ------------------------------------------------------------------ the model
+    @abstractmethod
+    def predict(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
+        """The model's output on `frame`: the shape every metric and the bootstrap of this task read."""
+
+    def wrap(self, estimator: Any, spec: Spec, calibrate: bool) -> Any:
+        """The estimator as the final model holds it (calibrated, or on a transformed target)."""
+        return estimator
+
+    @abstractmethod
+    def response(self, output: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+        """What serving answers per row of `output` (JSON-able)."""
+
+    def drift_values(self, output: np.ndarray) -> np.ndarray:
+        """One value per row whose distribution prediction drift compares (binary scores, values)."""
+        return output
+
+    def output_summary(self, output: np.ndarray, threshold: float) -> dict[str, Any]:
+        """The distribution of a batch's outputs, for prediction drift and the report."""
+        import numpy as np
+
+        values = np.asarray(output, dtype=float)
+        return {"mean": float(values.mean()) if len(values) else None}
+
+    @abstractmethod
+    def fairness(
+        self, groups: pd.Series, y: np.ndarray, output: np.ndarray, threshold: float, rules: FairnessSpec
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str], str]:
+        """Per-group figures, their summary, the rules they miss (in words) and the summary's headline key."""
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return metrics_for(self.name)
+
+    def ranking_metric(self, spec: Spec) -> str:
+        """The metric that ranks trials and candidates: the spec's, else this task's default."""
+        return spec.evaluation.metric or self.default_metric
+
+    def comparison_metric(self, spec: Spec) -> str:
+        """The metric compare decides on: `promotion.min_improvement.metric`, else the ranking metric."""
+        return spec.promotion.min_improvement.metric or self.ranking_metric(spec)
+
+    def shown_metrics(self) -> tuple[str, ...]:
+        """The metrics a summary line shows (notifications, `retrainer models`), most telling first."""
+        return self.metrics
+
+    def all_metrics(self, y: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+        from retrainer.metrics import all_metrics
+
+        return all_metrics(y, output, threshold, self.name)
+
+    def candidates(self, spec: Spec) -> list[str]:
+        """The spec's candidates, else the defaults for this task's kind of estimator."""
+        from retrainer.models import DEFAULT_CANDIDATES
+
+        return list(spec.models.candidates or DEFAULT_CANDIDATES[self.estimator_type])
+
+    # ------------------------------------------------------------------ the spec
+    def check_spec(self, spec: Spec) -> None:
+        """Raise SpecError for what the spec asks that this task does not have."""
+        problems = spec_problems(self.name, spec)
+        if problems:
+            raise SpecError(
+                f"{spec.name}: task {self.name}: " + "; ".join(problems),
+                hint=f"write `task: {self.name}` explicitly to have the spec checked when it loads",
+            )
+
+
+def spec_problems(task: str, spec: Spec) -> list[str]:
+    """Every option of `spec` that does not apply to `task`, in words (shared by load-time and run-time checks)."""
+    from retrainer.tasks import task_class
+
+    cls = task_class(task)
+    problems = []
+    named = {
+        "evaluation.metric": spec.evaluation.metric,
+        "promotion.min_improvement.metric": spec.promotion.min_improvement.metric,
+        "serving.canary.metric": spec.serving.canary.metric if spec.serving.canary else None,
+        **{f"evaluation.thresholds.{name}": name for name in spec.evaluation.thresholds},
+    }
+    applicable = metrics_for(task)
+    for key, metric in named.items():
+        if metric is not None and metric in REGISTRY and metric not in applicable:
+            problems.append(f"{key}: {metric} is not a {task} metric (choose from {', '.join(applicable)})")
+    if not cls.has_decision_threshold:
+        if spec.evaluation.threshold_metric is not None:
+            problems.append("evaluation.threshold_metric applies to binary models only")
+        if spec.models.calibration != "none":
+            problems.append("models.calibration applies to binary models only")
+        if spec.target.positive is not None:
+            problems.append("target.positive applies to binary models only")
+    if not cls.has_class_weight:
+        for candidate, params in {**spec.models.params, **spec.models.search_space}.items():
+            if "class_weight" in params:
+                problems.append(f"models: class_weight ({candidate}) applies to classifiers only")
+    if task != "regression" and spec.target.transform != "none":
+        problems.append("target.transform applies to regression only")
+    from retrainer.models import CATALOGUE
+
+    for candidate in spec.models.candidates or ():
+        known = CATALOGUE.get(candidate)
+        if known is not None and cls.estimator_type not in known.kinds:
+            fits = [name for name, c in CATALOGUE.items() if cls.estimator_type in c.kinds]
+            problems.append(
+                f"models.candidates: {candidate} cannot train a {task} model (choose from {', '.join(fits)})"
+            )
+    return problems
+
+
+def invalid_target(message: str, failure: str, hint: str | None = None) -> DataValidationError:
+    return DataValidationError(message, failures=[failure], hint=hint)
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (JSON, messages: 1, not np.int64(1))."""
+    return value.item() if hasattr(value, "item") else value
