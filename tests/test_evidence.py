@@ -409,6 +409,7 @@ def test_a_challenger_better_overall_but_worse_on_one_contract_type_keeps_the_ch
         "test": test,
         "model": FixedScores(pd.Series(challenger, index=test.index)),
         "training": {"input_columns": ["tenure"]},
+        "target_info": {"task": "binary", "positive": 1, "labels": [0, 1]},
     }
 
     proof = promotion_evidence(ctx, inputs, "roc_auc", champion.to_numpy(), 0.5)

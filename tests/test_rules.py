@@ -32,8 +32,8 @@ def test_better_for_lower_is_better_metrics(metric: str) -> None:
     assert better(metric, 0.4, 0.4) == 0
 
 
-def test_lower_is_better_is_exactly_the_losses() -> None:
-    assert frozenset({"log_loss", "brier"}) == LOWER_IS_BETTER
+def test_lower_is_better_is_exactly_the_losses_and_errors() -> None:
+    assert frozenset({"log_loss", "brier", "rmse", "mae", "mape", "median_ae"}) == LOWER_IS_BETTER
     assert set(METRICS) >= LOWER_IS_BETTER
 
 

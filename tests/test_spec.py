@@ -444,10 +444,12 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, MINIMAL))
 
     assert isinstance(spec, Spec)
-    assert spec.models.candidates == list(DEFAULT_CANDIDATES)
+    assert spec.models.candidates is None  # the task's defaults (DEFAULT_CANDIDATES by kind of estimator)
+    assert spec.task is None  # inferred from the target at the split
+    assert "logistic_regression" in DEFAULT_CANDIDATES["classifier"]
     assert spec.models.n_trials == 10
     assert spec.models.timeout_seconds is None
-    assert spec.evaluation.metric == "roc_auc"
+    assert spec.evaluation.metric is None  # the task's default: roc_auc for a binary target
     assert spec.ranking_metric == "roc_auc"
     assert spec.registry_name == "churn"
     assert spec.split.method == "stratified"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrainer.errors import DataValidationError
+from retrainer.errors import DataValidationError, SpecError
 from retrainer.pipeline import RunContext
 from retrainer.spec import Spec, spec_from_dict
 from retrainer.stages.validate import Check, check_data, validate
@@ -413,10 +413,40 @@ def test_more_than_two_target_labels() -> None:
     frame = make_frame(20)
     frame["y"] = ["a", "b", "c", "d"] * 5
 
-    check = only(check_data(frame, make_spec()), "target_labels")
+    check = only(check_data(frame, make_spec(task="binary")), "target_labels")
 
     assert not check.passed
     assert "4 distinct labels" in check.message
+
+
+def test_four_text_labels_make_a_multiclass_target_with_its_balance_check() -> None:
+    frame = make_frame(20)
+    frame["y"] = ["a", "b", "c", "d"] * 5
+
+    check = only(check_data(frame, make_spec()), "target_balance")
+
+    assert check.passed
+    assert check.message.startswith("4 classes; rarest")
+
+
+def test_a_whole_number_target_with_few_values_asks_for_the_task() -> None:
+    frame = make_frame(20)
+    frame["y"] = [1, 2, 3, 4, 5] * 4
+
+    with pytest.raises(SpecError, match="classes or amounts") as raised:
+        check_data(frame, make_spec())
+    assert "task: multiclass" in (raised.value.hint or "")
+
+
+def test_a_regression_target_with_inf_fails_in_one_line() -> None:
+    frame = make_frame(20)
+    frame["y"] = [float(i) + 0.5 for i in range(20)]
+    frame.loc[3, "y"] = float("inf")
+
+    check = only(check_data(frame, make_spec(task="regression")), "target_labels")
+
+    assert not check.passed
+    assert "1 infinite" in check.message
 
 
 # ------------------------------------------------------------------------------------ all at once

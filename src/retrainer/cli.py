@@ -237,7 +237,8 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> None:
         shown = source if spec.source.path else safe_url(str(source))
         console.print(
             f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
-            f"candidates {', '.join(spec.models.candidates)}"
+            f"{'task ' + spec.task + '; ' if spec.task else ''}"
+            f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
         )
         return 0
 
@@ -695,7 +696,8 @@ def ab_report(
             return 0
         from rich.table import Table
 
-        metric = spec.serving.canary.metric if spec.serving.canary else spec.evaluation.metric
+        canary = spec.serving.canary
+        metric = (canary.metric if canary else None) or spec.evaluation.metric or "roc_auc"
         table = Table(
             "version",
             "aliases",

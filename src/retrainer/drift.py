@@ -164,7 +164,6 @@ def score_series(scores: np.ndarray) -> pd.Series:
 
 def build_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
     """The reference profile of a training frame (and the model's scores on it)."""
-    import pandas as pd
 
     return {
         "rows": len(frame),
@@ -239,7 +238,6 @@ def compare_to_profile(
     scores: np.ndarray | None = None,
 ) -> tuple[list[ColumnDrift], ColumnDrift | None]:
     """Drift of every profiled column present in `frame` (or only `columns`), and of the scores."""
-    import pandas as pd
 
     names = [c for c in (columns or list(profile["columns"])) if c in profile["columns"] and c in frame.columns]
     features = [compare_column(c, profile["columns"][c], frame[c], thresholds) for c in names]

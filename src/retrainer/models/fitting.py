@@ -1,7 +1,9 @@
 """Fitting a candidate's pipeline: early stopping for the boosters, out-of-fold scores, the threshold.
 
 Early stopping holds out a stratified share of the rows it is given (a CV training fold), fits the
-preprocessing on the rest and lets XGBoost/LightGBM stop when the held-out log loss stops falling.
+preprocessing on the rest and lets XGBoost/LightGBM stop when the held-out loss (log loss, or the
+squared error of a regressor) stops falling. A regressor on a transformed target (`target.transform`)
+fits without it: its booster sits inside the transform, and tuning searches `n_estimators` anyway.
 The best iteration is returned so tuning can record it and the final model can be refit on all the
 training rows with exactly that many trees (no rows held back, no early stopping at refit).
 """
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from retrainer.tasks import Task
+
 VALIDATION_SHARE = 0.15  # of each training fold, held out to decide when a booster stops
 
 
@@ -30,17 +34,18 @@ def fit_model(
     *,
     early_stopping_rounds: int = 0,
     seed: int = 0,
+    task: Task | None = None,
 ) -> int | None:
     """Fit `model` (preprocess + estimator); the best iteration when a booster stopped early, else None."""
     extra = fit_params(candidate, params, y)
-    if not early_stopping_rounds or candidate not in EARLY_STOPPING:
+    preprocess, estimator = model[:-1], model[-1]
+    wrapped = estimator.__class__.__name__ == "TransformedTargetRegressor"
+    if not early_stopping_rounds or candidate not in EARLY_STOPPING or wrapped:
         model.fit(X, y, **extra)
         return None
-    import numpy as np
-    from sklearn.model_selection import train_test_split
+    from retrainer.tasks import from_info
 
-    fit_rows, val_rows = train_test_split(np.arange(len(y)), test_size=VALIDATION_SHARE, stratify=y, random_state=seed)
-    preprocess, estimator = model[:-1], model[-1]
+    fit_rows, val_rows = (task or from_info(None)).holdout(y, VALIDATION_SHARE, seed)
     fit_x = preprocess.fit_transform(X.iloc[fit_rows], y[fit_rows])
     val_x, val_y = preprocess.transform(X.iloc[val_rows]), y[val_rows]
     weights = extra.get("model__sample_weight")
@@ -69,17 +74,23 @@ def out_of_fold_proba(
     y: np.ndarray,
     folds: int,
     seed: int,
+    task: Task | None = None,
 ) -> np.ndarray:
-    """Each training row's positive-class probability from a model that never saw it."""
+    """Each training row's output (a binary model's positive-class probability) from a model that never saw it."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold
 
-    proba = np.zeros(len(y), dtype=float)
-    for fit_rows, score_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y):
+    from retrainer.tasks import from_info
+
+    task = task or from_info(None)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for fit_rows, score_rows in task.folds(y, folds, seed):
         model = model_factory()
-        fit_model(model, candidate, params, X.iloc[fit_rows], y[fit_rows])
-        proba[score_rows] = model.predict_proba(X.iloc[score_rows])[:, 1]
-    return proba
+        fit_model(model, candidate, params, X.iloc[fit_rows], y[fit_rows], task=task)
+        parts.append((score_rows, task.predict(model, X.iloc[score_rows])))
+    output = np.zeros((len(y), *parts[0][1].shape[1:]), dtype=float)
+    for score_rows, scored in parts:
+        output[score_rows] = scored
+    return output
 
 
 def best_threshold(metric: str, y: np.ndarray, proba: np.ndarray) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import io
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from retrainer.models.scoring import positive_scores
+from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -171,7 +171,7 @@ def model_scores(artifacts: Mapping[str, Any], target: str) -> tuple[np.ndarray,
         test, model, training = artifacts["test"], artifacts["model"], artifacts["training"]
     except KeyError:
         return None
-    return test[target].to_numpy().astype(int), positive_scores(model, test[training["input_columns"]])
+    return test[target].to_numpy().astype(int), from_info(None).predict(model, test[training["input_columns"]])
 
 
 def run_plots(

@@ -100,7 +100,8 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
         from retrainer.report.plots import PlotCache
 
-        _write_plots(Path(reports, "plots"), inputs, spec, PlotCache(ctx.store, ctx.artifact_digests))
+        if task.name == "binary":  # the other tasks draw their own plots once report/ knows them
+            _write_plots(Path(reports, "plots"), inputs, spec, PlotCache(ctx.store, ctx.artifact_digests))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,

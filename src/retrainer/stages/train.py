@@ -15,10 +15,12 @@ from typing import Any
 from retrainer.models.fitting import best_threshold, fit_model, out_of_fold_proba
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.tune import make_model
+from retrainer.tasks import from_info
 
 
 def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec = ctx.spec
+    task = from_info(inputs["target_info"])
     tuning = inputs["tuning"]
     candidate = tuning["best_candidate"]
     params = dict(tuning["candidates"][candidate]["best_params"])
@@ -29,9 +31,9 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     frame = inputs["train"]
     columns = list(inputs["feature_schema"]["inputs"])
     X, y = frame[columns], frame[spec.target.column].to_numpy()  # noqa: N806
-    model = make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True)
+    model = make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True, task=task)
     started = time.perf_counter()
-    fit_model(model, candidate, fixed, X, y)
+    fit_model(model, candidate, fixed, X, y, task=task)
     seconds = time.perf_counter() - started
     info: dict[str, Any] = {
         "candidate": candidate,
@@ -41,18 +43,20 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "fit_seconds": round(seconds, 3),
         "input_columns": columns,
         "calibration": spec.models.calibration,
-        "decision_threshold": None,  # None: evaluation.decision_threshold from the spec applies
+        "decision_threshold": None,  # None: evaluation.decision_threshold from the spec applies (binary)
+        "task": task.name,
     }
-    metric = spec.evaluation.threshold_metric
-    if metric:
+    metric = spec.evaluation.threshold_metric  # binary only (the spec check refuses it elsewhere)
+    if metric and task.has_decision_threshold:
         proba = out_of_fold_proba(
-            lambda: make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True),
+            lambda: make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True, task=task),
             candidate,
             fixed,
             X,
             y,
             spec.models.cv_folds,
             spec.seed,
+            task,
         )
         threshold, value = best_threshold(metric, y, proba)
         info.update(
@@ -74,8 +78,8 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 STAGE = Stage(
     name="train",
     func=train,
-    needs=("train", "preprocessor", "feature_schema", "tuning"),
+    needs=("train", "preprocessor", "feature_schema", "tuning", "target_info"),
     makes=("model", "training"),
-    spec_sections=("models", "evaluation.threshold_metric", "target", "seed"),
+    spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed"),
     code=("retrainer.stages.tune", "retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp"),
 )

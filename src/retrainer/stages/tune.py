@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError, StageError
 from retrainer.metrics import LOWER_IS_BETTER, score
-from retrainer.models import CATALOGUE, build_estimator, neighbour, search_space, suggest
+from retrainer.models import CATALOGUE, build_estimator, default_params, neighbour, search_space, suggest
 from retrainer.models.fitting import fit_model
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     import random
@@ -48,18 +49,23 @@ if TYPE_CHECKING:
     from retrainer.spec import Spec
 
 
-def make_model(preprocessor: Any, candidate: str, params: dict[str, Any], spec: Spec, calibrate: bool = False) -> Any:
-    """The full model: a fresh copy of the preprocessing followed by the estimator (calibrated if asked)."""
+def make_model(
+    preprocessor: Any,
+    candidate: str,
+    params: dict[str, Any],
+    spec: Spec,
+    calibrate: bool = False,
+    task: Task | None = None,
+) -> Any:
+    """The full model: a fresh copy of the preprocessing followed by the task's estimator (as the task
+    wraps it: calibrated if asked, or on a transformed target)."""
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
+    task = task or from_info(None)
     fixed = spec.models.params.get(candidate, {})
-    estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs)
-    if calibrate and spec.models.calibration != "none":
-        from sklearn.calibration import CalibratedClassifierCV
-
-        estimator = CalibratedClassifierCV(estimator, method=spec.models.calibration, cv=spec.models.cv_folds)
-    return Pipeline([("preprocess", clone(preprocessor)), ("model", estimator)])
+    estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs, task.estimator_type)
+    return Pipeline([("preprocess", clone(preprocessor)), ("model", task.wrap(estimator, spec, calibrate))])
 
 
 def cross_validate(
@@ -72,6 +78,7 @@ def cross_validate(
     spec: Spec,
     stop_at: float | None = None,
     holdout: bool = False,
+    task: Task | None = None,
 ) -> float:
     """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early.
 
@@ -82,15 +89,15 @@ def cross_validate(
     """
     import numpy as np
     import optuna
-    from sklearn.model_selection import StratifiedKFold
 
-    folds = StratifiedKFold(n_splits=spec.models.cv_folds, shuffle=True, random_state=spec.seed)
+    task = task or from_info(None)
+    metric = task.ranking_metric(spec)
     fixed = {**params, **spec.models.params.get(candidate, {})}
     scores: list[float] = []
     iterations: list[int] = []
     started = time.monotonic()
-    for fold, (fit_rows, score_rows) in enumerate(folds.split(X, y)):
-        model = make_model(preprocessor, candidate, params, spec)
+    for fold, (fit_rows, score_rows) in enumerate(task.folds(y, spec.models.cv_folds, spec.seed)):
+        model = make_model(preprocessor, candidate, params, spec, task=task)
         best = fit_model(
             model,
             candidate,
@@ -99,11 +106,12 @@ def cross_validate(
             y[fit_rows],
             early_stopping_rounds=spec.models.early_stopping_rounds,
             seed=spec.seed,
+            task=task,
         )
         if best is not None:
             iterations.append(best)
-        proba = model.predict_proba(X.iloc[score_rows])[:, 1]
-        scores.append(score(spec.evaluation.metric, y[score_rows], proba, spec.evaluation.decision_threshold))
+        output = task.predict(model, X.iloc[score_rows])
+        scores.append(score(metric, y[score_rows], output, spec.evaluation.decision_threshold))
         if holdout and trial is None:
             break
         if trial is not None:
@@ -139,7 +147,7 @@ def study_storage(ctx: RunContext) -> Any:
     return url
 
 
-def open_study(ctx: RunContext, candidate: str, seed_offset: int = 0) -> optuna.Study:
+def open_study(ctx: RunContext, candidate: str, metric: str, seed_offset: int = 0) -> optuna.Study:
     """This run's study for one candidate; the name holds the stage key, so shared storage never mixes runs."""
     import optuna
 
@@ -149,7 +157,7 @@ def open_study(ctx: RunContext, candidate: str, seed_offset: int = 0) -> optuna.
         study_name=f"{spec.name}.{ctx.cache_key}.{candidate}",
         storage=study_storage(ctx),
         load_if_exists=True,
-        direction="minimize" if spec.evaluation.metric in LOWER_IS_BETTER else "maximize",
+        direction="minimize" if metric in LOWER_IS_BETTER else "maximize",
         # each worker its own seed: the same seed would make parallel workers sample the same points
         sampler=optuna.samplers.TPESampler(
             seed=spec.seed + seed_offset, n_startup_trials=min(5, spec.models.n_trials or 5)
@@ -178,6 +186,7 @@ def tuning_rows(
     X: pd.DataFrame,  # noqa: N803
     y: np.ndarray,
     spec: Spec,
+    task: Task | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """At most `models.tune_rows` rows for the trials: a stratified, seeded sample of a larger split.
 
@@ -188,9 +197,8 @@ def tuning_rows(
     if cap is None or len(y) <= cap:
         return X, y
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
-    rows, _ = train_test_split(np.arange(len(y)), train_size=cap, stratify=y, random_state=spec.seed)
+    rows, _ = (task or from_info(None)).holdout(y, len(y) - cap, spec.seed)
     rows = np.sort(rows)
     return X.iloc[rows], y[rows]
 
@@ -212,14 +220,19 @@ def run_trials(
     With `models.timeout`, trials instead go where the budget buys most (`spend_budget`) until
     `deadline` (time.monotonic(); by default the timeout from now).
     """
+    import numpy as np
     import optuna
 
     spec = ctx.spec
+    task = from_info(inputs["target_info"])
+    metric = task.ranking_metric(spec)
     train = inputs["train"]
     preprocessor = inputs["preprocessor"]
     columns = list(inputs["feature_schema"]["inputs"])
     X, y = train[columns], train[spec.target.column].to_numpy()  # noqa: N806
-    rarer = min(int(y.sum()), int(len(y) - y.sum()))
+    strata = task.strata(y)
+    counts = np.bincount(strata) if strata is not None else np.asarray([len(y)])
+    rarer = int(counts[counts > 0].min())  # a class of the label set absent from this split is not a fold's worry
     if rarer < spec.models.cv_folds:
         # a property of the data, not a crash: reject the run, so nothing is registered and it is not retried
         raise DataValidationError(
@@ -229,21 +242,22 @@ def run_trials(
             hint="lower models.cv_folds or collect more rows of the rarer class",
         )
     all_rows = len(y)
-    X, y = tuning_rows(X, y, spec)  # noqa: N806
+    X, y = tuning_rows(X, y, spec, task)  # noqa: N806
     if len(y) < all_rows and worker == 0:
         ctx.logger.info("tuning on a stratified sample of %d of %d rows (models.tune_rows)", len(y), all_rows)
-    candidates = spec.models.candidates
+    candidates = task.candidates(spec)
     offset = worker if seed_offset is None else seed_offset
-    studies = {candidate: open_study(ctx, candidate, offset) for candidate in candidates}
+    studies = {candidate: open_study(ctx, candidate, metric, offset) for candidate in candidates}
     if deadline is None and spec.models.timeout_seconds:
         deadline = budget_deadline(spec, spent_on_trials(studies.values()))
     champion = _champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     cap = spec.models.n_trials
-    spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c)) for c in candidates}
+    kind = task.estimator_type
+    spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c), kind) for c in candidates}
     for candidate, study in studies.items():
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             space = spaces[candidate]
-            defaults = {k: v for k, v in CATALOGUE[candidate].defaults.items() if k in space}
+            defaults = {k: v for k, v in default_params(candidate, kind).items() if k in space}
             study.enqueue_trial(defaults, user_attrs={"proposal": "defaults"})
             if champion and champion[0] == candidate:
                 warm = _in_space(champion[1], space)
@@ -269,7 +283,9 @@ def run_trials(
                     # FLAML's search is cost-frugal: a sample that cannot finish in time is not started
                     trial.set_user_attr("stopped", "too costly for the time left")
                     raise optuna.TrialPruned()
-            return cross_validate(trial, candidate, params, preprocessor, X, y, spec, stop_at=stop_at, holdout=holdout)
+            return cross_validate(
+                trial, candidate, params, preprocessor, X, y, spec, stop_at=stop_at, holdout=holdout, task=task
+            )
 
         return objective
 
@@ -285,7 +301,7 @@ def run_trials(
                 state = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
             near = " (near the best)" if trial.user_attrs.get("proposal") == "local" else ""
             ctx.logger.info("%s trial %d%s: %s (best %s)", candidate, trial.number, near, state, best)
-            ctx.progress(candidate, len(_done_trials(study)), cap, f"best {spec.evaluation.metric} {best}")
+            ctx.progress(candidate, len(_done_trials(study)), cap, f"best {metric} {best}")
 
         return report
 
@@ -427,7 +443,7 @@ def trial_work(candidate: str, params: Mapping[str, Any], width: int) -> float:
     share of columns each split scans; other candidates cost about the same whatever their params.
     Early stopping only makes a booster cheaper than this: the estimate errs on the safe side.
     """
-    merged = {**CATALOGUE[candidate].defaults, **params} if candidate in CATALOGUE else dict(params)
+    merged = {**default_params(candidate), **params} if candidate in CATALOGUE else dict(params)
     trees = float(merged.get("n_estimators", 1))
     share = float(merged.get("colsample_bytree", 1.0))
     if candidate == "random_forest":
@@ -668,8 +684,10 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     import optuna
 
     spec = ctx.spec
+    task = from_info(inputs["target_info"])
+    metric = task.ranking_metric(spec)
     workers = spec.models.workers
-    studies = {candidate: open_study(ctx, candidate) for candidate in spec.models.candidates}
+    studies = {candidate: open_study(ctx, candidate, metric) for candidate in task.candidates(spec)}
     for study in studies.values():  # the only process now: no trial can still be running
         _fail_abandoned_trials(study, ctx)
     spent = spent_on_trials(studies.values()) if spec.models.timeout_seconds else 0.0
@@ -723,13 +741,13 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     return StageOutput(
         artifacts={
             "tuning": {
-                "metric": spec.evaluation.metric,
+                "metric": metric,
                 "direction": direction.name.lower(),
                 "best_candidate": best,
                 "candidates": results,
             }
         },
-        metrics={f"cv_{spec.evaluation.metric}_{name}": r["best_value"] for name, r in results.items()},
+        metrics={f"cv_{metric}_{name}": r["best_value"] for name, r in results.items()},
         summary=f"best {best} ({summary})",
     )
 
@@ -833,7 +851,7 @@ def _best_value(study: optuna.Study) -> str:
 STAGE = Stage(
     name="tune",
     func=tune,
-    needs=("train", "preprocessor", "feature_schema"),
+    needs=("train", "preprocessor", "feature_schema", "target_info"),
     makes=("tuning",),
     # only what scores a trial: a new promotion gate or fairness rule must not re-tune
     spec_sections=(
@@ -842,7 +860,14 @@ STAGE = Stage(
         "evaluation.decision_threshold",
         "evaluation.threshold_metric",
         "target",
+        "task",
         "seed",
     ),
-    code=("retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp", "retrainer.metrics"),
+    code=(
+        "retrainer.models",
+        "retrainer.models.fitting",
+        "retrainer.models.mlp",
+        "retrainer.metrics",
+        "retrainer.models.scoring",
+    ),
 )
