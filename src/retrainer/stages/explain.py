@@ -4,6 +4,11 @@ Tree models get SHAP's exact tree explainer, linear models the linear one, anyth
 permutation explainer on a smaller sample (it calls the model many times). Values are in the
 model's own feature space (after one-hot encoding), named by the preprocessor. Importances come
 from the model when it has them (trees, coefficients), otherwise from permutation on raw columns.
+
+What is explained is the task's output: a binary model's positive-class score, each class of a
+multiclass model (ranked by the mean |SHAP| over classes; each row's values are those of the class it
+is given), a regressor's value. A regressor on a transformed target is explained on that scale
+(log dollars for `target.transform: log`): the inner model's, which is additive there.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,12 +28,17 @@ TOP_FEATURES = 20
 PERMUTATION_ROWS = 50  # the permutation explainer calls the model (2 x features + 1) x background times per row
 
 
-def shap_values(model: Any, train: pd.DataFrame, sample: pd.DataFrame, seed: int) -> tuple[str, list[str], Any, Any]:
-    """(explainer kind, feature names, SHAP values rows x features, feature values) for a fitted pipeline."""
+def shap_values(
+    model: Any, train: pd.DataFrame, sample: pd.DataFrame, seed: int, task: Task | None = None
+) -> tuple[str, list[str], Any, Any]:
+    """(explainer kind, feature names, SHAP values, feature values) for a fitted pipeline: values are
+    rows x features, or rows x features x classes for a multiclass model."""
     import numpy as np
     import shap
 
+    task = task or from_info(None)
     preprocess, estimator = _split_model(model)
+    estimator = getattr(estimator, "regressor_", estimator)  # a transformed target: its inner model
     features = _dense(preprocess.transform(sample)) if preprocess is not None else sample.to_numpy(dtype=float)
     names = _feature_names(preprocess, features.shape[1])
     background = _dense(preprocess.transform(train.sample(min(len(train), 200), random_state=seed)))
@@ -42,13 +53,15 @@ def shap_values(model: Any, train: pd.DataFrame, sample: pd.DataFrame, seed: int
     else:
         features = features[:PERMUTATION_ROWS]
         explainer = shap.PermutationExplainer(
-            lambda x: estimator.predict_proba(x)[:, 1], shap.maskers.Independent(background, max_samples=20), seed=seed
+            lambda x: task.predict(estimator, x), shap.maskers.Independent(background, max_samples=20), seed=seed
         )
         # one forward and one backward permutation per row: exact for additive models, and bounded time
         values = explainer(features, max_evals=2 * features.shape[1] + 1, silent=True).values
-    values = values[1] if isinstance(values, list) else np.asarray(values)
-    if values.ndim == 3:  # (rows, features, classes): the positive class
-        values = values[:, :, 1]
+    if isinstance(values, list):  # one array per class (older SHAP)
+        values = np.stack(values, axis=-1)
+    values = np.asarray(values)
+    if values.ndim == 3 and not task.explains_every_class:  # (rows, features, classes): the positive class
+        values = values[:, :, -1]
     return kind, names, values, features
 
 
@@ -56,15 +69,27 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     import numpy as np
 
     spec = ctx.spec
+    task = from_info(inputs["target_info"])
     columns = inputs["training"]["input_columns"]
     test = inputs["test"]
     sample = test.sample(min(len(test), spec.report.explain_rows), random_state=spec.seed)
     model = inputs["model"]
-    kind, names, values, features = shap_values(model, inputs["train"][columns], sample[columns], spec.seed)
-    mean_abs = np.abs(values).mean(axis=0)
+    kind, names, values, features = shap_values(model, inputs["train"][columns], sample[columns], spec.seed, task)
+    per_class: dict[str, dict[str, float]] = {}
+    if values.ndim == 3:  # multiclass: rank by the mean |SHAP| over classes, show each row's given class
+        labels = [str(label) for label in getattr(task, "labels", range(values.shape[2]))]
+        per_class = {
+            label: {names[i]: round(float(v), 6) for i, v in enumerate(np.abs(values[:, :, c]).mean(axis=0))}
+            for c, label in enumerate(labels)
+        }
+        mean_abs = np.abs(values).mean(axis=(0, 2))
+        given = task.predict(model, sample[columns]).argmax(axis=1)[: len(values)]
+        values = values[np.arange(len(values)), :, given]
+    else:
+        mean_abs = np.abs(values).mean(axis=0)
     order = np.argsort(mean_abs)[::-1]
     top = order[:TOP_FEATURES]
-    importances, importance_kind = _importances(model, names, sample, columns, spec.target.column, spec.seed)
+    importances, importance_kind = _importances(model, names, sample, columns, spec.target.column, spec.seed, task)
     report = {
         "explainer": kind,
         "rows": len(values),
@@ -74,6 +99,8 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "feature_values": np.round(np.asarray(features, dtype=float)[:, top], 5).tolist(),
         "importances": importances,
         "importance_kind": importance_kind,
+        "task": task.name,
+        **({"mean_abs_shap_by_class": per_class} if per_class else {}),
     }
     leader = names[order[0]] if len(order) else "none"
     return StageOutput(
@@ -122,15 +149,18 @@ def _explainer_kind(estimator: Any) -> str:
 
 
 def _importances(
-    model: Any, names: list[str], sample: pd.DataFrame, columns: list[str], target: str, seed: int
+    model: Any, names: list[str], sample: pd.DataFrame, columns: list[str], target: str, seed: int, task: Task
 ) -> tuple[dict[str, float], str]:
-    """Importances the model reports itself, else permutation importance of the raw columns (ROC-AUC drop)."""
+    """Importances the model reports itself, else permutation importance of the raw columns (the drop of
+    the task's scikit-learn scorer: ROC-AUC, log loss, RMSE)."""
     import numpy as np
 
     _, estimator = _split_model(model)
+    estimator = getattr(estimator, "regressor_", estimator)
     native = getattr(estimator, "feature_importances_", None)
     if native is None and getattr(estimator, "coef_", None) is not None:
-        native = np.abs(np.ravel(estimator.coef_))
+        coef = np.abs(np.asarray(estimator.coef_, dtype=float))
+        native = coef.mean(axis=0) if coef.ndim == 2 and coef.shape[0] > 1 else np.ravel(coef)  # per class
     if native is not None and len(native) == len(names):
         total = float(np.sum(native)) or 1.0
         pairs = sorted(zip(names, np.asarray(native, dtype=float) / total, strict=True), key=lambda p: -p[1])
@@ -138,7 +168,9 @@ def _importances(
     from sklearn.inspection import permutation_importance
 
     y = sample[target].to_numpy()
-    result = permutation_importance(model, sample[columns], y, scoring="roc_auc", n_repeats=3, random_state=seed)
+    result = permutation_importance(
+        model, sample[columns], y, scoring=task.sklearn_scoring, n_repeats=3, random_state=seed
+    )
     pairs = sorted(zip(columns, result.importances_mean, strict=True), key=lambda p: -p[1])
     return {n: round(float(v), 6) for n, v in pairs[:TOP_FEATURES]}, "permutation"
 
@@ -146,7 +178,7 @@ def _importances(
 STAGE = Stage(
     name="explain",
     func=explain,
-    needs=("model", "training", "train", "test"),
+    needs=("model", "training", "train", "test", "target_info"),
     makes=("explanation",),
     spec_sections=("report", "seed", "target"),
 )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import LeakageFound
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,18 +86,24 @@ def _held_out_rate_auc(groups: pd.Series, target: np.ndarray, seed: int) -> floa
     return max(auc, 1 - auc)
 
 
-def find_leaks(train: pd.DataFrame, columns: list[str], spec: Spec) -> list[Leak]:
-    """Every leak in the training split's `columns` (the model's inputs); see the module docstring."""
+def find_leaks(train: pd.DataFrame, columns: list[str], spec: Spec, task: Task | None = None) -> list[Leak]:
+    """Every leak in the training split's `columns` (the model's inputs); see the module docstring.
+
+    The AUC is the mean over the task's 0/1 questions (`Task.one_vs_rest`: a binary target itself, each
+    class of a multiclass one, as a macro one-vs-rest ROC-AUC does; a numeric target above its median). The
+    mean, not the best: a measurement that tells one species from the rest perfectly is a good feature;
+    one that tells every class apart is the label in disguise.
+    """
     import pandas as pd
 
     rules = spec.leakage
     allowed = set(rules.allow)
     sample = train.sample(MAX_ROWS, random_state=spec.seed) if len(train) > MAX_ROWS else train
-    target = sample[spec.target.column].to_numpy()
+    targets = (task or from_info(None)).one_vs_rest(sample[spec.target.column].to_numpy())
     leaks: list[Leak] = []
     if rules.max_single_feature_auc is not None:
         for column in columns:
-            auc = single_feature_auc(sample[column], target, spec.seed)
+            auc = sum(single_feature_auc(sample[column], target, spec.seed) for target in targets) / len(targets)
             if auc > rules.max_single_feature_auc:
                 message = f"single-feature AUC {auc:.4f} > {rules.max_single_feature_auc}"
                 leaks.append(Leak(column, "single_feature_auc", message, round(auc, 4), column in allowed))
@@ -127,7 +134,7 @@ def leakage(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             f"leakage.label_time_column '{spec.leakage.label_time_column}' is not a column of the data",
             hint="fix leakage.label_time_column in the spec",
         )
-    leaks = find_leaks(train, columns, spec)
+    leaks = find_leaks(train, columns, spec, from_info(inputs["target_info"]))
     for leak in leaks:
         ctx.logger.info("%s %s: %s", "allowed" if leak.allowed else "LEAK", leak.column, leak.message)
     report = {"checked": columns, "leaks": [asdict(leak) for leak in leaks]}
@@ -148,7 +155,7 @@ def leakage(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 STAGE = Stage(
     name="leakage",
     func=leakage,
-    needs=("train", "feature_schema"),
+    needs=("train", "feature_schema", "target_info"),
     makes=("leakage",),
     spec_sections=("leakage", "target", "seed"),
     code=("retrainer.drift",),

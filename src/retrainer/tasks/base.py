@@ -33,6 +33,8 @@ class Task(ABC):
     # options of the spec that only some tasks have (checked by `check_spec`)
     has_decision_threshold: ClassVar[bool] = False
     has_class_weight: ClassVar[bool] = False
+    explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
+    sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
 
     # ------------------------------------------------------------------ identity
     @classmethod
@@ -71,6 +73,11 @@ class Task(ABC):
     def balance(self, labels: pd.Series, minimum: float) -> tuple[bool, str, float] | None:
         """Validation's class-balance check of the raw labels (passed, message, rarest share); None: no classes."""
         return None
+
+    def one_vs_rest(self, y: np.ndarray) -> list[np.ndarray]:
+        """The target as 0/1 questions a single column may answer too well (the leakage guard's AUCs):
+        binary its own labels, multiclass one per class, regression above the median or not."""
+        return [y]
 
     @abstractmethod
     def describe(self, y: np.ndarray) -> dict[str, Any]:

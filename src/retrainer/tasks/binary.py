@@ -26,6 +26,7 @@ class BinaryTask(Task):
     default_metric: ClassVar[str] = "roc_auc"
     has_decision_threshold: ClassVar[bool] = True
     has_class_weight: ClassVar[bool] = True
+    sklearn_scoring: ClassVar[str] = "roc_auc"
 
     def __init__(self, positive: Any, labels: list[Any] | None = None) -> None:
         self.positive = positive

@@ -27,6 +27,8 @@ class MulticlassTask(Task):
     estimator_type: ClassVar[str] = "classifier"
     default_metric: ClassVar[str] = "log_loss"
     has_class_weight: ClassVar[bool] = True
+    explains_every_class: ClassVar[bool] = True
+    sklearn_scoring: ClassVar[str] = "neg_log_loss"
 
     def __init__(self, labels: list[Any]) -> None:
         self.labels = list(labels)
@@ -113,6 +115,11 @@ class MulticlassTask(Task):
             f"minimum {minimum:.1%} and 2 rows)"
         )
         return share >= minimum and int(counts.min()) >= 2, message, round(share, 4)
+
+    def one_vs_rest(self, y: np.ndarray) -> list[np.ndarray]:
+        import numpy as np
+
+        return [(y == code).astype(int) for code in np.unique(y)]
 
     def describe(self, y: np.ndarray) -> dict[str, Any]:
         import numpy as np

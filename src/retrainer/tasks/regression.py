@@ -26,6 +26,7 @@ class RegressionTask(Task):
     name: ClassVar[str] = "regression"
     estimator_type: ClassVar[str] = "regressor"
     default_metric: ClassVar[str] = "rmse"
+    sklearn_scoring: ClassVar[str] = "neg_root_mean_squared_error"
 
     def __init__(self, transform: str = "none") -> None:
         self.transform = transform
@@ -95,6 +96,11 @@ class RegressionTask(Task):
                     f"the {name} split's target is constant ({len(parts[name])} rows): nothing to learn or test",
                     f"split: {name} target constant",
                 )
+
+    def one_vs_rest(self, y: np.ndarray) -> list[np.ndarray]:
+        import numpy as np
+
+        return [(y > np.median(y)).astype(int)]
 
     def describe(self, y: np.ndarray) -> dict[str, Any]:
         import numpy as np
