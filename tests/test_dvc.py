@@ -81,6 +81,7 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
         "evaluation.decision_threshold",
         "evaluation.threshold_metric",
         "target",
+        "task",
         "seed",
     ]
     assert stages["train"]["deps"] == [pointer("split"), pointer("features"), pointer("tune")]

@@ -54,7 +54,11 @@ def test_target_copied_with_noise_is_caught_and_honest_columns_are_not(leaky_tra
 
 
 def test_stage_fails_naming_the_column_unless_the_spec_allows_it(leaky_train: pd.DataFrame, tmp_path: Any) -> None:
-    inputs = {"train": leaky_train, "feature_schema": {"inputs": feature_columns(leaky_train, telco_spec())}}
+    inputs = {
+        "train": leaky_train,
+        "feature_schema": {"inputs": feature_columns(leaky_train, telco_spec())},
+        "target_info": {"task": "binary", "positive": "Yes", "labels": ["No", "Yes"]},
+    }
 
     def run(spec: Spec) -> Any:
         return leakage(RunContext(spec=spec, store=RunStore(str(tmp_path)), run_id="r"), inputs)

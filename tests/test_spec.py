@@ -10,6 +10,7 @@ import yaml
 
 from retrainer.errors import SpecError
 from retrainer.spec import CANDIDATES, DEFAULT_CANDIDATES, Spec, load_spec, parse_duration, spec_from_dict
+from retrainer.tasks import BinaryTask
 
 MINIMAL = "name: churn\nsource: {path: data.csv}\ntarget: churned\n"
 
@@ -450,7 +451,7 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     assert spec.models.n_trials == 10
     assert spec.models.timeout_seconds is None
     assert spec.evaluation.metric is None  # the task's default: roc_auc for a binary target
-    assert spec.ranking_metric == "roc_auc"
+    assert BinaryTask("Yes").ranking_metric(spec) == "roc_auc"
     assert spec.registry_name == "churn"
     assert spec.split.method == "stratified"
     assert spec.validation.min_rows == 100

@@ -16,6 +16,7 @@ from retrainer.spec import Spec, spec_from_dict
 from retrainer.store import RunStore
 
 ROWS = 800
+BINARY_CHURN = {"task": "binary", "positive": 1, "labels": [0, 1]}  # the split's target_info for churn as 0/1
 
 
 def budget_spec(tmp_path: Path, **models: Any) -> Spec:
@@ -47,7 +48,12 @@ def tune_and_train(spec: Spec, frame: pd.DataFrame) -> tuple[dict[str, Any], dic
     from retrainer.stages.tune import tune
 
     preprocessor, schema = build_preprocessor(frame, spec)
-    inputs: dict[str, Any] = {"train": frame, "preprocessor": preprocessor, "feature_schema": schema}
+    inputs: dict[str, Any] = {
+        "train": frame,
+        "preprocessor": preprocessor,
+        "feature_schema": schema,
+        "target_info": BINARY_CHURN,
+    }
     store = RunStore(spec.store)
     started = time.monotonic()
     tuning = tune(RunContext(spec=spec, store=store, run_id="r", stage="tune", cache_key="k"), inputs)
@@ -187,10 +193,15 @@ def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path,
     budget = 12.0
     spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout=f"{budget}s")
     preprocessor, schema = build_preprocessor(telco_train, spec)
-    inputs: dict[str, Any] = {"train": telco_train, "preprocessor": preprocessor, "feature_schema": schema}
+    inputs: dict[str, Any] = {
+        "train": telco_train,
+        "preprocessor": preprocessor,
+        "feature_schema": schema,
+        "target_info": BINARY_CHURN,
+    }
     ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id="r", stage="tune", cache_key="k")
     first = tune(ctx, inputs).artifacts["tuning"]
-    studies = {c: open_study(ctx, c) for c in spec.models.candidates}
+    studies = {c: open_study(ctx, c, "roc_auc") for c in spec.models.candidates}
     spent = spent_on_trials(studies.values())
     assert 0.5 * budget < spent <= budget + 6  # the first run used (about) the whole budget
 

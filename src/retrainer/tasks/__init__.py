@@ -63,8 +63,13 @@ def infer_task(values: pd.Series, column: str) -> str:
 
 
 def resolve(spec: Spec, target: pd.Series) -> Task:
-    """The run's task, built from the target column's values; the spec is checked against it."""
-    name = spec.task or infer_task(target, spec.target.column)
+    """The run's task, built from the target column's values; the spec is checked against it.
+
+    A spec that names a positive label wants a binary model: a third label is then a data error
+    ("has 3 distinct labels"), not a reason to train a multiclass one.
+    """
+    implied = "binary" if spec.target.positive is not None else None
+    name = spec.task or implied or infer_task(target, spec.target.column)
     task = TASKS[name].from_target(target, spec)
     task.check_spec(spec)
     return task
