@@ -437,19 +437,28 @@ def slice_regressions(
     max_regression: float,
     column: str = "",
 ) -> list[str]:
-    """Every slice (with at least `min_slice_size` rows) where the challenger is worse by more than allowed."""
+    """Every slice (with at least `min_slice_size` rows) where the challenger is worse by more than allowed.
+
+    For an error in the target's units (RMSE in dollars) `max_regression` is a share of the champion's
+    error on that slice (0.02: 2 % worse), since an absolute bound would depend on the currency.
+    """
+    from retrainer.metrics import get_metric
+
+    relative = get_metric(metric).in_target_units
     failures = []
     for label, stats in challenger.items():
         old = champion.get(label, {}).get(metric)
         new = stats.get(metric)
         if stats["rows"] < min_slice_size or new is None or old is None:
             continue
-        drop = -better(metric, new, old)
+        drop = -better(metric, new, old) / (max(abs(old), 1e-12) if relative else 1.0)
         if drop > max_regression + 1e-12:
             where = label if not column or column in label else f"{column}={label}"
-            failures.append(
-                f"{metric} on {where} fell {old:.4f} → {new:.4f} (−{drop:.4f} > {max_regression}, {stats['rows']} rows)"
-            )
+            if relative:
+                change = f"rose {old:,.4g} → {new:,.4g} ({drop:.1%} worse > {max_regression:.1%}"
+            else:
+                change = f"fell {old:.4f} → {new:.4f} (−{drop:.4f} > {max_regression}"
+            failures.append(f"{metric} on {where} {change}, {stats['rows']} rows)")
     return failures
 
 

@@ -39,6 +39,8 @@ class Metric:
     needs_every_class: bool = False  # undefined unless every class occurs in y_true (ROC-AUC and kin)
     weighted: WeightedFn | None = None
     description: str = ""
+    # an error in the target's own units (dollars, minutes): a tolerance on it reads as a share of it
+    in_target_units: bool = False
 
     def prediction(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """What `func` reads from the model's output (see the module docstring)."""
@@ -205,7 +207,16 @@ def _metrics() -> tuple[Metric, ...]:
         Metric("roc_auc_ovr", _roc_auc_ovr("macro"), "proba", MULTICLASS, needs_every_class=True),
         Metric("roc_auc_ovr_weighted", _roc_auc_ovr("weighted"), "proba", MULTICLASS, needs_every_class=True),
         # regression: errors in the target's units (lower is better), and R2
-        Metric("rmse", _rmse, "values", REGRESSION, greater_is_better=False, bounded=False, weighted=_w_rmse),
+        Metric(
+            "rmse",
+            _rmse,
+            "values",
+            REGRESSION,
+            greater_is_better=False,
+            bounded=False,
+            weighted=_w_rmse,
+            in_target_units=True,
+        ),
         Metric(
             "mae",
             _sk("mean_absolute_error"),
@@ -214,6 +225,7 @@ def _metrics() -> tuple[Metric, ...]:
             greater_is_better=False,
             bounded=False,
             weighted=_w_mae,
+            in_target_units=True,
         ),
         Metric("r2", _sk("r2_score"), "values", REGRESSION, bounded=False, weighted=_w_r2),
         Metric(
@@ -225,7 +237,9 @@ def _metrics() -> tuple[Metric, ...]:
             bounded=False,
             weighted=_w_mape,
         ),
-        Metric("median_ae", _median_ae, "values", REGRESSION, greater_is_better=False, bounded=False),
+        Metric(
+            "median_ae", _median_ae, "values", REGRESSION, greater_is_better=False, bounded=False, in_target_units=True
+        ),
     )
 
 

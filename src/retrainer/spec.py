@@ -411,7 +411,11 @@ class EvaluationSpec(_Section):
     slices: list[str] = Field(default_factory=list, description="Columns whose segments are compared one by one.")
     slice_bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for numeric slice columns.")
     min_slice_size: int = Field(30, ge=1, description="Smaller slices are reported but never block promotion.")
-    max_slice_regression: float = Field(0.02, ge=0, description="Largest allowed drop of the metric on any slice.")
+    max_slice_regression: float = Field(
+        0.02,
+        ge=0,
+        description="Largest allowed drop of the metric on any slice (for an error in the target's units, such as RMSE, a share of the champion's error on it).",
+    )
     fairness: FairnessSpec | None = None
 
     @field_validator("metric")
