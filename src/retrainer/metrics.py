@@ -138,7 +138,8 @@ def _w_mean(w: np.ndarray, terms: np.ndarray) -> np.ndarray:
 def _w_rmse(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    return np.sqrt(_w_mean(w, (y - values) ** 2))
+    result: np.ndarray = np.sqrt(_w_mean(w, (y - values) ** 2))
+    return result
 
 
 def _w_mae(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
