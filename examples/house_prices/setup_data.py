@@ -31,7 +31,7 @@ def sales_frame() -> pd.DataFrame:
     return frame
 
 
-__all__ = ["TABLE", "sales_frame", "load"]
+__all__ = ["TABLE", "load", "sales_frame"]
 
 if __name__ == "__main__":
     main(__doc__, sales_frame, HERE / "ames.db", TABLE, "sales")

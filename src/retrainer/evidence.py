@@ -191,6 +191,20 @@ def weighted_roc_auc(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray)
     return _sorted_roc_auc(proba[order], y_true[order].astype(bool), weights[:, order].astype(float))
 
 
+def weighted_roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray, weights: np.ndarray, by_support: bool) -> np.ndarray:
+    """One-vs-rest ROC-AUC of a multiclass output for every weighting: each class's AUC against the
+    rest, averaged (macro, or weighted by each class's share of the resample)."""
+    import numpy as np
+
+    w = weights.astype(float)
+    per_class = np.column_stack([weighted_roc_auc(y_true == c, proba[:, c], w) for c in range(proba.shape[1])])
+    if not by_support:
+        result: np.ndarray = per_class.mean(axis=1)
+        return result
+    support = np.column_stack([w @ (y_true == c).astype(float) for c in range(proba.shape[1])])
+    return (per_class * support).sum(axis=1) / support.sum(axis=1)  # type: ignore[no-any-return]
+
+
 def _sorted_roc_auc(sorted_scores: np.ndarray, sorted_y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """`weighted_roc_auc` of rows already in ascending score order (`sorted_y` boolean, `w` float)."""
     import numpy as np
@@ -242,6 +256,8 @@ def bootstrap_scores(
         return weighted_roc_auc(y_true, proba, counts)
     if metric == "pr_auc":
         return weighted_average_precision(y_true, proba, counts)
+    if metric in ("roc_auc_ovr", "roc_auc_ovr_weighted"):
+        return weighted_roc_auc_ovr(y_true, proba, counts, by_support=metric.endswith("weighted"))
     if _is_counted(metric, proba):
         return _counted_metric(metric, y_true, proba, counts.astype(float), threshold)
     scorer = get_metric(metric)
@@ -455,7 +471,7 @@ def slice_regressions(
         if drop > max_regression + 1e-12:
             where = label if not column or column in label else f"{column}={label}"
             if relative:
-                change = f"rose {old:,.4g} → {new:,.4g} ({drop:.1%} worse > {max_regression:.1%}"
+                change = f"rose {old:,.6g} → {new:,.6g} ({drop:.1%} worse > {max_regression:.1%}"
             else:
                 change = f"fell {old:.4f} → {new:.4f} (−{drop:.4f} > {max_regression}"
             failures.append(f"{metric} on {where} {change}, {stats['rows']} rows)")

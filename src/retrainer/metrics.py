@@ -179,6 +179,46 @@ def _w_log_loss(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
     return -_w_mean(w, np.log(np.clip(rows[np.arange(len(y)), y.astype(int)], eps, 1)))
 
 
+def _w_per_class(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per resample and class (resamples x k): true positives, predicted and actual counts."""
+    import numpy as np
+
+    k = int(max(y.max(initial=0), labels.max(initial=0))) + 1
+    actual = np.eye(k)[y.astype(int)]
+    predicted = np.eye(k)[labels.astype(int)]
+    return w @ (actual * predicted), w @ predicted, w @ actual
+
+
+def _w_averaged(kind: str, average: str) -> WeightedFn:
+    """precision / recall / F1 averaged over classes (macro, or weighted by support), as scikit-learn
+    computes them: a class absent from a resample's truth and predictions is left out of the average."""
+
+    def weighted(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        tp, predicted, actual = _w_per_class(y, labels, w)
+        denominator = {"precision": predicted, "recall": actual, "f1": (predicted + actual) / 2}[kind]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = np.where(denominator > 0, tp / denominator, 0.0)
+        weights = actual if average == "weighted" else ((actual + predicted) > 0).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result: np.ndarray = (per_class * weights).sum(axis=1) / weights.sum(axis=1)
+        return result
+
+    return weighted
+
+
+def _w_balanced_accuracy(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The mean recall over the classes a resample's truth holds."""
+    import numpy as np
+
+    tp, _, actual = _w_per_class(y, labels, w)
+    present = actual > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: np.ndarray = np.where(present, tp / actual, 0.0).sum(axis=1) / present.sum(axis=1)
+    return result
+
+
 BINARY, MULTICLASS, REGRESSION = frozenset({"binary"}), frozenset({"multiclass"}), frozenset({"regression"})
 CLASSIFICATION = BINARY | MULTICLASS
 
@@ -188,7 +228,9 @@ def _metrics() -> tuple[Metric, ...]:
     return (
         # binary and multiclass
         Metric("accuracy", _sk("accuracy_score"), labels, CLASSIFICATION, weighted=_w_accuracy),
-        Metric("balanced_accuracy", _sk("balanced_accuracy_score"), labels, CLASSIFICATION),
+        Metric(
+            "balanced_accuracy", _sk("balanced_accuracy_score"), labels, CLASSIFICATION, weighted=_w_balanced_accuracy
+        ),
         Metric(
             "log_loss", _log_loss, "proba", CLASSIFICATION, greater_is_better=False, bounded=False, weighted=_w_log_loss
         ),
@@ -201,7 +243,13 @@ def _metrics() -> tuple[Metric, ...]:
         Metric("brier", _sk("brier_score_loss"), "scores", BINARY, greater_is_better=False),
         # multiclass: averaged over classes
         *(
-            Metric(f"{kind}_{average}", _sk(f"{kind}_score", average=average, zero_division=0), labels, MULTICLASS)
+            Metric(
+                f"{kind}_{average}",
+                _sk(f"{kind}_score", average=average, zero_division=0),
+                labels,
+                MULTICLASS,
+                weighted=_w_averaged(kind, average),
+            )
             for kind in ("f1", "precision", "recall")
             for average in ("macro", "weighted")
         ),

@@ -414,7 +414,10 @@ class EvaluationSpec(_Section):
     max_slice_regression: float = Field(
         0.02,
         ge=0,
-        description="Largest allowed drop of the metric on any slice (for an error in the target's units, such as RMSE, a share of the champion's error on it).",
+        description=(
+            "Largest allowed drop of the metric on any slice (for an error in the target's units, "
+            "such as RMSE, a share of the champion's error on it)."
+        ),
     )
     fairness: FairnessSpec | None = None
 
