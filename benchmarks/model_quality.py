@@ -149,6 +149,7 @@ def run_retrainer(
     from retrainer.stages.train import train as train_stage
     from retrainer.stages.tune import tune as tune_stage
     from retrainer.store import RunStore
+    from retrainer.tasks import resolve
 
     with tempfile.TemporaryDirectory() as store:
         spec = spec_from_dict(
@@ -162,15 +163,23 @@ def run_retrainer(
                 "store": store,
             }
         )
+        # what the split stage does: the task from the training target, the target encoded by it
+        task = resolve(spec, train[TARGET])
+        train = train.assign(**{TARGET: task.encode(train[TARGET])})
         preprocessor, schema = build_preprocessor(train, spec)
-        inputs: dict[str, Any] = {"train": train, "preprocessor": preprocessor, "feature_schema": schema}
+        inputs: dict[str, Any] = {
+            "train": train,
+            "preprocessor": preprocessor,
+            "feature_schema": schema,
+            "target_info": task.info(),
+        }
         started = time.perf_counter()
         context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="tune", cache_key=str(seed))
         tuning = tune_stage(context, inputs).artifacts["tuning"]
         context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="train", cache_key=str(seed))
         trained = train_stage(context, {**inputs, "tuning": tuning}).artifacts
         wall = time.perf_counter() - started
-    proba = trained["model"].predict_proba(test[list(schema["inputs"])])[:, 1]
+    proba = task.predict(trained["model"], test[list(schema["inputs"])])
     trials = ", ".join(f"{name} {record['n_trials']}" for name, record in tuning["candidates"].items())
     return float(roc_auc_score(test[TARGET], proba)), wall, f"{tuning['best_candidate']} (trials: {trials})"
 
