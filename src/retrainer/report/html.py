@@ -1,6 +1,9 @@
 """The report's HTML: plain string building with every value escaped and every image a data: URI.
 
 No external assets (no CDN, no fonts, no scripts), so the file opens anywhere, offline, as it is.
+What differs by task is read from the run's task (`target_info`) and from the artifacts themselves:
+the metrics are the task's `shown_metrics()`, the slice and fairness columns are whatever figures
+the stages wrote, and the plots are those `plots.OUTPUT_PLOTS` draws for the model's output.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from retrainer.report.plots import PlotCache
     from retrainer.spec import Spec
+    from retrainer.tasks import Task
 
 STYLE = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#222}
@@ -35,23 +39,25 @@ def render(
     record: Mapping[str, Any], artifacts: Mapping[str, Any], spec: Spec | None, cache: PlotCache | None = None
 ) -> str:
     """The whole page for one run."""
-    from retrainer.report.plots import run_plots
+    from retrainer.report.plots import run_plots, spec_slices
+    from retrainer.tasks import from_info
 
     threshold = _threshold(artifacts, spec)
-    metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
+    task = from_info(artifacts.get("target_info"))
     if spec is not None:
-        plots = run_plots(artifacts, spec.target.column, threshold, metrics, cache)
+        plots = run_plots(artifacts, spec.target.column, threshold, cache, spec_slices(spec))
     else:  # the spec file moved: no target column, so only the plots that need none
-        plots = run_plots({k: artifacts[k] for k in ("explanation", "drift") if k in artifacts}, "", threshold, ())
+        kept = ("explanation", "drift", "target_info")
+        plots = run_plots({k: artifacts[k] for k in kept if k in artifacts}, "", threshold)
     body = [
         _decision(record, artifacts),
         _data_quality(artifacts),
         _drift(artifacts, plots),
         _tuning(artifacts),
-        _metrics(artifacts, plots, threshold),
+        _metrics(artifacts, plots, threshold, task),
         _slices(artifacts),
-        _fairness(artifacts),
-        _explanation(artifacts, plots),
+        _fairness(artifacts, task),
+        _explanation(artifacts, plots, task),
         _lineage(record, artifacts),
     ]
     title = f"retrainer report: {record.get('pipeline', '')} run {record.get('run_id', '')}"
@@ -163,8 +169,12 @@ def _data_quality(artifacts: Mapping[str, Any]) -> str:
 def _drift(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
     drift = artifacts.get("drift")
     if not drift:
-        return _section("Drift", _missing("no drift check in this run"))
+        return _section("Drift", _missing("the run stopped before the drift check"))
     features = drift.get("features", [])
+    if not features:
+        why = drift.get("note") or "no features were compared"
+        first = " (this is the first model)" if "no champion" in why else ""
+        return _section("Drift", _missing(f"not measured: {why}{first}"))
     drifted = drift.get("drifted_features", [f["name"] for f in features if f.get("drifted")])
     rows = [
         (
@@ -226,7 +236,9 @@ def _params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold: float) -> str:
+def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold: float, task: Task) -> str:
+    from retrainer.report.plots import OUTPUT_STEMS
+
     evaluation = artifacts.get("evaluation")
     if not evaluation:
         return _section("Metrics", _missing("the run stopped before evaluation finished"))
@@ -235,13 +247,18 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
     champion = decision.get("champion_metrics") or {}
     ci = evidence.get("challenger_ci")
     intervals = evidence.get("intervals") or {}
+    test = evaluation["test"]
+    # the task's telling metrics, then any other the run gates or decides on
+    named = [*task.shown_metrics(), *evaluation.get("thresholds", {}), decision.get("metric")]
+    shown = [name for name in dict.fromkeys(named) if name in test]
     rows = []
-    for name, value in evaluation["test"].items():
+    for name in shown:
         bounds = intervals.get(name)
         interval = f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else None
-        rows.append((name, value, interval, champion.get(name), evaluation.get("oot", {}).get(name)))
+        rows.append((name, test[name], interval, champion.get(name), evaluation.get("oot", {}).get(name)))
+    cut = f", decision threshold {threshold:g}" if task.has_decision_threshold else ""
     parts = [
-        f"<p>test set, decision threshold {threshold:g}; "
+        f"<p>{escape(task.name)} model, test set{cut}; "
         f"thresholds {escape(json.dumps(evaluation.get('thresholds', {})))}</p>",
         _table(
             (
@@ -254,6 +271,15 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
             rows,
         ),
     ]
+    others = [name for name in test if name not in shown]
+    if others:
+        parts.append(_missing("also computed: " + ", ".join(f"{name} {_num(test[name])}" for name in others)))
+    if decision and not champion:
+        parts.append(_missing("no champion column: no champion was scored on this test set (the first model)"))
+    if not evaluation.get("oot"):
+        parts.append(
+            _missing("no out-of-time column: the split kept no out-of-time rows (split.oot_size, split.oot_window)")
+        )
     boot = evidence.get("bootstrap")
     if boot:
         parts.append(
@@ -269,7 +295,9 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
             f"[{boot['low']:+.4f}, {boot['high']:+.4f}] "
             f"({'excludes' if boot['low'] > 0 or boot['high'] < 0 else 'includes'} zero)</p>"
         )
-    grid = "".join(_img(plots.get(k), k) for k in ("comparison", "roc", "pr", "calibration", "confusion"))
+    grid = "".join(_img(plots.get(k), k.replace("_", " ")) for k in ("comparison", *OUTPUT_STEMS))
+    if not grid:
+        parts.append(_missing("no plots: the report could not load the model and test set (is the spec file moved?)"))
     return _section("Metrics", *parts, f'<div class="grid">{grid}</div>')
 
 
@@ -286,13 +314,16 @@ def _slices(artifacts: Mapping[str, Any]) -> str:
     ]
     for column, both in slices.items():
         old = both.get("champion") or {}
+        new = both["challenger"]
+        # the counts a slice has besides its rows: positives for a binary metric, none otherwise
+        counts = list(dict.fromkeys(k for s in new.values() for k in s if k not in ("rows", metric)))
         rows = [
-            (label, s["rows"], s["positives"], s[metric], (old.get(label) or {}).get(metric))
-            for label, s in both["challenger"].items()
+            (label, s["rows"], *(s.get(k) for k in counts), s[metric], (old.get(label) or {}).get(metric))
+            for label, s in new.items()
         ]
         parts += [
             f"<h3>{escape(column)}</h3>",
-            _table(("segment", "rows", "positives", "challenger", "champion"), rows),
+            _table(("segment", "rows", *counts, "challenger", "champion"), rows),
         ]
     failures = evidence.get("slice_failures") or []
     parts.append(
@@ -301,29 +332,35 @@ def _slices(artifacts: Mapping[str, Any]) -> str:
     return _section("Slices", *parts)
 
 
-def _fairness(artifacts: Mapping[str, Any]) -> str:
+def _fairness(artifacts: Mapping[str, Any], task: Task) -> str:
     report = artifacts.get("fairness")
     if not report or not report.get("enabled"):
         return _section("Fairness", _missing("no fairness check in the spec (evaluation.fairness)"))
-    rows = [
-        (g, r["rows"], r["positive_rate"], r["tpr"], r["fpr"], _verdict(r["counted"], "judged", "too small"))
-        for g, r in report["groups"].items()
-    ]
+    classes = [str(label) for label in (artifacts.get("target_info") or {}).get("labels") or []]
+    groups = report["groups"]
+    figures = list(dict.fromkeys(k for r in groups.values() for k in r if k not in ("rows", "counted")))
+    headers, rows = ["group", "rows"], []
+    for figure in figures:
+        width = max((len(r[figure]) for r in groups.values() if isinstance(r.get(figure), list)), default=0)
+        names = classes if len(classes) == width else [str(c) for c in range(width)]
+        headers += [f"{_words(figure)}: {name}" for name in names] if width else [_words(figure)]
+    for group, r in groups.items():
+        cells: list[Any] = [group, r["rows"]]
+        for figure in figures:
+            value = r.get(figure)
+            cells += list(value) if isinstance(value, list) else [value]
+        rows.append((*cells, _verdict(r["counted"], "judged", "too small")))
+    bounds = task.fairness_limits(report)
     summary = _table(
         ("measure", "value", "bound", "result"),
         [
             (
-                "disparate impact",
-                report.get("disparate_impact"),
-                _bound("≥", report.get("min_disparate_impact")),
-                _within(report.get("disparate_impact"), report.get("min_disparate_impact"), above=True),
-            ),
-            (
-                "equalized-odds difference",
-                report.get("equalized_odds_difference"),
-                _bound("≤", report.get("max_equalized_odds_difference")),
-                _within(report.get("equalized_odds_difference"), report.get("max_equalized_odds_difference")),
-            ),
+                _words(figure),
+                report.get(figure),
+                _bound("≥" if side == "min" else "≤", bound),
+                _within(report.get(figure), bound, above=side == "min"),
+            )
+            for figure, (side, bound) in bounds.items()
         ],
     )
     verdict = (
@@ -331,14 +368,20 @@ def _fairness(artifacts: Mapping[str, Any]) -> str:
         if report["passed"]
         else "<p class='bad'>failed: " + escape("; ".join(report["failures"])) + "</p>"
     )
+    cut = f" at threshold {report['threshold']:g}" if task.has_decision_threshold else ""
     return _section(
         "Fairness",
-        f"<p>groups of <b>{escape(report['group_column'])}</b> at threshold {report['threshold']:g} "
+        f"<p>groups of <b>{escape(report['group_column'])}</b>{cut} "
         f"(groups under {report['min_group_size']} rows are not judged)</p>",
         verdict,
-        _table(("group", "rows", "positive rate", "TPR", "FPR", ""), rows),
+        _table((*headers, ""), rows),
         summary,
     )
+
+
+def _words(key: str) -> str:
+    """A figure's key as a column name: 'positive_rate' → 'positive rate', 'tpr' → 'TPR'."""
+    return key.upper() if len(key) <= 3 else key.replace("_", " ")
 
 
 def _bound(sign: str, bound: float | None) -> str:
@@ -351,19 +394,31 @@ def _within(value: float | None, bound: float | None, above: bool = False) -> _R
     return _verdict(value >= bound if above else value <= bound)
 
 
-def _explanation(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
+def _explanation(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], task: Task) -> str:
+    from retrainer.report.plots import shap_by_class
+
     explanation = artifacts.get("explanation")
     if not explanation:
         return _section("Explanation", _missing("the run stopped before the model was explained"))
     top = sorted(explanation["mean_abs_shap"].items(), key=lambda p: -p[1])[:10]  # the store sorts JSON keys
-    return _section(
-        "Explanation",
+    parts = [
         f"<p>SHAP ({escape(explanation['explainer'])} explainer) on {explanation['rows']} test rows; "
         f"importances from {escape(explanation['importance_kind'])}.</p>",
         '<div class="grid">' + _img(plots.get("shap_summary"), "SHAP summary"),
         _img(plots.get("importances"), "importances") + "</div>",
         _table(("feature", "mean |SHAP|"), top),
-    )
+    ]
+    by_class = shap_by_class(explanation, task)
+    if by_class:
+        parts += [
+            "<h3>SHAP by class</h3><p>mean |SHAP| of each feature for each class's probability</p>",
+            _img(plots.get("shap_by_class"), "SHAP by class"),
+            _table(
+                ("feature", *by_class),
+                [(name, *(values.get(name) for values in by_class.values())) for name, _ in top],
+            ),
+        ]
+    return _section("Explanation", *parts)
 
 
 def _lineage(record: Mapping[str, Any], artifacts: Mapping[str, Any]) -> str:

@@ -10,15 +10,13 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from retrainer.lineage import lineage_tags
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.report.plots import PLOT_MODULES, PlotCache
 from retrainer.store import frame_digest
 from retrainer.tasks import Task, from_info
-
-if TYPE_CHECKING:
-    from retrainer.report.plots import PlotCache
 
 REPORTS = (
     "source_info",
@@ -98,10 +96,7 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             from retrainer.models.calibration import plot_calibration
 
             plot_calibration(evaluation["calibration"], Path(reports, "calibration.png"))
-        from retrainer.report.plots import PlotCache
-
-        if task.name == "binary":  # the other tasks draw their own plots once report/ knows them
-            _write_plots(Path(reports, "plots"), inputs, spec, PlotCache(ctx.store, ctx.artifact_digests))
+        _write_plots(Path(reports, "plots"), inputs, spec, PlotCache(ctx.store, ctx.artifact_digests))
         info = ctx.registry.log_and_register(
             name,
             experiment=spec.tracking.experiment or spec.name,
@@ -163,17 +158,16 @@ def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
 
 
 def _write_plots(directory: Path, inputs: Mapping[str, Any], spec: Any, cache: PlotCache) -> None:
-    """The run's plots as PNG files, logged with the model (ROC, PR, calibration, SHAP, comparison...).
+    """The run's plots as PNG files, logged with the model (the task's output plots, SHAP, comparison...).
 
     Drawn into the plot cache, so the run's report, drawn from the same artifacts, reads them back.
     """
-    from retrainer.report.plots import run_plots
+    from retrainer.report.plots import run_plots, spec_slices
     from retrainer.stages.evidence import decision_threshold
 
     directory.mkdir()
     threshold = decision_threshold(spec, inputs["evaluation"])
-    metrics = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
-    for stem, png in run_plots(inputs, spec.target.column, threshold, metrics, cache).items():
+    for stem, png in run_plots(inputs, spec.target.column, threshold, cache, spec_slices(spec)).items():
         (directory / f"{stem}.png").write_bytes(png)
 
 
@@ -183,5 +177,5 @@ STAGE = Stage(
     needs=("model", "train", "test", *REPORTS),
     makes=("registration",),
     cacheable=False,
-    code=("retrainer.lineage", "retrainer.report.plots"),
+    code=("retrainer.lineage", *PLOT_MODULES),
 )

@@ -35,6 +35,8 @@ class Task(ABC):
     has_class_weight: ClassVar[bool] = False
     explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
     sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
+    # the fairness summary's figures and their bounds: {figure: ("min" | "max", FairnessSpec field)}
+    fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     # ------------------------------------------------------------------ identity
     @classmethod
@@ -130,6 +132,10 @@ class Task(ABC):
         self, groups: pd.Series, y: np.ndarray, output: np.ndarray, threshold: float, rules: FairnessSpec
     ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str], str]:
         """Per-group figures, their summary, the rules they miss (in words) and the summary's headline key."""
+
+    def fairness_limits(self, rules: Mapping[str, Any]) -> dict[str, tuple[str, float | None]]:
+        """`fairness_bounds` with the values of `rules` (a FairnessSpec's dump, or the fairness artifact)."""
+        return {figure: (side, rules.get(field)) for figure, (side, field) in self.fairness_bounds.items()}
 
     # ------------------------------------------------------------------ metrics
     @property

@@ -27,6 +27,10 @@ class BinaryTask(Task):
     has_decision_threshold: ClassVar[bool] = True
     has_class_weight: ClassVar[bool] = True
     sklearn_scoring: ClassVar[str] = "roc_auc"
+    fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "disparate_impact": ("min", "min_disparate_impact"),
+        "equalized_odds_difference": ("max", "max_equalized_odds_difference"),
+    }
 
     def __init__(self, positive: Any, labels: list[Any] | None = None) -> None:
         self.positive = positive

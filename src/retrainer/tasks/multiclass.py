@@ -29,6 +29,10 @@ class MulticlassTask(Task):
     has_class_weight: ClassVar[bool] = True
     explains_every_class: ClassVar[bool] = True
     sklearn_scoring: ClassVar[str] = "neg_log_loss"
+    fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "accuracy_gap": ("max", "max_accuracy_gap"),
+        "selection_rate_parity": ("min", "min_disparate_impact"),
+    }
 
     def __init__(self, labels: list[Any]) -> None:
         self.labels = list(labels)
@@ -140,11 +144,7 @@ class MulticlassTask(Task):
 
         rates = class_group_rates(groups, y, output.argmax(axis=1), self.n_classes, rules.min_group_size)
         summary = class_fairness_summary(rates, [str(label) for label in self.labels])
-        bounds = {
-            "accuracy_gap": ("max", rules.max_accuracy_gap),
-            "selection_rate_parity": ("min", rules.min_disparate_impact),
-        }
-        return rates, summary, bound_failures(summary, bounds), "accuracy_gap"
+        return rates, summary, bound_failures(summary, self.fairness_limits(rules.model_dump())), "accuracy_gap"
 
     def predict(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
         """Every class's probability, in the columns of `labels` (a class a fold never saw scores 0)."""

@@ -27,6 +27,10 @@ class RegressionTask(Task):
     estimator_type: ClassVar[str] = "regressor"
     default_metric: ClassVar[str] = "rmse"
     sklearn_scoring: ClassVar[str] = "neg_root_mean_squared_error"
+    fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "mae_ratio": ("max", "max_mae_ratio"),
+        "residual_gap": ("max", "max_residual_gap"),
+    }
 
     def __init__(self, transform: str = "none") -> None:
         self.transform = transform
@@ -117,8 +121,7 @@ class RegressionTask(Task):
 
         errors = residual_group_errors(groups, y, output, rules.min_group_size)
         summary = residual_fairness_summary(errors)
-        bounds = {"mae_ratio": ("max", rules.max_mae_ratio), "residual_gap": ("max", rules.max_residual_gap)}
-        return errors, summary, bound_failures(summary, bounds), "mae_ratio"
+        return errors, summary, bound_failures(summary, self.fairness_limits(rules.model_dump())), "mae_ratio"
 
     def predict(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
         import numpy as np
