@@ -202,7 +202,7 @@ def weighted_roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray, weights: np.ndar
         result: np.ndarray = per_class.mean(axis=1)
         return result
     support = np.column_stack([w @ (y_true == c).astype(float) for c in range(proba.shape[1])])
-    return (per_class * support).sum(axis=1) / support.sum(axis=1)  # type: ignore[no-any-return]
+    return (per_class * support).sum(axis=1) / support.sum(axis=1)
 
 
 def _sorted_roc_auc(sorted_scores: np.ndarray, sorted_y: np.ndarray, w: np.ndarray) -> np.ndarray:
