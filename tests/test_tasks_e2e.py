@@ -109,10 +109,29 @@ def test_multiclass_promote_reject_keep_and_other_classes(tmp_path: Path, pengui
     # a batch without one species: the challenger knows two classes, the champion three
     two = penguins.loc[penguins["species"] != "Chinstrap"]
     two.to_csv(tmp_path / "two.csv", index=False)
-    other = {**base, "source": {"path": str(tmp_path / "two.csv")}}
+    other = {
+        **base,
+        "task": "multiclass",
+        "source": {"path": str(tmp_path / "two.csv")},
+        # Adelie and Gentoo are told apart by any one measurement (AUC > 0.98): honest, not a leak
+        "leakage": {"max_single_feature_auc": None},
+    }
     refused = retrainer.run(retrainer.load_spec(write(tmp_path, "two.yaml", **other)))
     assert refused.outcome == "kept_champion", refused.reason
     assert "classes no longer seen ['Chinstrap']" in refused.reason
+    assert registry_for(spec).by_alias("penguins", "champion").version == 1  # type: ignore[union-attr]
+
+    # a regressor under the same name: not comparable with a classifier, so the champion stays
+    masses = {
+        **base,
+        "task": "regression",
+        "target": "body_mass_g",
+        "models": {"candidates": ["ridge"], "n_trials": 1, "cv_folds": 2},
+        "evaluation": {},
+    }
+    regressor = retrainer.run(retrainer.load_spec(write(tmp_path, "mass.yaml", **masses)))
+    assert regressor.outcome == "kept_champion", regressor.reason
+    assert "the champion is a multiclass model and the challenger a regression one" in regressor.reason
     assert registry_for(spec).by_alias("penguins", "champion").version == 1  # type: ignore[union-attr]
 
 

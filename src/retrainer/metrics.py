@@ -100,6 +100,8 @@ def _roc_auc_ovr(average: str) -> ScoreFn:
         from sklearn import metrics
 
         labels = list(range(proba.shape[1]))
+        if len(labels) == 2:  # each class against the other: both AUCs are the one binary AUC
+            return float(metrics.roc_auc_score(y_true, proba[:, 1], sample_weight=sample_weight))
         return float(
             metrics.roc_auc_score(
                 y_true, proba, multi_class="ovr", average=average, labels=labels, sample_weight=sample_weight

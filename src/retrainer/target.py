@@ -52,7 +52,10 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
         raise DataValidationError(
             f"target '{target.column}': cannot tell which of {labels} is positive",
             failures=["target: positive class ambiguous"],
-            hint=f"set target: {{column: {target.column}, positive: <label>}} in the spec",
+            hint=(
+                f"set target: {{column: {target.column}, positive: <label>}} in the spec, "
+                "or `task: multiclass` if these are two of several classes"
+            ),
         )
     return labels[0] if labels else None
 
