@@ -75,10 +75,46 @@ def test_init_explains_a_wrong_target_and_a_non_binary_one(telco: pd.DataFrame, 
     code, output = invoke("init", "x", "--source", str(tmp_path / "c.csv"), "--target", "chrun", "--dir", str(tmp_path))
     assert code == 3 and "did you mean 'churn'" in output
     code, output = invoke(
-        "init", "x", "--source", str(tmp_path / "c.csv"), "--target", "contract", "--dir", str(tmp_path)
+        "init",
+        "x",
+        "--source",
+        str(tmp_path / "c.csv"),
+        "--target",
+        "contract",
+        "--task",
+        "binary",
+        "--dir",
+        str(tmp_path),
     )
-    assert code == 3 and "3 distinct values" in output and "binary" in output
+    assert code == 3 and "3 distinct values" in output and "--task multiclass" in output
+    code, output = invoke("init", "x", "--source", str(tmp_path / "c.csv"), "--task", "ranking", "--dir", str(tmp_path))
+    assert code == 3 and "choose from binary, multiclass, regression" in output
     assert not (tmp_path / "pipeline.yaml").exists()  # nothing written on error
+
+
+def test_init_writes_the_task_a_multiclass_or_numeric_target_implies(telco: pd.DataFrame, tmp_path: Path) -> None:
+    telco.head(300).to_csv(tmp_path / "c.csv", index=False)
+
+    code, output = invoke(
+        "init", "c", "--source", str(tmp_path / "c.csv"), "--target", "contract", "--dir", str(tmp_path / "m")
+    )
+    assert code == 0, output
+    spec = load_spec(tmp_path / "m" / "pipeline.yaml")
+    assert spec.task == "multiclass" and spec.evaluation.metric == "log_loss"
+    assert "3 classes: Month-to-month, One year, Two year" in (tmp_path / "m" / "pipeline.yaml").read_text()
+
+    code, output = invoke(
+        "init", "c", "--source", str(tmp_path / "c.csv"), "--target", "monthly_charges", "--dir", str(tmp_path / "r")
+    )
+    assert code == 0, output
+    spec = load_spec(tmp_path / "r" / "pipeline.yaml")
+    assert spec.task == "regression" and spec.evaluation.metric == "rmse"
+    assert spec.models.candidates == ["ridge", "lightgbm"]
+
+    code, output = invoke(
+        "init", "c", "--source", str(tmp_path / "c.csv"), "--target", "senior_citizen", "--dir", str(tmp_path / "b")
+    )
+    assert code == 0 and load_spec(tmp_path / "b" / "pipeline.yaml").task is None  # binary, as before
 
 
 def test_init_without_a_source_writes_a_template_to_edit(tmp_path: Path) -> None:

@@ -760,7 +760,11 @@ def init(
     source: Annotated[
         str | None, typer.Option("--source", help="CSV/Parquet file or database URL to read columns and types from.")
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", help="The column to predict (two labels).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The column to predict.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="binary, multiclass or regression (default: inferred from the target's values)."),
+    ] = None,
     table: Annotated[str | None, typer.Option("--table", help="Database table, when the source has several.")] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Folder for pipeline.yaml and README.md (default: ./NAME).")
@@ -773,7 +777,7 @@ def init(
         from retrainer.scaffold import init_pipeline
 
         folder = directory if directory is not None else Path(name)
-        written = init_pipeline(name, folder, source=source, target=target, table=table, force=force)
+        written = init_pipeline(name, folder, source=source, target=target, table=table, force=force, task=task)
         for path in written:
             console.print(f"wrote {path}")
         if not _state["quiet"]:

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SAMPLE_ROWS = 5000
-STARTER_CANDIDATES = ("logistic_regression", "lightgbm")  # fast on any machine; the others are a comment away
+# fast on any machine, by the kind of estimator the task needs; the others are a comment away
+STARTER_CANDIDATES = {"classifier": ("logistic_regression", "lightgbm"), "regressor": ("ridge", "lightgbm")}
+# the gates a starter spec suggests in a comment, by task
+EXAMPLE_GATES = {
+    "binary": "{roc_auc: 0.75, f1: 0.5}",
+    "multiclass": "{accuracy: 0.85, f1_macro: 0.80}",
+    "regression": "{r2: 0.7}   # rmse and mae are maxima, in the target's units",
+}
 STARTER_TRIALS = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TARGET_NAMES = ("target", "label", "churn", "churned", "y", "class", "outcome", "default", "fraud", "is_fraud")
@@ -45,16 +52,21 @@ def init_pipeline(
     target: str | None = None,
     table: str | None = None,
     force: bool = False,
+    task: str | None = None,
 ) -> list[Path]:
     """Write `pipeline.yaml` and `README.md` into `directory`; return their paths."""
     if not _NAME.match(name):
         raise SpecError(f"pipeline name {name!r} is not valid", hint="use letters, digits, '-', '_' and '.'")
+    from retrainer.tasks import TASK_NAMES
+
+    if task is not None and task not in TASK_NAMES:
+        raise SpecError(f"--task {task!r} is not a task", hint=f"choose from {', '.join(TASK_NAMES)}")
     spec_path, readme_path = directory / "pipeline.yaml", directory / "README.md"
     existing = [p for p in (spec_path, readme_path) if p.exists()]
     if existing and not force:
         raise SpecError(f"{existing[0]} already exists", hint="choose another --dir, or pass --force to overwrite")
     summary = inspect_source(source, table, directory) if source else None
-    spec_text = starter_spec(name, summary, target)
+    spec_text = starter_spec(name, summary, target, task)
     _check_loads(spec_text, spec_path)
     directory.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(spec_text)
@@ -151,9 +163,21 @@ def guess_id_column(sample: pd.DataFrame) -> str | None:
 
 def guess_target(sample: pd.DataFrame) -> str | None:
     for column in sample.columns:
-        if str(column).lower() in _TARGET_NAMES and sample[column].nunique(dropna=True) == 2:
+        if str(column).lower() in _TARGET_NAMES and sample[column].nunique(dropna=True) >= 2:
             return str(column)
     return None
+
+
+def task_of(values: pd.Series, column: str, task: str | None) -> str:
+    """The task `--task` names, else the one the target's values imply (an ambiguous column asks for it)."""
+    from retrainer.tasks import infer_task
+
+    if task is not None:
+        return task
+    try:
+        return infer_task(values, column)
+    except SpecError as error:
+        raise SpecError(error.message, hint="pass --task multiclass or --task regression") from None
 
 
 def positive_of(values: pd.Series, column: str) -> tuple[Any, str]:
@@ -166,9 +190,8 @@ def positive_of(values: pd.Series, column: str) -> tuple[Any, str]:
     if len(labels) != 2:
         shown = ", ".join(repr(v) for v in list(labels)[:6])
         raise SpecError(
-            f"target column {column!r} has {len(labels)} distinct values ({shown}); "
-            "retrainer trains binary classifiers",
-            hint="pick a column with exactly two labels, or derive one in a SQL query",
+            f"target column {column!r} has {len(labels)} distinct values ({shown}); a binary task needs two",
+            hint="pass --task multiclass for classes, or --task regression for amounts",
         )
     try:
         return _plain(positive_label(values, TargetSpec(column=column))), "inferred"
@@ -190,7 +213,7 @@ def _y(value: Any) -> str:
     return text.strip().removesuffix("...").strip()
 
 
-def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> str:
+def starter_spec(name: str, summary: DataSummary | None, target: str | None, task: str | None = None) -> str:
     """The spec's text: every choice commented, every key explained by `retrainer explain-spec`."""
     lines = [
         f"# retrainer pipeline {name!r}: written by `retrainer init`. Every key not written here has a default;",
@@ -223,7 +246,7 @@ def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> 
                 f"target column {target!r} is not in the source{_did_you_mean(target, list(map(str, sample.columns)))}",
                 hint=f"columns: {', '.join(map(str, sample.columns))}",
             )
-        positive, how = positive_of(sample[target], target)
+        task = task_of(sample[target], target, task)
         id_column = guess_id_column(sample.drop(columns=[target]))
         lines += ["source:"]
         lines += [f"  {key}: {_y(value)}" for key, value in summary.source.items()]
@@ -233,13 +256,22 @@ def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> 
             nulls = float(sample[column].isna().mean())
             role = " <- target" if column == target else " <- id" if column == id_column else ""
             lines.append(f"#   {column}: {column_kind(sample[column])}, {nulls:.0%} null{role}")
-        lines += ["", f"target: {{column: {_y(target)}, positive: {_y(positive)}}}  # positive label: {how}"]
+        if task == "binary":
+            positive, how = positive_of(sample[target], target)
+            lines += ["", f"target: {{column: {_y(target)}, positive: {_y(positive)}}}  # positive label: {how}"]
+        else:
+            lines += ["", f"task: {task}", f"target: {_y(target)}  # {_task_note(sample[target], task)}"]
         if id_column:
             lines.append(f"id_column: {_y(id_column)}  # never a feature; duplicated ids fail validation")
         times = [str(c) for c in sample.columns if column_kind(sample[c]) == "datetime"]
         if times:
             lines.append(f"# time_column: {times[0]}   # enables split: {{method: temporal}} and :as_of in queries")
         lines.append("")
+    from retrainer.tasks import TASKS
+
+    task_class = TASKS[task or "binary"]
+    candidates = STARTER_CANDIDATES[task_class.estimator_type]
+    metric = task_class.default_metric
     lines += [
         "validation:                # hard gates: any failure rejects the run, the champion stays",
         "  min_rows: 100",
@@ -248,19 +280,27 @@ def starter_spec(name: str, summary: DataSummary | None, target: str | None) -> 
         f"  # columns: {_column_rules_example(summary, target)}",
         "",
         "models:",
-        f"  candidates: [{', '.join(STARTER_CANDIDATES)}]   # widen: add random_forest, xgboost",
+        f"  candidates: [{', '.join(candidates)}]   # widen: add random_forest, xgboost",
         f"  n_trials: {STARTER_TRIALS}               # Optuna trials per candidate; widen: 20, or timeout: 10m",
         "  cv_folds: 3",
         "",
         "evaluation:",
-        "  metric: roc_auc           # ranks candidates; the champion is compared on it",
-        "  # thresholds: {roc_auc: 0.75, f1: 0.5}   # gates a model must pass to be registered",
+        f"  metric: {metric}           # ranks candidates; the champion is compared on it",
+        f"  # thresholds: {EXAMPLE_GATES[task_class.name]}   # gates a model must pass to be registered",
         "",
         "# promotion: {min_improvement: {relative: 0.01}}   # default: any gain on `metric` replaces the champion",
         "",
         '# schedule: "@weekly"      # for `retrainer airflow export`',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _task_note(values: pd.Series, task: str) -> str:
+    """What the starter spec says of a multiclass or regression target, read from the sample."""
+    if task == "multiclass":
+        labels = sorted(map(str, values.dropna().unique()))
+        return f"{len(labels)} classes: {', '.join(labels[:8])}{', ...' if len(labels) > 8 else ''}"
+    return f"values {_rounded(values.min())} to {_rounded(values.max())}; transform: log for prices and amounts"
 
 
 def _column_rules_example(summary: DataSummary | None, target: str | None) -> str:
