@@ -309,25 +309,20 @@ def models(
             return 0
         from rich.table import Table
 
+        from retrainer.tasks import shown_metrics
+
+        scores = [json.loads(info.metrics_text or "{}") for info in versions]
+        shown = shown_metrics(scores[0], limit=2)  # the newest version's task decides the columns
         table = Table(
-            "version",
-            "aliases",
-            "outcome",
-            "candidate",
-            "roc_auc",
-            "f1",
-            "reason",
-            title=f"{name} @ {registry.safe_uri}",
+            "version", "aliases", "outcome", "candidate", *shown, "reason", title=f"{name} @ {registry.safe_uri}"
         )
-        for info in versions:
-            metrics = json.loads(info.metrics_text or "{}")
+        for info, metrics in zip(versions, scores, strict=True):
             table.add_row(
                 str(info.version),
                 ", ".join(info.aliases),
                 info.tags.get("retrainer.outcome", "-"),
                 info.tags.get("retrainer.candidate", ""),
-                _fmt(metrics.get("roc_auc")),
-                _fmt(metrics.get("f1")),
+                *(_fmt(metrics.get(metric)) for metric in shown),
                 info.tags.get("retrainer.reason", "")[:80],
             )
         console.print(table)

@@ -16,7 +16,6 @@ from retrainer.integrations.notifiers import Message, deliver, redact_value, sec
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 EVENT_OF_OUTCOME = {"interrupted": "failed", "partial": "registered"}
-SHOWN_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "log_loss", "brier")
 
 
 def notify(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -83,12 +82,13 @@ def summary_message(outcomes: Mapping[str, Mapping[str, Any]], run_id: str) -> M
 
 
 def _key_metrics(metrics: Mapping[str, Any]) -> str:
-    shown = []
-    for name in SHOWN_METRICS:
-        value = metrics.get(f"test_{name}", metrics.get(name))
-        if isinstance(value, int | float):
-            shown.append(f"{name} {value:.4f}")
-    return ", ".join(shown)
+    """The test metrics the run's task shows first (`retrainer.tasks.shown_metrics`), as `name value`."""
+    from retrainer.metrics import REGISTRY
+    from retrainer.tasks import shown_metrics
+
+    values = {name: metrics.get(f"test_{name}", metrics.get(name)) for name in REGISTRY}
+    tested = {name: value for name, value in values.items() if isinstance(value, int | float)}
+    return ", ".join(f"{name} {tested[name]:.4f}" for name in shown_metrics(tested))
 
 
 def _version(version: Any) -> str:

@@ -8,10 +8,11 @@ registered version wrote down. Adding a task is one module with a `Task` subclas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import SpecError
+from retrainer.metrics import REGISTRY, metrics_for
 from retrainer.tasks.base import Task
 from retrainer.tasks.binary import BinaryTask
 from retrainer.tasks.multiclass import MAX_CLASSES, MulticlassTask
@@ -75,6 +76,17 @@ def resolve(spec: Spec, target: pd.Series) -> Task:
     return task
 
 
+def shown_metrics(available: Iterable[str], limit: int | None = None) -> list[str]:
+    """The metrics worth showing of a set of computed ones, most telling first, in the order of the task
+    they belong to (the one task whose metrics include them all: ROC-AUC means binary, F1 macro
+    multiclass, RMSE regression). Summaries that hold only metric names use this."""
+    names = {name for name in available if name in REGISTRY}
+    for cls in TASKS.values():
+        if names and names <= set(metrics_for(cls.name)):
+            return [name for name in cls.shown_metrics() if name in names][:limit]
+    return sorted(names)[:limit]
+
+
 def from_info(info: Mapping[str, Any] | None) -> Task:
     """The task a split (or a registered version's `retrainer.task` tag) wrote down; none: binary."""
     if not info:
@@ -82,4 +94,14 @@ def from_info(info: Mapping[str, Any] | None) -> Task:
     return TASKS[str(info.get("task", "binary"))].from_info(info)
 
 
-__all__ = ["TASKS", "TASK_NAMES", "BinaryTask", "MulticlassTask", "RegressionTask", "Task", "from_info", "resolve"]
+__all__ = [
+    "TASKS",
+    "TASK_NAMES",
+    "BinaryTask",
+    "MulticlassTask",
+    "RegressionTask",
+    "Task",
+    "from_info",
+    "resolve",
+    "shown_metrics",
+]

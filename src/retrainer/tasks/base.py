@@ -150,9 +150,10 @@ class Task(ABC):
         """The metric compare decides on: `promotion.min_improvement.metric`, else the ranking metric."""
         return spec.promotion.min_improvement.metric or self.ranking_metric(spec)
 
-    def shown_metrics(self) -> tuple[str, ...]:
+    @classmethod
+    def shown_metrics(cls) -> tuple[str, ...]:
         """The metrics a summary line shows (notifications, `retrainer models`), most telling first."""
-        return self.metrics
+        return metrics_for(cls.name)
 
     def all_metrics(self, y: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
         from retrainer.metrics import all_metrics

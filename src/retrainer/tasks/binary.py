@@ -113,5 +113,6 @@ class BinaryTask(Task):
             "positive_rate": float((scores >= threshold).mean()),
         }
 
-    def shown_metrics(self) -> tuple[str, ...]:
+    @classmethod
+    def shown_metrics(cls) -> tuple[str, ...]:
         return ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "log_loss", "brier")

@@ -185,7 +185,8 @@ class MulticlassTask(Task):
         total = max(int(decided.sum()), 1)
         return {"class_shares": {str(label): float(c) / total for label, c in zip(self.labels, decided, strict=True)}}
 
-    def shown_metrics(self) -> tuple[str, ...]:
+    @classmethod
+    def shown_metrics(cls) -> tuple[str, ...]:
         return ("accuracy", "f1_macro", "balanced_accuracy", "log_loss", "roc_auc_ovr")
 
 

@@ -151,5 +151,6 @@ class RegressionTask(Task):
         low, median, high = np.quantile(values, [0.1, 0.5, 0.9])
         return {"mean": float(values.mean()), "p10": float(low), "median": float(median), "p90": float(high)}
 
-    def shown_metrics(self) -> tuple[str, ...]:
+    @classmethod
+    def shown_metrics(cls) -> tuple[str, ...]:
         return ("rmse", "mae", "r2", "mape", "median_ae")
