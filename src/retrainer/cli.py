@@ -652,7 +652,13 @@ def ab_report(
     def body() -> int:
         from retrainer.errors import SpecError
         from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
-        from retrainer.serving.ab_report import apply_verdict, canary_verdict, figures_as_dicts, online_comparison
+        from retrainer.serving.ab_report import (
+            apply_verdict,
+            canary_verdict,
+            figures_as_dicts,
+            online_comparison,
+            served_task,
+        )
         from retrainer.serving.app import ServingConfig
         from retrainer.serving.source import read_labels, read_source
 
@@ -667,7 +673,17 @@ def ab_report(
             )
         log = config.prediction_log.read()
         label_frame = read_labels(str(labels)) if labels else read_source(spec)
-        figures = online_comparison(log, label_frame, config.entity_id, spec.target, config.decision_threshold)
+        column, threshold = spec.target.column, config.decision_threshold
+        served: dict[int, tuple[Any, float]] = {}  # version -> (task, threshold), read from its tags once
+
+        def task_of(version: int) -> tuple[Any, float]:
+            if version not in served:
+                served[version] = served_task(
+                    registry, config.name, version, label_frame[column], spec.target, threshold
+                )
+            return served[version]
+
+        figures = online_comparison(log, label_frame, config.entity_id, column, task_of)
         champion, challenger = registry.by_alias(config.name, CHAMPION), registry.by_alias(config.name, CHALLENGER)
         by_version = {f.version: f for f in figures}
         verdict = done = None
@@ -676,6 +692,7 @@ def ab_report(
                 spec.serving.canary,
                 by_version.get(champion.version) if champion else None,
                 by_version.get(challenger.version) if challenger else None,
+                task_of(champion.version)[0].ranking_metric(spec) if champion else "",
             )
             if not dry_run and challenger is not None:
                 done = apply_verdict(registry, run_store, config.name, verdict, challenger.version)
@@ -692,15 +709,18 @@ def ab_report(
         from rich.table import Table
 
         canary = spec.serving.canary
-        metric = (canary.metric if canary else None) or spec.evaluation.metric or "roc_auc"
+        # the canary's metric, then the two a summary of the newest version's task shows first
+        shown = [canary.metric] if canary else []
+        if figures:
+            shown += list(task_of(figures[0].version)[0].shown_metrics())
+        shown = list(dict.fromkeys(shown))[:2]
         table = Table(
             "version",
             "aliases",
             "predictions",
             "entities",
             "labelled",
-            metric,
-            "accuracy",
+            *shown,
             title=f"{config.name}: online comparison from {config.prediction_log.where}",
         )
         for f in figures:
@@ -710,8 +730,7 @@ def ab_report(
                 str(f.predictions),
                 str(f.entities),
                 str(f.labelled),
-                _fmt(f.metrics.get(metric)),
-                _fmt(f.metrics.get("accuracy")),
+                *(_fmt(f.metrics.get(name)) for name in shown),
             )
         console.print(table)
         if verdict is not None:

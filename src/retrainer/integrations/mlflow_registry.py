@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 
     from retrainer.spec import Spec
     from retrainer.store import RunStore
+    from retrainer.tasks import Task
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 VALIDATED_TAG = "retrainer.validated"
 MODEL_KEY_TAG = "retrainer.model_key"
+TASK_TAG = "retrainer.task"  # json of `Task.info()`: what the version predicts
+THRESHOLD_TAG = "retrainer.decision_threshold"  # binary versions: the threshold chosen at evaluation
 
 
 SCHEMA_ROWS = 10_000  # rows MLflow infers a logged dataset's column types from
@@ -46,6 +49,23 @@ class VersionInfo:
     @property
     def metrics_text(self) -> str:
         return self.tags.get("retrainer.metrics", "")
+
+    @property
+    def task(self) -> Task:
+        """What the version predicts, from its task tag (versions registered before tasks existed: binary)."""
+        import json
+
+        from retrainer.tasks import from_info
+
+        raw = self.tags.get(TASK_TAG)
+        return from_info(json.loads(raw) if raw else None)
+
+    def decision_threshold(self, default: float) -> float:
+        """The threshold the version was evaluated at; `default` (the spec's) where none was stored."""
+        try:
+            return float(self.tags[THRESHOLD_TAG])
+        except (KeyError, ValueError):
+            return default
 
 
 def default_tracking_uri(store: RunStore) -> str:

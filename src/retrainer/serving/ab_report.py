@@ -1,16 +1,20 @@
 """The online comparison: logged predictions joined to labels that arrived later, per served version.
 
 Each entity counts once per version (its latest prediction), so a frequent caller does not outweigh
-the rest. `canary_verdict` is the pure decision a spec's `serving.canary` rule makes from the two
-arms' figures; `apply_verdict` moves the aliases under the registry lock.
+the rest. Each version is scored by its own task at its own threshold (`Task.logged_metrics`): binary
+versions on every binary metric, multiclass ones on the metrics of the decided class (the log keeps
+no per-class probabilities), regression ones on the logged values. `canary_verdict` is the pure
+decision a spec's `serving.canary` rule makes from the two arms' figures; `apply_verdict` moves the
+aliases under the registry lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from retrainer.metrics import all_metrics, better
+from retrainer.metrics import better
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
     from retrainer.spec import CanarySpec, TargetSpec
     from retrainer.store import RunStore
+    from retrainer.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -38,29 +43,27 @@ class Verdict:
 
 
 def online_comparison(
-    log: pd.DataFrame, labels: pd.DataFrame, entity_id: str, target: TargetSpec, threshold: float = 0.5
+    log: pd.DataFrame, labels: pd.DataFrame, entity_id: str, target: str, served: Callable[[int], tuple[Task, float]]
 ) -> list[VersionFigures]:
-    """Figures per served version, newest version first."""
-    from retrainer.target import encode_target, positive_label
-
-    if target.column not in labels.columns or entity_id not in labels.columns:
+    """Figures per served version, newest version first; `served(version)`: its task and threshold."""
+    if target not in labels.columns or entity_id not in labels.columns:
         from retrainer.errors import SourceError
 
         raise SourceError(
-            f"labels need columns {entity_id!r} and {target.column!r}; they have {list(labels.columns)[:12]}",
+            f"labels need columns {entity_id!r} and {target!r}; they have {list(labels.columns)[:12]}",
             hint="point --labels at a file with the entity id and the target",
         )
-    known = labels[[entity_id, target.column]].dropna().drop_duplicates(subset=[entity_id], keep="last")
+    known = labels[[entity_id, target]].dropna().drop_duplicates(subset=[entity_id], keep="last")
     known = known.assign(**{entity_id: known[entity_id].astype(str)})
-    positive = positive_label(known[target.column], target) if len(known) else None
     figures = []
     for version, rows in log.groupby("version"):
         latest = rows.sort_values("ts", kind="stable").drop_duplicates(subset=["entity_id"], keep="last")
         joined = latest.merge(known, left_on="entity_id", right_on=entity_id, how="inner")
         metrics: dict[str, float] = {}
         if len(joined):
-            y_true = encode_target(joined[target.column], positive)
-            metrics = all_metrics(y_true, joined["probability"].to_numpy(dtype=float), threshold)
+            task, threshold = served(int(version))
+            y_true = task.encode(joined[target])
+            metrics = task.logged_metrics(y_true, joined["prediction"], joined["probability"], threshold)
         figures.append(
             VersionFigures(
                 version=int(version),
@@ -74,21 +77,49 @@ def online_comparison(
     return sorted(figures, key=lambda f: f.version, reverse=True)
 
 
-def canary_verdict(rule: CanarySpec, champion: VersionFigures | None, challenger: VersionFigures | None) -> Verdict:
-    """Promote, roll back or wait, from the two arms' online figures and the spec's canary rule."""
+def served_task(
+    registry: Registry, name: str, version: int, labels: pd.Series, target: TargetSpec, threshold: float
+) -> tuple[Task, float]:
+    """A version's task and threshold from its tags. One registered before tasks existed is binary,
+    with the spec's positive label (or the one `labels` imply), and `threshold` where it stored none."""
+    from retrainer.integrations.mlflow_registry import TASK_TAG
+    from retrainer.target import positive_label
+    from retrainer.tasks import from_info
+
+    info = registry.version(name, version)
+    task = info.task if TASK_TAG in info.tags else from_info({"positive": positive_label(labels, target)})
+    return task, info.decision_threshold(threshold)
+
+
+def canary_verdict(
+    rule: CanarySpec, champion: VersionFigures | None, challenger: VersionFigures | None, default_metric: str = ""
+) -> Verdict:
+    """Promote, roll back or wait, from the two arms' online figures and the spec's canary rule.
+
+    The rule's metric, else `default_metric` (the served task's ranking metric).
+    """
+    metric = rule.metric or default_metric
     if challenger is None:
         return Verdict("no_challenger", "nothing", "no challenger is being served")
     for arm, figures in (("champion", champion), ("challenger", challenger)):
         labelled = figures.labelled if figures else 0
-        if labelled < rule.min_labelled or (figures and rule.metric not in figures.metrics):
+        if labelled < rule.min_labelled:
             return Verdict(
                 "wait", "nothing", f"{arm} has {labelled} labelled predictions of {rule.min_labelled} needed"
             )
+        if figures and metric not in figures.metrics:
+            known = ", ".join(figures.metrics) or "none"
+            return Verdict(
+                "wait",
+                "nothing",
+                f"{arm} v{figures.version} has no online {metric or 'metric'} (undefined on its labelled rows, or "
+                f"not one its prediction log gives: {known}); set serving.canary.metric to one of those",
+            )
     assert champion is not None
-    ours, theirs = challenger.metrics[rule.metric], champion.metrics[rule.metric]
-    gain = better(rule.metric, ours, theirs)
+    ours, theirs = challenger.metrics[metric], champion.metrics[metric]
+    gain = better(metric, ours, theirs)
     text = (
-        f"online {rule.metric}: challenger v{challenger.version} {ours:.4f} vs champion v{champion.version} "
+        f"online {metric}: challenger v{challenger.version} {ours:.4f} vs champion v{champion.version} "
         f"{theirs:.4f} ({challenger.labelled} and {champion.labelled} labelled)"
     )
     if gain >= -rule.max_regression:

@@ -46,7 +46,7 @@ class ServingConfig:
     entity_id: str = "id"
     challenger_share: float = 0.1
     poll_seconds: float = 5.0
-    decision_threshold: float = 0.5
+    decision_threshold: float = 0.5  # binary versions registered without their own threshold decide at this one
     prediction_log: PredictionLog | None = None
     flush_seconds: float = 1.0
     online: OnlineFeatures | None = None
@@ -92,7 +92,7 @@ class _Rejected(Exception):
 
 def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
     """Load the aliased models now (so a broken registry fails before the port opens) and build the app."""
-    watcher = ModelWatcher(registry, config.name, config.poll_seconds)
+    watcher = ModelWatcher(registry, config.name, config.poll_seconds, config.decision_threshold)
     schema = RequestSchema(watcher.schema, config.entity_id)
     metrics = ServingMetrics()
     writer = BatchingWriter(config.prediction_log, config.flush_seconds) if config.prediction_log else None
@@ -142,28 +142,17 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
         return shape, rows, ids
 
     def score(deployment: Deployment, rows: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
-        import numpy as np
-
+        """Each row answered by its arm's version, in that version's task's words and at its own threshold."""
         frame = _frame(rows, schema.columns, kinds)
         has_challenger = deployment.challenger is not None
         arms = [route(e, config.challenger_share, config.name, has_challenger=has_challenger) for e in ids]
-        probabilities = np.empty(len(rows))
+        answers: list[dict[str, Any]] = [{} for _ in rows]
         for arm in set(arms):
             chosen = [i for i, a in enumerate(arms) if a == arm]
             part = frame if len(chosen) == len(rows) else frame.iloc[chosen]
-            probabilities[chosen] = deployment.arm(arm).probabilities(part)
-        answers = []
-        for entity, arm, probability in zip(ids, arms, probabilities.tolist(), strict=True):
             model = deployment.arm(arm)
-            answers.append(
-                {
-                    "entity_id": entity,
-                    "alias": model.alias,
-                    "version": model.version,
-                    "prediction": int(probability >= config.decision_threshold),
-                    "probability": probability,
-                }
-            )
+            for i, answer in zip(chosen, model.answer(part), strict=True):
+                answers[i] = {"entity_id": ids[i], "alias": model.alias, "version": model.version, **answer}
         return answers
 
     batcher = _MicroBatcher(lambda rows, ids: score(watcher.current, rows, ids))
@@ -209,7 +198,7 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
                     [a["alias"] for a in answers],
                     [a["version"] for a in answers],
                     [a["prediction"] for a in answers],
-                    [a["probability"] for a in answers],
+                    [a.get("probability") for a in answers],
                 )
             )
         versions = ",".join(f"{alias}=v{version}" for alias, version in sorted(used))
@@ -235,14 +224,13 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
         return {
             "name": config.name,
             "tracking_uri": registry.safe_uri,
-            "champion": {"version": current.champion.version, "run_id": current.champion.run_id},
-            "challenger": {"version": current.challenger.version, "run_id": current.challenger.run_id}
-            if current.challenger
-            else None,
+            "task": watcher.task.info(),
+            "champion": current.champion.describe(),
+            "challenger": current.challenger.describe() if current.challenger else None,
             "challenger_share": config.challenger_share if current.challenger else 0.0,
             "entity_id": config.entity_id,
             "inputs": [{"name": name, "type": kind} for name, kind in watcher.schema],
-            "decision_threshold": config.decision_threshold,
+            "decision_threshold": current.champion.describe()["threshold"],  # kept for older clients
             "prediction_log": config.prediction_log.where if config.prediction_log else None,
             "online_features": {"prefix": config.online.prefix, "version": config.online.version()}
             if config.online

@@ -9,31 +9,41 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
 from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.tasks import Task
 
 logger = logging.getLogger("retrainer.serving")
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """One served version with what it predicts and the threshold it was evaluated at (both from its tags)."""
+
     alias: str
     version: int
     run_id: str | None
     model: Any
     columns: tuple[str, ...]
+    task: Task
+    threshold: float
 
-    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(frame[list(self.columns)])[:, 1]
+    def answer(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """The task's answer for each row of `frame`."""
+        return self.task.response(self.task.predict(self.model, frame[list(self.columns)]), self.threshold)
+
+    def describe(self) -> dict[str, Any]:
+        """For /metadata: the version, its run and the threshold it decides at (tasks that have one)."""
+        threshold = self.threshold if self.task.has_decision_threshold else None
+        return {"version": self.version, "run_id": self.run_id, "threshold": threshold}
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,18 @@ class Deployment:
 
 
 class ModelWatcher:
-    """Holds the current Deployment of registered model `name` and refreshes it from its aliases."""
+    """Holds the current Deployment of registered model `name` and refreshes it from its aliases.
 
-    def __init__(self, registry: Registry, name: str, poll_seconds: float = 5.0) -> None:
+    The champion found at start fixes the inputs (`schema`) and the kind of model (`task`): a version
+    with other inputs or of another task is refused, with the error logged, and the models already
+    loaded keep serving. `default_threshold` decides binary versions registered without one.
+    """
+
+    def __init__(
+        self, registry: Registry, name: str, poll_seconds: float = 5.0, default_threshold: float = 0.5
+    ) -> None:
         self.registry, self.name, self.poll_seconds = registry, name, poll_seconds
+        self.default_threshold = default_threshold
         self.swaps = 0
         self.last_error: str | None = None
         self._cache: dict[int, LoadedModel] = {}
@@ -62,6 +80,7 @@ class ModelWatcher:
                 hint=f"run the pipeline first, or `retrainer promote {name} VERSION`",
             )
         self.schema = registry.input_schema(name, champion.version)
+        self.task = champion.task
         self.current = Deployment(self._load(CHAMPION, champion.version), None)
         self.refresh()
 
@@ -122,10 +141,17 @@ class ModelWatcher:
                     hint="restart `retrainer serve` to serve a model with different inputs",
                 )
             info = self.registry.version(self.name, version)
+            task = info.task
+            if task.name != self.task.name:  # one /predict answers one shape, the log and ab-report read one
+                raise RegistryError(
+                    f"{self.name} v{version} is a {task.name} model, the served one a {self.task.name} model",
+                    hint="restart `retrainer serve` to serve a model of another task",
+                )
             model = self.registry.load_model(self.name, version)
-            cached = LoadedModel(alias, version, info.run_id, model, tuple(columns))
+            threshold = info.decision_threshold(self.default_threshold)
+            cached = LoadedModel(alias, version, info.run_id, model, tuple(columns), task, threshold)
             self._cache = {**{v: m for v, m in self._cache.items() if v in self._live()}, version: cached}
-        return LoadedModel(alias, version, cached.run_id, cached.model, cached.columns)
+        return replace(cached, alias=alias)
 
     def _live(self) -> set[int]:
         current = self.current if hasattr(self, "current") else None

@@ -4,6 +4,11 @@ Requests only append to an in-memory list; a background thread writes the batch 
 `flush_seconds` (Parquet part files in a directory, or rows appended to a PostgreSQL table), so
 logging never adds a disk or database round trip to a request. Labels that arrive later are joined
 on the entity id by `retrainer ab-report`.
+
+`prediction` is text, whatever the task: "0"/"1" (binary), the class label (multiclass), or the
+value as Python writes a float, which reads back exactly (regression): one column type for every
+kind of model, in Parquet and in SQL. `probability` is a nullable float: the positive class's
+(binary), the predicted class's (multiclass), null for regression.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class PredictionLog:
         import pandas as pd
 
         frame = pd.DataFrame.from_records(rows, columns=list(LOG_COLUMNS))
+        # fixed types, so a batch of nulls (regression) still writes a float column, not text
+        frame = frame.astype({"prediction": str, "probability": "float64"})
         if self.path:
             directory = Path(self.path)
             directory.mkdir(parents=True, exist_ok=True)
@@ -128,9 +135,13 @@ class BatchingWriter:
 
 
 def log_rows(
-    entity_ids: list[str], arms: list[str], versions: list[int], predictions: list[int], probabilities: list[float]
+    entity_ids: list[str],
+    arms: list[str],
+    versions: list[int],
+    predictions: list[Any],
+    probabilities: list[float | None],
 ) -> list[dict[str, Any]]:
-    """One log row per answered row; one request id ties the rows of a batch together."""
+    """One log row per answered row (the prediction as text); one request id ties the rows of a batch together."""
     now = datetime.now(UTC)
     request_id = uuid.uuid4().hex
     return [
@@ -140,7 +151,7 @@ def log_rows(
             "entity_id": entity,
             "alias": arm,
             "version": version,
-            "prediction": prediction,
+            "prediction": str(prediction),
             "probability": probability,
         }
         for entity, arm, version, prediction, probability in zip(

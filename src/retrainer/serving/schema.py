@@ -63,11 +63,27 @@ def error_details(error: ValidationError, prefix: tuple[str | int, ...] = ("body
 
 
 class PredictResponse(BaseModel):
-    """One answered row: which alias and version answered, and what it said."""
+    """One answered row: which alias and version answered, and what it said (the fields of its task).
+
+    binary `{prediction: 0/1, probability, threshold, label}`, multiclass `{prediction: label,
+    probability, probabilities}`, regression `{prediction: value}`; see `Task.response`.
+    """
 
     model_config = ConfigDict(protected_namespaces=())
     entity_id: str
     alias: str
     version: int
-    prediction: int
-    probability: float
+    prediction: int | str | float = Field(
+        description="binary: 1 when the probability reaches the threshold, else 0; multiclass: the most "
+        "probable class's label; regression: the predicted value, in the target's units"
+    )
+    probability: float | None = Field(
+        None, description="binary: the positive class's probability; multiclass: the predicted class's"
+    )
+    probabilities: dict[str, float] | None = Field(None, description="multiclass: every class's probability")
+    threshold: float | None = Field(
+        None, description="binary: the decision threshold of the version that answered (chosen at evaluation)"
+    )
+    label: str | int | float | bool | None = Field(
+        None, description="binary: the decided class's label, where the version knows its labels"
+    )

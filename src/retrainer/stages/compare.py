@@ -93,7 +93,7 @@ def decide_against(
         )
         return Decision("challenger", reason, metric, challenger_score), None, proof
     columns = inputs["training"]["input_columns"]
-    different = task.same_target(champion_task(champion.tags))
+    different = task.same_target(champion.task)
     if different:
         # scores of another task or label set cannot be compared row by row: production stays as it is
         reason = f"{different}: they cannot be compared on the same test set; keeping v{champion.version}"
@@ -105,7 +105,7 @@ def decide_against(
         test = inputs["test"]
         champion_proba = task.predict(champion_model, test[_champion_columns(champion_model, columns)])
         # the champion serves at the threshold stored with it: its metrics, bootstrap and slices use that one
-        champion_threshold = _champion_threshold(champion.tags, spec.evaluation.decision_threshold)
+        champion_threshold = champion.decision_threshold(spec.evaluation.decision_threshold)
         champion_metrics = task.all_metrics(test[spec.target.column].to_numpy(), champion_proba, champion_threshold)
     except Exception as error:  # noqa: BLE001 - any failure to score means the champion cannot serve this data
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
@@ -129,22 +129,6 @@ def decide_against(
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:
     names = getattr(model, "feature_names_in_", None)
     return [str(c) for c in names] if names is not None else fallback
-
-
-def champion_task(tags: Mapping[str, str]) -> Any:
-    """The champion's task from its `retrainer.task` tag (versions registered before tasks existed: binary)."""
-    import json
-
-    raw = tags.get("retrainer.task")
-    return from_info(json.loads(raw) if raw else None)
-
-
-def _champion_threshold(tags: dict[str, str], fallback: float) -> float:
-    """The threshold stored with the champion when it was registered (older versions: the spec's)."""
-    try:
-        return float(tags["retrainer.decision_threshold"])
-    except (KeyError, ValueError):
-        return fallback
 
 
 def _tracking_uri(ctx: RunContext) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from retrainer.integrations.mlflow_registry import TASK_TAG, THRESHOLD_TAG
 from retrainer.lineage import lineage_tags
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.report.plots import PLOT_MODULES, PlotCache
@@ -70,13 +71,11 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "retrainer.reason": decision["reason"][:5000],
         "retrainer.metrics": json.dumps({k: round(v, 4) for k, v in evaluation["test"].items()}),
         # what the model predicts (task, label set, target transform): compare, drift and serving read it back
-        "retrainer.task": json.dumps(task.info(), default=str),
+        TASK_TAG: json.dumps(task.info(), default=str),
     }
     if task.has_decision_threshold:
         # the threshold the model was evaluated at: compare and serving score it with the same one
-        tags["retrainer.decision_threshold"] = str(
-            evaluation.get("decision_threshold", spec.evaluation.decision_threshold)
-        )
+        tags[THRESHOLD_TAG] = str(evaluation.get("decision_threshold", spec.evaluation.decision_threshold))
     metrics = {f"test_{k}": v for k, v in evaluation["test"].items()}
     metrics.update({f"oot_{k}": v for k, v in evaluation.get("oot", {}).items()})
     metrics[f"cv_{task.ranking_metric(spec)}"] = training["cv_score"]

@@ -116,6 +116,15 @@ class Task(ABC):
     def response(self, output: np.ndarray, threshold: float) -> list[dict[str, Any]]:
         """What serving answers per row of `output` (JSON-able)."""
 
+    def logged_metrics(
+        self, y: np.ndarray, predictions: pd.Series, probabilities: pd.Series, threshold: float
+    ) -> dict[str, float]:
+        """The online comparison's metrics from the prediction log's columns (`prediction` as text):
+        here the logged values (regression)."""
+        import numpy as np
+
+        return self.all_metrics(y, np.asarray(predictions, dtype=float), threshold)
+
     def drift_values(self, output: np.ndarray) -> np.ndarray:
         """One value per row whose distribution prediction drift compares (binary scores, values)."""
         return output

@@ -102,7 +102,23 @@ class BinaryTask(Task):
         return estimator
 
     def response(self, output: np.ndarray, threshold: float) -> list[dict[str, Any]]:
-        return [{"prediction": int(p >= threshold), "probability": float(p)} for p in output]
+        """0/1 at `threshold`, with the decided class's label where the task knows both labels."""
+        others = [v for v in self.labels if as_text(v) != as_text(self.positive)]
+        named = {1: self.positive, 0: others[0]} if len(others) == 1 else {}
+        answers = []
+        for p in output:
+            decided = int(p >= threshold)
+            label = {"label": named[decided]} if named else {}
+            answers.append({"prediction": decided, "probability": float(p), "threshold": threshold, **label})
+        return answers
+
+    def logged_metrics(
+        self, y: np.ndarray, predictions: pd.Series, probabilities: pd.Series, threshold: float
+    ) -> dict[str, float]:
+        """Every binary metric: the log keeps the positive class's probability."""
+        import numpy as np
+
+        return self.all_metrics(y, np.asarray(probabilities, dtype=float), threshold)
 
     def output_summary(self, output: np.ndarray, threshold: float) -> dict[str, Any]:
         import numpy as np

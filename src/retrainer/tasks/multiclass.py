@@ -172,6 +172,18 @@ class MulticlassTask(Task):
             for row in output
         ]
 
+    def logged_metrics(
+        self, y: np.ndarray, predictions: pd.Series, probabilities: pd.Series, threshold: float
+    ) -> dict[str, float]:
+        """The log keeps the decided class, not every class's probability: the metrics of decided labels."""
+        import numpy as np
+
+        from retrainer.metrics import get_metric
+
+        decided = np.eye(self.n_classes)[self.encode(predictions)]
+        metrics = self.all_metrics(y, decided, threshold)
+        return {name: value for name, value in metrics.items() if get_metric(name).needs == "labels"}
+
     def drift_values(self, output: np.ndarray) -> np.ndarray:
         """The decided class of each row: prediction drift compares the class shares."""
         import numpy as np
