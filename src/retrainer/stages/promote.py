@@ -122,7 +122,7 @@ def _done(
 STAGE = Stage(
     name="promote",
     func=promote,
-    needs=("decision", "registration", "model", "training", "test", "evaluation"),
+    needs=("decision", "registration", "model", "training", "test", "evaluation", "target_info"),
     makes=("promotion",),
     cacheable=False,
 )
