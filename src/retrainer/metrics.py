@@ -327,6 +327,15 @@ def all_metrics(
     }
 
 
+def shown(metric: str, value: float) -> str:
+    """A metric's value for people: a score to four decimals (0.8124), an error in the target's units
+    with thousands separators (21,020) or four significant digits when small (0.3521)."""
+    known = REGISTRY.get(metric)
+    if known is not None and known.in_target_units:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return f"{value:.4f}"
+
+
 def better(metric: str, a: float, b: float) -> float:
     """How much better `a` is than `b` on `metric` (positive = better), whatever its direction."""
     return a - b if get_metric(metric).greater_is_better else b - a

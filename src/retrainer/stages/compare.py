@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.metrics import better
+from retrainer.metrics import better, shown
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
 from retrainer.tasks import from_info
@@ -46,13 +46,14 @@ def challenger_beats_champion(
     """Whether the challenger wins, and the reason in plain words."""
     gain = better(metric, challenger, champion)
     needed = required_improvement(champion, absolute, relative)
-    rule = f"{relative:.1%} relative" if relative is not None else f"{needed:+.4f}"
-    comparison = f"{metric} {challenger:.4f} vs champion {champion:.4f} ({gain:+.4f})"
+    rule = f"{relative:.1%} relative" if relative is not None else f"+{shown(metric, needed)}"
+    signed_gain = ("+" if gain >= 0 else "") + shown(metric, gain)
+    comparison = f"{metric} {shown(metric, challenger)} vs champion {shown(metric, champion)} ({signed_gain})"
     if gain > 0 and gain >= needed - 1e-12:  # 0.57 - 0.56 is 0.00999...: a margin met exactly wins
         return True, f"{comparison} beats the required improvement ({rule})"
     if gain <= 0:
         return False, f"{comparison}: not better than the champion"
-    return False, f"{comparison}: improvement below the required {needed:.4f} ({rule})"
+    return False, f"{comparison}: improvement below the required {shown(metric, needed)} ({rule})"
 
 
 def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -88,8 +89,10 @@ def decide_against(
         proof = promotion_evidence(ctx, inputs, metric, None, threshold)
         ci = proof["challenger_ci"]
         reason = (
-            f"no champion yet: first model to pass every gate ({metric} {challenger_score:.4f}, "
-            f"{ci['confidence']:.0%} CI [{ci['low']:.4f}, {ci['high']:.4f}])".replace("% CI", " % CI")
+            f"no champion yet: first model to pass every gate ({metric} {shown(metric, challenger_score)}, "
+            f"{ci['confidence']:.0%} CI [{shown(metric, ci['low'])}, {shown(metric, ci['high'])}])".replace(
+                "% CI", " % CI"
+            )
         )
         return Decision("challenger", reason, metric, challenger_score), None, proof
     columns = inputs["training"]["input_columns"]
@@ -111,7 +114,7 @@ def decide_against(
         ctx.logger.warning("champion v%s cannot score the new test set: %s", champion.version, error)
         reason = (
             f"champion v{champion.version} cannot score the new test set ({type(error).__name__}: {error}); "
-            f"challenger {metric} {challenger_score:.4f}"
+            f"challenger {metric} {shown(metric, challenger_score)}"
         )
         proof = promotion_evidence(ctx, inputs, metric, None, threshold)
         return Decision("challenger", reason, metric, challenger_score, None, champion.version), None, proof

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.errors import GateFailed
-from retrainer.metrics import LOWER_IS_BETTER
+from retrainer.metrics import LOWER_IS_BETTER, shown
 from retrainer.models.calibration import plot_calibration, reliability_curve
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.tasks import Task, from_info
@@ -40,9 +40,9 @@ def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) 
         if value is None:
             failures.append(f"{name}: not computed on the test set")
         elif name in LOWER_IS_BETTER and value > bound:
-            failures.append(f"{name} {value:.4f} > maximum {bound}")
+            failures.append(f"{name} {shown(name, value)} > maximum {bound:g}")
         elif name not in LOWER_IS_BETTER and value < bound:
-            failures.append(f"{name} {value:.4f} < minimum {bound}")
+            failures.append(f"{name} {shown(name, value)} < minimum {bound:g}")
     return failures
 
 
@@ -82,7 +82,7 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     return StageOutput(
         artifacts={"evaluation": report},
         metrics={f"test_{k}": v for k, v in report["test"].items()},
-        summary=f"test {metric} {report['test'][metric]:.4f}",
+        summary=f"test {metric} {shown(metric, report['test'][metric])}",
     )
 
 

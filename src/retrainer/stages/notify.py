@@ -83,12 +83,12 @@ def summary_message(outcomes: Mapping[str, Mapping[str, Any]], run_id: str) -> M
 
 def _key_metrics(metrics: Mapping[str, Any]) -> str:
     """The test metrics the run's task shows first (`retrainer.tasks.shown_metrics`), as `name value`."""
-    from retrainer.metrics import REGISTRY
+    from retrainer.metrics import REGISTRY, shown
     from retrainer.tasks import shown_metrics
 
     values = {name: metrics.get(f"test_{name}", metrics.get(name)) for name in REGISTRY}
     tested = {name: value for name, value in values.items() if isinstance(value, int | float)}
-    return ", ".join(f"{name} {tested[name]:.4f}" for name in shown_metrics(tested))
+    return ", ".join(f"{name} {shown(name, tested[name])}" for name in shown_metrics(tested))
 
 
 def _version(version: Any) -> str:
