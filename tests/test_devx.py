@@ -187,6 +187,7 @@ def test_explain_spec_fills_every_default_and_says_what_each_key_means(write_spe
     assert explained["models"]["n_trials"] == 2  # the spec's own value, not the default
     assert "  # Optuna trials per candidate. 10 when" in output and "caps each candidate.\n  n_trials: 2\n" in output
     assert "  cv_folds: 3\n" in output and "test_size: 0.2  # default" in output
+    assert "task: null  # default: binary, as target.positive names a positive label" in output
 
 
 def test_every_spec_key_has_a_meaning_for_explain_spec_and_the_docs() -> None:

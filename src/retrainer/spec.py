@@ -719,6 +719,14 @@ class Spec(_Section):
                 raise ValueError(f"task {self.task}: " + "; ".join(problems))
         return self
 
+    def default_note(self, key: str) -> str | None:
+        """What a default of this spec means here, for `retrainer explain-spec` (the task it will train)."""
+        if key != "task" or self.task is not None:
+            return None
+        if self.target.positive is not None:
+            return "binary, as target.positive names a positive label"
+        return f"inferred from the values of '{self.target.column}' when the run splits (`retrainer run` prints it)"
+
     @property
     def registry_name(self) -> str:
         return self.promotion.registry_name or self.name

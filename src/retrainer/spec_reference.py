@@ -45,7 +45,8 @@ def _model_lines(model: BaseModel, data: dict[str, Any], depth: int, lines: list
         meaning = field_meaning(field)
         if meaning:
             lines.extend(f"{indent}# {line}" for line in _wrap(meaning, 110 - len(indent)))
-        marker = "" if name in model.model_fields_set else "  # default"
+        note = getattr(model, "default_note", lambda _: None)(name)
+        marker = "" if name in model.model_fields_set else f"  # default{f': {note}' if note else ''}"
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:{marker}")
             _model_lines(value, data[name], depth + 1, lines)
