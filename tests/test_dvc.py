@@ -102,6 +102,18 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
     assert exported.model_dump(exclude={"store"}) == original.model_dump(exclude={"store"})
 
 
+@pytest.mark.parametrize("example", ["workflow_routing", "house_prices"])
+def test_the_multiclass_and_regression_examples_export_the_same_stages(example: str, tmp_path: Path) -> None:
+    spec_path = Path(__file__).resolve().parents[1] / "examples" / example / "pipeline.yaml"
+
+    export_dvc(spec_path, tmp_path)
+
+    stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert list(stages) == STAGES
+    assert "task" in stages["tune"]["params"] and params["task"] in ("multiclass", "regression")
+
+
 def test_a_file_source_is_a_dep_of_extract(write_spec: Callable[..., Path], tmp_path: Path) -> None:
     spec_path = write_spec(source={"path": "data/customers.csv"})
     out = tmp_path / "dvc"
