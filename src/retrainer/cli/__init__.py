@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from retrainer.cli import history, project, registry, run, serving
-from retrainer.cli.shared import _state
+from retrainer.cli.shared import state
 
 app = typer.Typer(
     name="retrainer",
@@ -31,7 +31,7 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome line (for cron).")] = False,
 ) -> None:
-    _state.update(debug=debug, quiet=quiet)
+    state.update(debug=debug, quiet=quiet)
 
 
 app.command()(run.run)

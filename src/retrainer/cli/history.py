@@ -13,66 +13,58 @@ from retrainer.cli.shared import (
     JsonOpt,
     SpecArg,
     StoreOpt,
-    _guarded,
-    _state,
     console,
+    guarded,
+    state,
 )
 
 
-# ---------------------------------------------------------------------------------------- runs
+@guarded
 def runs(
     store: StoreOpt = ".retrainer",
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 20,
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Past runs, newest first: id, pipeline, status, duration, outcome."""
+    from retrainer.store import RunStore
 
-    def body() -> int:
-        from retrainer.store import RunStore
-
-        records = [r for _, r in zip(range(limit), RunStore(store).iter_runs(), strict=False)]
-        if as_json:
-            console.print_json(json.dumps(records, default=str))
-            return 0
-        from rich.table import Table
-
-        table = Table("run", "pipeline", "status", "seconds", "version", "reason", title=f"runs in {store}")
-        for record in records:
-            seconds = record.get("seconds")
-            table.add_row(
-                record["run_id"],
-                record.get("pipeline", ""),
-                record.get("status", ""),
-                f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
-                str(record.get("model_version") or ""),
-                (record.get("reason") or "")[:90],
-            )
-        console.print(table)
+    records = [r for _, r in zip(range(limit), RunStore(store).iter_runs(), strict=False)]
+    if as_json:
+        console.print_json(json.dumps(records, default=str))
         return 0
+    from rich.table import Table
 
-    _guarded(body)
+    table = Table("run", "pipeline", "status", "seconds", "version", "reason", title=f"runs in {store}")
+    for record in records:
+        seconds = record.get("seconds")
+        table.add_row(
+            record["run_id"],
+            record.get("pipeline", ""),
+            record.get("status", ""),
+            f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
+            str(record.get("model_version") or ""),
+            (record.get("reason") or "")[:90],
+        )
+    console.print(table)
+    return 0
 
 
-# -------------------------------------------------------------------------------------- report
+@guarded
 def report(
     run_id: Annotated[str, typer.Argument(help="Run id (see `retrainer runs`).", show_default=False)],
     store: StoreOpt = ".retrainer",
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of runs/<id>/report.html.")] = None,
-) -> None:
+) -> int:
     """Write a run's HTML report: decision and reason first, then data, drift, tuning, metrics, fairness."""
+    from retrainer.report import write_report
+    from retrainer.store import RunStore
 
-    def body() -> int:
-        from retrainer.report import write_report
-        from retrainer.store import RunStore
-
-        written = write_report(RunStore(store), run_id, out=str(out) if out else None)
-        console.print(f"wrote {written}")
-        return 0
-
-    _guarded(body)
+    written = write_report(RunStore(store), run_id, out=str(out) if out else None)
+    console.print(f"wrote {written}")
+    return 0
 
 
-# ------------------------------------------------------------------------------------ backfill
+@guarded
 def backfill(
     spec_path: SpecArg,
     start: Annotated[str, typer.Option("--start", help="First as_of date (ISO).", show_default=False)],
@@ -81,28 +73,24 @@ def backfill(
     env: EnvOpt = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw the timeline PNG.")] = False,
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Replay retraining at each date from --start to --end against one registry; print the timeline."""
+    from retrainer.backfill import Step, backfill
+    from retrainer.spec import load_spec
 
-    def body() -> int:
-        from retrainer.backfill import Step, backfill
-        from retrainer.spec import load_spec
+    spec = load_spec(spec_path, env=env)
+    show = not (as_json or state["quiet"])
 
-        spec = load_spec(spec_path, env=env)
-        show = not (as_json or _state["quiet"])
+    def progress(step: Step) -> None:
+        if show:
+            console.print(f"[bold]{step.as_of[:10]}[/] {_decision_text(step)}: [dim]{step.reason}[/]")
 
-        def progress(step: Step) -> None:
-            if show:
-                console.print(f"[bold]{step.as_of[:10]}[/] {_decision_text(step)}: [dim]{step.reason}[/]")
-
-        timeline = backfill(spec, start, end, every, on_step=progress, plot=not no_plot)
-        if as_json:
-            console.print_json(json.dumps(timeline.to_dict(), default=str))
-        else:
-            _print_timeline(timeline)
-        return 0 if timeline.ok else 1
-
-    _guarded(body)
+    timeline = backfill(spec, start, end, every, on_step=progress, plot=not no_plot)
+    if as_json:
+        console.print_json(json.dumps(timeline.to_dict(), default=str))
+    else:
+        _print_timeline(timeline)
+    return 0 if timeline.ok else 1
 
 
 def _decision_text(step: Any) -> str:

@@ -12,16 +12,16 @@ from retrainer.cli.shared import (
     EnvOpt,
     JsonOpt,
     SpecArg,
-    _guarded,
-    _state,
     console,
+    guarded,
+    state,
 )
 
 if TYPE_CHECKING:
     from retrainer.executor import RunResult
 
 
-# ----------------------------------------------------------------------------------------- run
+@guarded
 def run(
     spec_path: SpecArg,
     env: EnvOpt = None,
@@ -34,23 +34,20 @@ def run(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Tuning processes sharing one study.")] = None,
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Run the pipeline: extract, validate, train, evaluate, compare with the champion, register, promote."""
+    from retrainer.spec import load_spec
 
-    def body() -> int:
-        from retrainer.spec import load_spec
-
-        spec = load_spec(spec_path, env=env)
-        if workers is not None:
-            spec = spec.model_copy(update={"models": spec.models.model_copy(update={"workers": workers})})
-        result = _run_with_progress(
-            spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or _state["quiet"])
-        )
-        return _report(result, as_json)
-
-    _guarded(body)
+    spec = load_spec(spec_path, env=env)
+    if workers is not None:
+        spec = spec.model_copy(update={"models": spec.models.model_copy(update={"workers": workers})})
+    result = _run_with_progress(
+        spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or state["quiet"])
+    )
+    return _report(result, as_json)
 
 
+@guarded
 def stage(
     name: Annotated[str, typer.Argument(help="Stage to run; its upstream stages come from the cache or run first.")],
     spec_path: SpecArg,
@@ -66,22 +63,18 @@ def stage(
         Path | None, typer.Option("--data-out", help="extract only: also write the extracted rows here (Parquet).")
     ] = None,
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Run the pipeline up to one stage: what an Airflow task or a `dvc repro` stage calls."""
+    from retrainer.spec import load_spec
 
-    def body() -> int:
-        from retrainer.spec import load_spec
-
-        spec = load_spec(spec_path, env=env)
-        options = {"until": name, "run_id": run_id, "as_of": as_of}
-        result = _run_with_progress(spec, show=not (as_json or _state["quiet"]), **options)
-        if pointer is not None and result.ok:
-            _write_pointer(pointer, result, name)
-        if data_out is not None and result.ok:
-            _write_extracted_rows(data_out, result)
-        return _report(result, as_json)
-
-    _guarded(body)
+    spec = load_spec(spec_path, env=env)
+    options = {"until": name, "run_id": run_id, "as_of": as_of}
+    result = _run_with_progress(spec, show=not (as_json or state["quiet"]), **options)
+    if pointer is not None and result.ok:
+        _write_pointer(pointer, result, name)
+    if data_out is not None and result.ok:
+        _write_extracted_rows(data_out, result)
+    return _report(result, as_json)
 
 
 def _write_pointer(path: Path, result: RunResult, name: str) -> None:
@@ -142,10 +135,10 @@ def _print_outcome(result: RunResult) -> None:
     }.get(result.outcome, "red")
     version = f" v{result.model_version}" if result.model_version else ""
     console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
-    if result.error is not None and getattr(result.error, "failures", None) and not _state["quiet"]:
+    if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
             console.print(f"  [yellow]-[/] {failure}")
-    if not _state["quiet"]:
+    if not state["quiet"]:
         console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {result.store}[/]")
         _print_report_path(result)
 
@@ -160,37 +153,30 @@ def _print_report_path(result: RunResult) -> None:
         console.print(f"[dim]report {path}[/]")
 
 
-# ------------------------------------------------------------------------------------ validate
-def validate(spec_path: SpecArg, env: EnvOpt = None) -> None:
+@guarded
+def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
     """Check a spec without running anything: every error at once, with its key path."""
+    from retrainer.spec import load_spec
 
-    def body() -> int:
-        from retrainer.spec import load_spec
+    spec = load_spec(spec_path, env=env)
+    source = spec.source.path or spec.source.url
+    from retrainer.stages.extract import safe_url
 
-        spec = load_spec(spec_path, env=env)
-        source = spec.source.path or spec.source.url
-        from retrainer.stages.extract import safe_url
-
-        shown = source if spec.source.path else safe_url(str(source))
-        console.print(
-            f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
-            f"{'task ' + spec.task + '; ' if spec.task else ''}"
-            f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
-        )
-        return 0
-
-    _guarded(body)
+    shown = source if spec.source.path else safe_url(str(source))
+    console.print(
+        f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
+        f"{'task ' + spec.task + '; ' if spec.task else ''}"
+        f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
+    )
+    return 0
 
 
-def explain_spec(spec_path: SpecArg, env: EnvOpt = None) -> None:
+@guarded
+def explain_spec(spec_path: SpecArg, env: EnvOpt = None) -> int:
     """Print the spec with every default filled in and each key's meaning (from the spec's own models)."""
+    from retrainer.spec import load_spec
+    from retrainer.spec_reference import annotated_yaml
 
-    def body() -> int:
-        from retrainer.spec import load_spec
-        from retrainer.spec_reference import annotated_yaml
-
-        # plain print: YAML, not Rich markup (brackets in values are data)
-        typer.echo(annotated_yaml(load_spec(spec_path, env=env)), nl=False)
-        return 0
-
-    _guarded(body)
+    # plain print: YAML, not Rich markup (brackets in values are data)
+    typer.echo(annotated_yaml(load_spec(spec_path, env=env)), nl=False)
+    return 0

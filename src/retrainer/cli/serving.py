@@ -14,13 +14,12 @@ from retrainer.cli.shared import (
     SpecArg,
     StoreOpt,
     TrackingOpt,
-    _fmt,
-    _guarded,
-    _registry,
     console,
+    fmt,
+    guarded,
+    open_registry,
 )
 
-# ------------------------------------------------------------------------------------- serving
 ServeTarget = Annotated[str, typer.Argument(help="A pipeline spec (YAML), or a registered model name.")]
 
 
@@ -36,10 +35,11 @@ def _serving_target(target: str, env: str | None, store: str, tracking_uri: str 
         run_store = RunStore(spec.store)
         registry = Registry(tracking_uri) if tracking_uri else Registry.for_spec(spec, run_store)
         return spec, registry, run_store
-    registry, run_store = _registry(store, tracking_uri)
+    registry, run_store = open_registry(store, tracking_uri)
     return None, registry, run_store
 
 
+@guarded
 def serve(
     target: ServeTarget,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
@@ -53,34 +53,31 @@ def serve(
     challenger_share: Annotated[
         float | None, typer.Option("--challenger-share", min=0, max=1, help="Share of entities sent to @challenger.")
     ] = None,
-) -> None:
+) -> int:
     """Serve models:/NAME@champion (and @challenger on a share of entities) over HTTP: POST /predict."""
+    import dataclasses
 
-    def body() -> int:
-        import dataclasses
+    import uvicorn
 
-        import uvicorn
+    from retrainer.serving.app import ServingConfig, create_app
 
-        from retrainer.serving.app import ServingConfig, create_app
+    spec, registry, run_store = _serving_target(target, env, store, tracking_uri)
+    if spec is not None:
+        config = ServingConfig.from_spec(spec, run_store)
+    else:
+        from retrainer.serving.prediction_log import PredictionLog
 
-        spec, registry, run_store = _serving_target(target, env, store, tracking_uri)
-        if spec is not None:
-            config = ServingConfig.from_spec(spec, run_store)
-        else:
-            from retrainer.serving.prediction_log import PredictionLog
-
-            log = PredictionLog(path=str(run_store.local_path("predictions", target))) if run_store.is_local else None
-            config = ServingConfig(name=target, entity_id=entity_id or "id", prediction_log=log)
-        overrides: dict[str, Any] = {"entity_id": entity_id, "challenger_share": challenger_share}
-        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-        served = create_app(config, registry)
-        console.print(f"serving {config.name} ({served.state.watcher.describe()}) on http://{host}:{port}")
-        uvicorn.run(served, host=host, port=port, log_level="warning")
-        return 0
-
-    _guarded(body)
+        log = PredictionLog(path=str(run_store.local_path("predictions", target))) if run_store.is_local else None
+        config = ServingConfig(name=target, entity_id=entity_id or "id", prediction_log=log)
+    overrides: dict[str, Any] = {"entity_id": entity_id, "challenger_share": challenger_share}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    served = create_app(config, registry)
+    console.print(f"serving {config.name} ({served.state.watcher.describe()}) on http://{host}:{port}")
+    uvicorn.run(served, host=host, port=port, log_level="warning")
+    return 0
 
 
+@guarded
 def ab_report(
     target: ServeTarget,
     labels: Annotated[
@@ -92,112 +89,103 @@ def ab_report(
     store: StoreOpt = ".retrainer",
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Compare champion and challenger online: logged predictions joined to labels; apply the canary rule."""
+    from retrainer.errors import SpecError
+    from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
+    from retrainer.serving.ab_report import (
+        apply_verdict,
+        canary_verdict,
+        figures_as_dicts,
+        online_comparison,
+        served_task,
+    )
+    from retrainer.serving.app import ServingConfig
+    from retrainer.serving.source import read_labels, read_source
 
-    def body() -> int:
-        from retrainer.errors import SpecError
-        from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
-        from retrainer.serving.ab_report import (
-            apply_verdict,
-            canary_verdict,
-            figures_as_dicts,
-            online_comparison,
-            served_task,
+    spec, registry, run_store = _serving_target(target, env, store, tracking_uri)
+    if spec is None:
+        raise SpecError("ab-report needs the pipeline spec (labels, target and canary rule come from it)")
+    config = ServingConfig.from_spec(spec, run_store)
+    if config.prediction_log is None:
+        raise SpecError(
+            f"{spec.spec_path}: the run store is not local, so there is no default prediction log to read",
+            hint="set serving.prediction_log.path or .url in the spec",
         )
-        from retrainer.serving.app import ServingConfig
-        from retrainer.serving.source import read_labels, read_source
+    log = config.prediction_log.read()
+    label_frame = read_labels(str(labels)) if labels else read_source(spec)
+    column, threshold = spec.target.column, config.decision_threshold
+    served: dict[int, tuple[Any, float]] = {}  # version -> (task, threshold), read from its tags once
 
-        spec, registry, run_store = _serving_target(target, env, store, tracking_uri)
-        if spec is None:
-            raise SpecError("ab-report needs the pipeline spec (labels, target and canary rule come from it)")
-        config = ServingConfig.from_spec(spec, run_store)
-        if config.prediction_log is None:
-            raise SpecError(
-                f"{spec.spec_path}: the run store is not local, so there is no default prediction log to read",
-                hint="set serving.prediction_log.path or .url in the spec",
-            )
-        log = config.prediction_log.read()
-        label_frame = read_labels(str(labels)) if labels else read_source(spec)
-        column, threshold = spec.target.column, config.decision_threshold
-        served: dict[int, tuple[Any, float]] = {}  # version -> (task, threshold), read from its tags once
+    def task_of(version: int) -> tuple[Any, float]:
+        if version not in served:
+            served[version] = served_task(registry, config.name, version, label_frame[column], spec.target, threshold)
+        return served[version]
 
-        def task_of(version: int) -> tuple[Any, float]:
-            if version not in served:
-                served[version] = served_task(
-                    registry, config.name, version, label_frame[column], spec.target, threshold
-                )
-            return served[version]
-
-        figures = online_comparison(log, label_frame, config.entity_id, column, task_of)
-        champion, challenger = registry.by_alias(config.name, CHAMPION), registry.by_alias(config.name, CHALLENGER)
-        by_version = {f.version: f for f in figures}
-        verdict = done = None
-        if spec.serving.canary is not None:
-            verdict = canary_verdict(
-                spec.serving.canary,
-                by_version.get(champion.version) if champion else None,
-                by_version.get(challenger.version) if challenger else None,
-                task_of(champion.version)[0].ranking_metric(spec) if champion else "",
-            )
-            if not dry_run and challenger is not None:
-                done = apply_verdict(registry, run_store, config.name, verdict, challenger.version)
-        if as_json:
-            report: dict[str, Any] = {
-                "name": config.name,
-                "log": config.prediction_log.where,
-                "versions": figures_as_dicts(figures),
-            }
-            report["canary"] = verdict.__dict__ if verdict else None
-            report["applied"] = done
-            console.print_json(json.dumps(report, default=str))
-            return 0
-        from rich.table import Table
-
-        canary = spec.serving.canary
-        # the canary's metric, then the two a summary of the newest version's task shows first
-        shown = [canary.metric] if canary else []
-        if figures:
-            shown += list(task_of(figures[0].version)[0].shown_metrics())
-        shown = list(dict.fromkeys(shown))[:2]
-        table = Table(
-            "version",
-            "aliases",
-            "predictions",
-            "entities",
-            "labelled",
-            *shown,
-            title=f"{config.name}: online comparison from {config.prediction_log.where}",
+    figures = online_comparison(log, label_frame, config.entity_id, column, task_of)
+    champion, challenger = registry.by_alias(config.name, CHAMPION), registry.by_alias(config.name, CHALLENGER)
+    by_version = {f.version: f for f in figures}
+    verdict = done = None
+    if spec.serving.canary is not None:
+        verdict = canary_verdict(
+            spec.serving.canary,
+            by_version.get(champion.version) if champion else None,
+            by_version.get(challenger.version) if challenger else None,
+            task_of(champion.version)[0].ranking_metric(spec) if champion else "",
         )
-        for f in figures:
-            table.add_row(
-                str(f.version),
-                ", ".join(f.aliases),
-                str(f.predictions),
-                str(f.entities),
-                str(f.labelled),
-                *(_fmt(f.metrics.get(name)) for name in shown),
-            )
-        console.print(table)
-        if verdict is not None:
-            console.print(f"canary: [bold]{verdict.decision}[/]: {verdict.reason}" + (f"; {done}" if done else ""))
+        if not dry_run and challenger is not None:
+            done = apply_verdict(registry, run_store, config.name, verdict, challenger.version)
+    if as_json:
+        report: dict[str, Any] = {
+            "name": config.name,
+            "log": config.prediction_log.where,
+            "versions": figures_as_dicts(figures),
+        }
+        report["canary"] = verdict.__dict__ if verdict else None
+        report["applied"] = done
+        console.print_json(json.dumps(report, default=str))
         return 0
+    from rich.table import Table
 
-    _guarded(body)
+    canary = spec.serving.canary
+    # the canary's metric, then the two a summary of the newest version's task shows first
+    shown = [canary.metric] if canary else []
+    if figures:
+        shown += list(task_of(figures[0].version)[0].shown_metrics())
+    shown = list(dict.fromkeys(shown))[:2]
+    table = Table(
+        "version",
+        "aliases",
+        "predictions",
+        "entities",
+        "labelled",
+        *shown,
+        title=f"{config.name}: online comparison from {config.prediction_log.where}",
+    )
+    for f in figures:
+        table.add_row(
+            str(f.version),
+            ", ".join(f.aliases),
+            str(f.predictions),
+            str(f.entities),
+            str(f.labelled),
+            *(fmt(f.metrics.get(name)) for name in shown),
+        )
+    console.print(table)
+    if verdict is not None:
+        console.print(f"canary: [bold]{verdict.decision}[/]: {verdict.reason}" + (f"; {done}" if done else ""))
+    return 0
 
 
-def features_materialize(spec_path: SpecArg, env: EnvOpt = None) -> None:
+@guarded
+def features_materialize(spec_path: SpecArg, env: EnvOpt = None) -> int:
     """Write each entity's latest feature values from the spec's source into Redis (serving.redis)."""
+    from retrainer.integrations.redis_features import materialize
+    from retrainer.spec import load_spec
 
-    def body() -> int:
-        from retrainer.integrations.redis_features import materialize
-        from retrainer.spec import load_spec
-
-        done = materialize(load_spec(spec_path, env=env))
-        console.print(
-            f"[green]materialized[/] {done.entities} entities x {len(done.columns)} features under "
-            f"{done.prefix} (version {done.version}, ttl {done.ttl_seconds}s)"
-        )
-        return 0
-
-    _guarded(body)
+    done = materialize(load_spec(spec_path, env=env))
+    console.print(
+        f"[green]materialized[/] {done.entities} entities x {len(done.columns)} features under "
+        f"{done.prefix} (version {done.version}, ttl {done.ttl_seconds}s)"
+    )
+    return 0

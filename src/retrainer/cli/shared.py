@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
-_state: dict[str, Any] = {"debug": False, "quiet": False}
+state: dict[str, Any] = {"debug": False, "quiet": False}  # the global flags, set by the app's callback
+
+P = ParamSpec("P")
 
 SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec (YAML).", show_default=False)]
 EnvOpt = Annotated[str | None, typer.Option("--env", help="Overlay <spec>.<ENV>.yaml on the spec.")]
@@ -35,32 +38,39 @@ LockOpt = Annotated[
 ]
 
 
-def _guarded(action: Callable[[], int | None]) -> None:
-    """Run a command body; turn retrainer's errors into one clear line and a distinct exit code."""
-    from retrainer.errors import RetrainerError
+def guarded(command: Callable[P, int | None]) -> Callable[P, None]:
+    """Make a function returning an exit code a command: retrainer's errors become one clear line and
+    their exit code, a bug one line and exit 1, Ctrl-C exit 130; tracebacks only with `--debug`."""
 
-    try:
-        code = action() or 0
-    except RetrainerError as error:
-        if _state["debug"]:
-            errors.print_exception()
-        errors.print(f"[bold red]error[/] ({type(error).__name__}): {error.message}")
-        if error.hint:
-            errors.print(f"[dim]hint: {error.hint}[/]")
-        code = error.exit_code
-    except KeyboardInterrupt:
-        errors.print("[yellow]interrupted[/]: finished stages are cached; run the same command to resume")
-        code = 130
-    except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback with --debug
-        if _state["debug"]:
-            errors.print_exception()
-        errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {error}")
-        errors.print("[dim]hint: run again with --debug for the traceback, and please report it[/]")
-        code = 1
-    raise typer.Exit(code)
+    @functools.wraps(command)
+    def guarded_command(*args: P.args, **kwargs: P.kwargs) -> None:
+        from retrainer.errors import RetrainerError
+
+        try:
+            code = command(*args, **kwargs) or 0
+        except RetrainerError as error:
+            if state["debug"]:
+                errors.print_exception()
+            errors.print(f"[bold red]error[/] ({type(error).__name__}): {error.message}")
+            if error.hint:
+                errors.print(f"[dim]hint: {error.hint}[/]")
+            code = error.exit_code
+        except KeyboardInterrupt:
+            errors.print("[yellow]interrupted[/]: finished stages are cached; run the same command to resume")
+            code = 130
+        except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback with --debug
+            if state["debug"]:
+                errors.print_exception()
+            errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {error}")
+            errors.print("[dim]hint: run again with --debug for the traceback, and please report it[/]")
+            code = 1
+        raise typer.Exit(code)
+
+    return guarded_command
 
 
-def _registry(store: str, tracking_uri: str | None) -> tuple[Registry, RunStore]:
+def open_registry(store: str, tracking_uri: str | None) -> tuple[Registry, RunStore]:
+    """The registry at `tracking_uri` (default: the store's SQLite DB) and the run store."""
     from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
     from retrainer.store import RunStore
 
@@ -68,5 +78,6 @@ def _registry(store: str, tracking_uri: str | None) -> tuple[Registry, RunStore]
     return Registry(tracking_uri or default_tracking_uri(run_store)), run_store
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
+    """A metric for a table cell: four decimals, empty when missing."""
     return "" if value is None else f"{value:.4f}"
