@@ -92,67 +92,18 @@ def ab_report(
 ) -> int:
     """Compare champion and challenger online: logged predictions joined to labels; apply the canary rule."""
     from retrainer.errors import SpecError
-    from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
-    from retrainer.serving.ab_report import (
-        apply_verdict,
-        canary_verdict,
-        figures_as_dicts,
-        online_comparison,
-        served_task,
-    )
-    from retrainer.serving.app import ServingConfig
-    from retrainer.serving.source import read_labels, read_source
+    from retrainer.serving.ab_report import online_report
 
     spec, registry, run_store = _serving_target(target, env, store, tracking_uri)
     if spec is None:
         raise SpecError("ab-report needs the pipeline spec (labels, target and canary rule come from it)")
-    config = ServingConfig.from_spec(spec, run_store)
-    if config.prediction_log is None:
-        raise SpecError(
-            f"{spec.spec_path}: the run store is not local, so there is no default prediction log to read",
-            hint="set serving.prediction_log.path or .url in the spec",
-        )
-    log = config.prediction_log.read()
-    label_frame = read_labels(str(labels)) if labels else read_source(spec)
-    column, threshold = spec.target.column, config.decision_threshold
-    served: dict[int, tuple[Any, float]] = {}  # version -> (task, threshold), read from its tags once
-
-    def task_of(version: int) -> tuple[Any, float]:
-        if version not in served:
-            served[version] = served_task(registry, config.name, version, label_frame[column], spec.target, threshold)
-        return served[version]
-
-    figures = online_comparison(log, label_frame, config.entity_id, column, task_of)
-    champion, challenger = registry.by_alias(config.name, CHAMPION), registry.by_alias(config.name, CHALLENGER)
-    by_version = {f.version: f for f in figures}
-    verdict = done = None
-    if spec.serving.canary is not None:
-        verdict = canary_verdict(
-            spec.serving.canary,
-            by_version.get(champion.version) if champion else None,
-            by_version.get(challenger.version) if challenger else None,
-            task_of(champion.version)[0].ranking_metric(spec) if champion else "",
-        )
-        if not dry_run and challenger is not None:
-            done = apply_verdict(registry, run_store, config.name, verdict, challenger.version)
+    report = online_report(spec, registry, run_store, labels=str(labels) if labels else None, apply=not dry_run)
     if as_json:
-        report: dict[str, Any] = {
-            "name": config.name,
-            "log": config.prediction_log.where,
-            "versions": figures_as_dicts(figures),
-        }
-        report["canary"] = verdict.__dict__ if verdict else None
-        report["applied"] = done
-        console.print_json(json.dumps(report, default=str))
+        console.print_json(json.dumps(report.to_dict(), default=str))
         return 0
     from rich.table import Table
 
-    canary = spec.serving.canary
-    # the canary's metric, then the two a summary of the newest version's task shows first
-    shown = [canary.metric] if canary else []
-    if figures:
-        shown += list(task_of(figures[0].version)[0].shown_metrics())
-    shown = list(dict.fromkeys(shown))[:2]
+    shown = report.shown_metrics()
     table = Table(
         "version",
         "aliases",
@@ -160,9 +111,9 @@ def ab_report(
         "entities",
         "labelled",
         *shown,
-        title=f"{config.name}: online comparison from {config.prediction_log.where}",
+        title=f"{report.name}: online comparison from {report.log}",
     )
-    for f in figures:
+    for f in report.figures:
         table.add_row(
             str(f.version),
             ", ".join(f.aliases),
@@ -172,8 +123,9 @@ def ab_report(
             *(fmt(f.metrics.get(name)) for name in shown),
         )
     console.print(table)
-    if verdict is not None:
-        console.print(f"canary: [bold]{verdict.decision}[/]: {verdict.reason}" + (f"; {done}" if done else ""))
+    if report.verdict is not None:
+        done = f"; {report.applied}" if report.applied else ""
+        console.print(f"canary: [bold]{report.verdict.decision}[/]: {report.verdict.reason}{done}")
     return 0
 
 
