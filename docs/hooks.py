@@ -1,7 +1,7 @@
 """MkDocs hooks: the reference pages are generated from the code at build time, never copied by hand.
 
 - `reference/spec.md` from the pydantic models in `retrainer/spec.py` (each field's description);
-- `reference/cli.md` from the Typer app in `retrainer/cli.py` (each command's help and options);
+- `reference/cli.md` from the Typer app of the `retrainer/cli/` package (each command's help and options);
 - the `<!-- generated: NAME -->` markers in hand-written pages: the exit codes (from `retrainer/errors.py`)
   and the stages (from `retrainer.stages.default_pipeline()`).
 """
@@ -42,7 +42,7 @@ def cli_markdown() -> str:
     lines = [
         "# Command reference",
         "",
-        "Generated from the Typer app in `retrainer/cli.py` when the docs are built; `retrainer COMMAND --help`",
+        "Generated from the Typer app in `retrainer/cli/` when the docs are built; `retrainer COMMAND --help`",
         "prints the same. Global options (`--debug`, `--quiet`) go before the command: `retrainer -q run SPEC`.",
         "",
     ]

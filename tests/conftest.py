@@ -24,6 +24,16 @@ sys.path.insert(0, str(ROOT / "examples" / "telco_churn"))
 from setup_data import telco_frame  # noqa: E402 - the example's own loader is what the tests use
 
 PG_URL = os.environ.get("RETRAINER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_FIXTURES = frozenset({"postgres_engine", "scratch_database", "pg_url", "pg_table", "flights_pg"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses a PostgreSQL fixture, even through another fixture, is marked `postgres`, so
+    `-m postgres` selects it and `-m "not postgres"` leaves it out. A test that makes its own connection
+    carries the mark explicitly."""
+    for item in items:
+        if POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")

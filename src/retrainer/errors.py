@@ -1,6 +1,7 @@
 """Every error retrainer raises on purpose, and the exit code the CLI gives each.
 
     RetrainerError                  base; exit 1 if raised bare
+    ├── PipelineError               the stages' graph is malformed (a bug)  exit 1
     ├── SpecError                   the pipeline spec is invalid            exit 3
     ├── SourceError                 the data source cannot be read          exit 4
     │   └── SourceUnavailable       the connection failed or was lost       exit 4 (retried per spec)
@@ -46,6 +47,13 @@ def _rebuild(cls: type[RetrainerError], message: str, state: dict[str, object]) 
     Exception.__init__(error, message)
     error.__dict__.update(state)
     return error
+
+
+class PipelineError(RetrainerError, ValueError):
+    """The pipeline's graph is malformed: a stage name used twice, an artifact made twice, or a need
+    no earlier stage makes. Raised when the `Pipeline` is built; a `ValueError` too, as it was."""
+
+    fix = "the message names each stage and artifact at fault; fix how the stages are wired"
 
 
 class SpecError(RetrainerError):

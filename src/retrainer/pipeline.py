@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from retrainer import __version__
+from retrainer.errors import PipelineError
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
@@ -121,20 +122,27 @@ def _code_digest(modules: tuple[str, ...]) -> str:
     return hasher.hexdigest()[:16]
 
 
+FINAL_INPUTS = ("summary",)  # what the executor hands the final stage: the run's summary, nothing else
+
+
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered list of stages; each stage's needs are made by a stage before it."""
+    """An ordered list of stages; each stage's needs are made by a stage before it.
+
+    Checked when built, like Kedro's pipelines: stage names are unique, each artifact has one maker,
+    and every need is made by an earlier stage (the final stage reads only `FINAL_INPUTS`).
+    """
 
     stages: tuple[Stage, ...]
     final: Stage | None = None  # runs after success *and* after a rejection (notify)
 
     def __post_init__(self) -> None:
-        made: set[str] = set()
-        for stage in self.stages:
-            missing = set(stage.needs) - made
-            if missing:
-                raise ValueError(f"stage {stage.name} needs {sorted(missing)} which no earlier stage makes")
-            made.update(stage.makes)
+        problems = graph_problems(self.stages, self.final)
+        if problems:
+            raise PipelineError(
+                "the pipeline's graph is invalid: " + "; ".join(problems),
+                hint="each stage needs a unique name, each artifact one maker before the stages that need it",
+            )
 
     @property
     def names(self) -> list[str]:
@@ -147,3 +155,30 @@ class Pipeline:
         if self.final and self.final.name == name:
             return self.final
         raise KeyError(name)
+
+
+def graph_problems(stages: tuple[Stage, ...], final: Stage | None = None) -> list[str]:
+    """Every problem with the graph at once: duplicate names, artifacts made twice, needs not made before."""
+    problems: list[str] = []
+    named: set[str] = set()
+    maker: dict[str, str] = {}  # artifact -> the stage that makes it
+    for stage in (*stages, *([final] if final else [])):
+        if stage.name in named:
+            problems.append(f"two stages are named {stage.name!r}")
+        named.add(stage.name)
+        if stage is final:
+            missing = sorted(set(stage.needs) - set(FINAL_INPUTS))
+            if missing:
+                problems.append(
+                    f"final stage {stage.name!r} needs {missing}, but a final stage is given only {list(FINAL_INPUTS)}"
+                )
+        else:
+            missing = sorted(set(stage.needs) - set(maker))
+            if missing:
+                problems.append(f"stage {stage.name!r} needs {missing}, which no earlier stage makes")
+        for artifact in stage.makes:
+            if artifact in maker:
+                problems.append(f"artifact {artifact!r} is made by both {maker[artifact]!r} and {stage.name!r}")
+            else:
+                maker[artifact] = stage.name
+    return problems

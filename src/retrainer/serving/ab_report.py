@@ -5,7 +5,8 @@ the rest. Each version is scored by its own task at its own threshold (`Task.log
 versions on every binary metric, multiclass ones on the metrics of the decided class (the log keeps
 no per-class probabilities), regression ones on the logged values. `canary_verdict` is the pure
 decision a spec's `serving.canary` rule makes from the two arms' figures; `apply_verdict` moves the
-aliases under the registry lock.
+aliases under the registry lock. `online_report` does all of it for a spec: what `retrainer ab-report`
+shows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from retrainer.integrations.mlflow_registry import Registry
-    from retrainer.spec import CanarySpec, TargetSpec
+    from retrainer.spec import CanarySpec, Spec, TargetSpec
     from retrainer.store import RunStore
     from retrainer.tasks import Task
 
@@ -152,3 +153,92 @@ def apply_verdict(registry: Registry, store: RunStore, name: str, verdict: Verdi
 
 def figures_as_dicts(figures: list[VersionFigures]) -> list[dict[str, Any]]:
     return [f.__dict__ for f in figures]
+
+
+class ServedTasks:
+    """Each served version's task and threshold (`served_task`), read from its registry tags once."""
+
+    def __init__(self, registry: Registry, name: str, labels: pd.Series, target: TargetSpec, threshold: float) -> None:
+        self.registry, self.name, self.labels, self.target, self.threshold = registry, name, labels, target, threshold
+        self._served: dict[int, tuple[Task, float]] = {}
+
+    def __call__(self, version: int) -> tuple[Task, float]:
+        if version not in self._served:
+            self._served[version] = served_task(
+                self.registry, self.name, version, self.labels, self.target, self.threshold
+            )
+        return self._served[version]
+
+
+@dataclass(frozen=True)
+class OnlineReport:
+    """The online comparison of one served model, its canary verdict and what was done about it."""
+
+    name: str
+    log: str  # where the prediction log was read
+    figures: list[VersionFigures]  # newest version first
+    verdict: Verdict | None  # None: the spec has no canary rule
+    applied: str | None  # what apply_verdict did, in words; None when nothing was applied (a dry run)
+    canary_metric: str | None
+    tasks: ServedTasks
+
+    def shown_metrics(self, limit: int = 2) -> list[str]:
+        """The canary's metric, then those a summary of the newest version's task shows first."""
+        shown = [self.canary_metric] if self.canary_metric else []
+        if self.figures:
+            shown += list(self.tasks(self.figures[0].version)[0].shown_metrics())
+        return list(dict.fromkeys(shown))[:limit]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "log": self.log,
+            "versions": figures_as_dicts(self.figures),
+            "canary": self.verdict.__dict__ if self.verdict else None,
+            "applied": self.applied,
+        }
+
+
+def online_report(
+    spec: Spec, registry: Registry, store: RunStore, *, labels: str | None = None, apply: bool = True
+) -> OnlineReport:
+    """Join the spec's prediction log to labels (the file `labels`, else the spec's source), score each
+    served version, and judge the challenger by `serving.canary`; move the aliases too when `apply`."""
+    from retrainer.errors import SpecError
+    from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
+    from retrainer.serving.app import ServingConfig
+    from retrainer.serving.source import read_labels, read_source
+
+    config = ServingConfig.from_spec(spec, store)
+    if config.prediction_log is None:
+        raise SpecError(
+            f"{spec.spec_path}: the run store is not local, so there is no default prediction log to read",
+            hint="set serving.prediction_log.path or .url in the spec",
+        )
+    log = config.prediction_log.read()
+    label_frame = read_labels(labels) if labels else read_source(spec)
+    column = spec.target.column
+    tasks = ServedTasks(registry, config.name, label_frame[column], spec.target, config.decision_threshold)
+    figures = online_comparison(log, label_frame, config.entity_id, column, tasks)
+    verdict = applied = None
+    rule = spec.serving.canary
+    if rule is not None:
+        champion, challenger = registry.by_alias(config.name, CHAMPION), registry.by_alias(config.name, CHALLENGER)
+        by_version = {f.version: f for f in figures}
+        verdict = canary_verdict(
+            rule,
+            by_version.get(champion.version) if champion else None,
+            by_version.get(challenger.version) if challenger else None,
+            tasks(champion.version)[0].ranking_metric(spec) if champion else "",
+        )
+        if apply and challenger is not None:
+            applied = apply_verdict(registry, store, config.name, verdict, challenger.version)
+    return OnlineReport(
+        name=config.name,
+        log=config.prediction_log.where,
+        figures=figures,
+        verdict=verdict,
+        applied=applied,
+        canary_metric=rule.metric if rule else None,
+        tasks=tasks,
+    )
