@@ -113,7 +113,8 @@ def _version(distribution: str) -> str:
 def check_source(spec: Spec) -> Check:
     """The source answers: a file exists and is readable; a database connects and the query counts rows."""
     from retrainer.errors import RetrainerError
-    from retrainer.stages.extract import base_query, bind_params, row_count, safe_url
+    from retrainer.stages.extract import base_query, bind_params, row_count
+    from retrainer.urls import safe_url
 
     source = spec.source
     if source.path:
@@ -218,7 +219,7 @@ def check_postgres(url: str, name: str = "postgresql") -> Check:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from retrainer.stages.extract import safe_url
+    from retrainer.urls import safe_url
 
     shown = safe_url(url)
     try:

@@ -104,7 +104,7 @@ def _inspect_database(url: str, table: str | None, spec_dir: Path) -> DataSummar
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from retrainer.stages.extract import safe_url
+    from retrainer.urls import safe_url
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise SourceError(f"{url}: no such SQLite file", hint="check the path (relative to where you run init)")

@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from retrainer.errors import SourceError, SourceUnavailable
+from retrainer.errors import SourceError, SourceUnavailable, first_line, source_query_failed, source_unreachable
 from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.urls import is_postgres, safe_url, sqlite_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,16 +44,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _BIND_NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and lineage."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported by the caller
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def engine_for(source: SourceSpec) -> Engine:
@@ -107,11 +98,11 @@ def _run_sql(
     import pandas as pd
     from sqlalchemy import text
 
-    from retrainer.integrations import pg_copy
+    from retrainer.sources import postgres
 
     assert source.url is not None
     if _fast_postgres(source):
-        frame = pg_copy.read_frame(
+        frame = postgres.read_frame(
             source.url,
             sql,
             params,
@@ -128,29 +119,19 @@ def _run_sql(
 
 
 def _fast_postgres(source: SourceSpec) -> bool:
-    from retrainer.integrations import pg_copy
-
-    return source.fast_extract == "auto" and pg_copy.is_postgres(source.url)
+    return source.fast_extract == "auto" and is_postgres(source.url)
 
 
 def _scalar_row(source: SourceSpec, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
     """One row of a small aggregate query, without pandas (the cached path stays light)."""
     assert source.url is not None
-    sqlite_file = _plain_sqlite_file(source.url)
-    if sqlite_file is not None:
-        return _sqlite_scalar_row(source.url, sqlite_file, sql, params, source.connect_timeout)
+    db_file = sqlite_file(source.url)
+    if db_file is not None:
+        return _sqlite_scalar_row(source.url, db_file, sql, params, source.connect_timeout)
     from sqlalchemy import text
 
     with _connection(source) as connection:
         return tuple(connection.execute(text(sql), params).one())
-
-
-def _plain_sqlite_file(url: str) -> str | None:
-    """The file of a plain `sqlite:///path` URL (no driver options), else None."""
-    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
-        if url.startswith(prefix) and "?" not in url and len(url) > len(prefix):
-            return url[len(prefix) :]
-    return None
 
 
 def _sqlite_scalar_row(url: str, path: str, sql: str, params: dict[str, Any], timeout: int) -> tuple[Any, ...]:
@@ -164,13 +145,13 @@ def _sqlite_scalar_row(url: str, path: str, sql: str, params: dict[str, Any], ti
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     except sqlite3.Error as error:
-        raise unreachable(url, error) from None
+        raise source_unreachable(url, error) from None
     try:
         row = connection.execute(sql, params).fetchone()
     except sqlite3.OperationalError as error:  # as through SQLAlchemy: a syntax error or missing table
-        raise unreachable(url, error, SourceError) from None
+        raise source_unreachable(url, error, SourceError) from None
     except sqlite3.Error as error:
-        raise query_failed(url, error) from None
+        raise source_query_failed(url, error) from None
     finally:
         connection.close()
     return tuple(row)
@@ -195,30 +176,11 @@ def _connection(source: SourceSpec) -> Iterator[Connection]:
         # worth another try only when the connection failed or was lost: SQLite reports a syntax
         # error or a missing table as an OperationalError too, and those would fail the same way again
         lost = error.connection_invalidated or error.statement is None or "connect" in str(error.orig).lower()
-        raise unreachable(source.url, error.orig or error, SourceUnavailable if lost else SourceError) from None
+        raise source_unreachable(source.url, error.orig or error, SourceUnavailable if lost else SourceError) from None
     except exc.DBAPIError as error:
-        raise query_failed(source.url, error.orig or error) from None
+        raise source_query_failed(source.url, error.orig or error) from None
     finally:
         engine.dispose()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def unreachable(url: str, error: BaseException, kind: type[SourceError] = SourceUnavailable) -> SourceError:
-    """The one error for a source that could not be read (connection refused, lost, or the statement
-    failed at the server): `SourceUnavailable` is retried per `source.retries`, a plain SourceError not."""
-    return kind(
-        f"cannot read from {safe_url(url)}: {_first_line(error)}",
-        hint="check that the database is running and the URL, user and password are right",
-    )
-
-
-def query_failed(url: str, error: BaseException) -> SourceError:
-    """The one error for a query the database refused (bad SQL, missing table): never retried."""
-    return SourceError(f"query failed on {safe_url(url)}: {_first_line(error)}", hint="check the query and table names")
 
 
 def read_file(path: str) -> pd.DataFrame:
@@ -234,7 +196,7 @@ def read_file(path: str) -> pd.DataFrame:
         ) from None
     except Exception as error:  # noqa: BLE001 - pyarrow and the csv parser raise many kinds
         raise SourceError(
-            f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet/CSV"
+            f"cannot read {path}: {first_line(error)}", hint="check the file is valid Parquet/CSV"
         ) from None
 
 
@@ -372,7 +334,7 @@ def _chunk_file(ctx: RunContext) -> str:
 def _stream_postgres(ctx: RunContext, query: str, params: dict[str, Any]) -> ParquetFile | None:
     """PostgreSQL through COPY into a Parquet file one chunk at a time; None where the stage must read
     the query whole (another database, `fast_extract: off`, `partition_on`, columns COPY cannot map)."""
-    from retrainer.integrations import pg_copy
+    from retrainer.sources import pg_copy
     from retrainer.store import ParquetFile, parquet_digest
 
     source = ctx.spec.source
@@ -417,7 +379,7 @@ def _stream_parquet_file(ctx: RunContext, path: str) -> ParquetFile | None:
             f"source file {path} not found", hint="check source.path (relative paths are relative to the spec file)"
         ) from None
     except Exception as error:  # noqa: BLE001 - pyarrow raises many kinds
-        raise SourceError(f"cannot read {path}: {_first_line(error)}", hint="check the file is valid Parquet") from None
+        raise SourceError(f"cannot read {path}: {first_line(error)}", hint="check the file is valid Parquet") from None
     schema = parquet.schema_arrow
     pandas_meta = schema.pandas_metadata or {}
     if any(isinstance(index, str) for index in pandas_meta.get("index_columns", [])):
