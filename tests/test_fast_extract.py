@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from retrainer import sources
 from retrainer.sources import pg_copy, postgres
 from retrainer.spec import spec_from_dict
 from retrainer.stages import extract as extract_stage
@@ -197,7 +198,7 @@ def test_unsupported_column_types_fall_back_to_read_sql(pg_url: str, postgres_en
     source = spec_from_dict({"name": "t", "source": {"url": pg_url, "query": query}, "target": "id"}).source
 
     assert postgres.read_frame(pg_url, query, {}) is None
-    frame = extract_stage._run_sql(source, query, {})  # the stage's reader: fast path declined, read_sql used
+    frame = sources.for_spec(source).read()  # the stage's reader: fast path declined, read_sql used
 
     pd.testing.assert_frame_equal(frame, read_sql(query, {}, postgres_engine))
 
@@ -217,7 +218,7 @@ def test_postgres_urls_choose_the_fast_path_unless_turned_off(
                 "target": "x",
             }
         ).source
-        assert extract_stage._run_sql(source, "SELECT 1 AS x", {})["x"].tolist() == [1]
+        assert sources.for_spec(source).read()["x"].tolist() == [1]
         assert calls == expected
     assert not is_postgres("sqlite:///x.db") and is_postgres(pg_url)
 

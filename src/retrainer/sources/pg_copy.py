@@ -74,7 +74,8 @@ def literal_sql(connection: psycopg.Connection[Any], query: str, params: dict[st
     from sqlalchemy import text
     from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-    compiled = str(text(query).compile(dialect=psycopg_dialect.dialect()))  # :name -> %(name)s, % -> %%
+    dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
+    compiled = str(text(query).compile(dialect=dialect))  # :name -> %(name)s, % -> %%
     with ClientCursor(connection) as cursor:
         return cursor.mogrify(compiled, params)
 

@@ -1,29 +1,114 @@
-"""PostgreSQL reads of a whole query, over one connection or as ranges of a column over several.
+"""PostgreSQL: rows through COPY or ADBC (`pg_copy`) instead of row-by-row `read_sql` (`fast_extract: auto`).
 
-`read_frame` is what `pandas.read_sql` returns, read through COPY or ADBC (`pg_copy`); with
-`partition_on`, the query is read as ranges of one column at the same time (`partition_queries`).
+Without `partition_on`, extract streams the query `source.chunk_rows` rows at a time into a Parquet
+file (`pg_copy.copy_to_parquet`), holding one chunk, not the table. With it, the query is read whole
+as ranges of that column over several connections at once (`read_frame`, `partition_queries`), the
+split points coming from the MIN/MAX the summary query adds. Columns COPY cannot map (json, uuid,
+arrays...) fall back to `read_sql`, as does `fast_extract: off`.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import SourceError
+from retrainer.errors import SourceError, SourceUnavailable
+from retrainer.sources import as_of as cut
+from retrainer.sources.base import summary_sql, with_retries
 from retrainer.sources.pg_copy import (
     Column,
+    UnsupportedColumns,
     connect,
+    copy_to_parquet,
     describe,
     literal_sql,
     read_table,
     supported_types,
     to_pandas_like_read_sql,
 )
+from retrainer.sources.sql import SqlSource
 
 if TYPE_CHECKING:
     import pandas as pd
     import psycopg
     import pyarrow as pa
+
+
+class PostgresSource(SqlSource):
+    """A query (or table) in PostgreSQL."""
+
+    _bounds: tuple[Any, Any] | None = None  # partition_on's (min, max), from the summary query
+
+    @property
+    def fast(self) -> bool:
+        return self.spec.fast_extract == "auto"
+
+    def summary(self) -> tuple[Any, ...]:
+        """The summary row; with `partition_on`, the column's min and max come with it (kept for the
+        read's split points, left out of the state: they only balance the ranges). Without them when
+        the column has no min (missing, or of a type `read_frame` then names)."""
+        source = self.spec
+        if not source.partition_on or source.partitions < 2 or not self.fast:
+            return super().summary()
+        column = '"' + source.partition_on.replace('"', '""') + '"'
+        try:
+            row = self.scalar_row(
+                summary_sql(self.query, self.time_column, f", MIN({column}), MAX({column})"), self.params()
+            )
+        except SourceUnavailable:
+            raise
+        except SourceError:
+            return super().summary()
+        self._bounds = (row[-2], row[-1])
+        return row[:-2]
+
+    def read_query(self) -> pd.DataFrame:
+        source = self.spec
+        if self.fast:
+            frame = read_frame(
+                self.url,
+                self.query,
+                self.params(),
+                source.connect_timeout,
+                partition_on=source.partition_on,
+                partitions=source.partitions,
+                bounds=self._bounds,
+            )
+            if frame is not None:
+                return frame
+            self.logger.info("fast extract: a column type COPY cannot map; using read_sql")
+        return super().read_query()
+
+    def stream(self, destination: Callable[[], str]) -> str | None:
+        """COPY into a Parquet file one chunk at a time; None where the query is read whole
+        (`fast_extract: off`, `partition_on`, rows already read for a content state, columns COPY cannot map)."""
+        if not self.fast or self.spec.partition_on or self._rows is not None:
+            return None
+        path = destination()
+        params = self.params()
+
+        def copy() -> int:
+            dropped: list[int] = []
+            keep = cut.batch_filter(self.time_column, self.as_of, untimed_after=False, dropped=dropped)
+            copy_to_parquet(
+                self.url,
+                self.query,
+                params,
+                path,
+                chunk_rows=self.spec.chunk_rows,
+                connect_timeout=self.spec.connect_timeout,
+                keep=keep,
+            )
+            return sum(dropped)
+
+        try:
+            dropped = with_retries(self.spec, self.logger, copy)
+        except UnsupportedColumns:
+            self.logger.info("fast extract: a column type COPY cannot map; using read_sql")
+            return None
+        self.warn_dropped(dropped)
+        return path
 
 
 def read_frame(
