@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _examples import example_setup  # noqa: E402
 
-from retrainer.integrations import pg_copy  # noqa: E402
+from retrainer.sources import pg_copy, postgres  # noqa: E402
 
 
 def example_source() -> dict[str, Any]:
@@ -91,7 +91,7 @@ def main() -> None:
         installed = pg_copy.adbc_installed
         pg_copy.adbc_installed = lambda: False  # type: ignore[assignment]  # as without the ADBC driver
         try:
-            return pg_copy.read_frame(args.url, query, params)
+            return postgres.read_frame(args.url, query, params)
         finally:
             pg_copy.adbc_installed = installed  # type: ignore[assignment]
 
@@ -107,7 +107,7 @@ def main() -> None:
             return sql_connection.execute(text(summary_sql), params).one()
 
     def partitioned(known: bool) -> pd.DataFrame | None:
-        return pg_copy.read_frame(
+        return postgres.read_frame(
             args.url,
             query,
             params,
@@ -130,7 +130,7 @@ def main() -> None:
         times.update({"fingerprint query": [], "fingerprint query + MIN/MAX": []})
         rows, load_before = 0, os.getloadavg()
         for _ in range(args.repeat):
-            seconds, fast = timed(lambda: pg_copy.read_frame(args.url, query, params))
+            seconds, fast = timed(lambda: postgres.read_frame(args.url, query, params))
             times[fast_name].append(seconds)
             seconds, parts = timed(lambda: partitioned(known=True))
             times[parts_name].append(seconds)

@@ -10,9 +10,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from retrainer.integrations import pg_copy
+from retrainer import sources
+from retrainer.sources import pg_copy, postgres
 from retrainer.spec import spec_from_dict
 from retrainer.stages import extract as extract_stage
+from retrainer.urls import is_postgres
 
 TYPED_ROWS = """
     SELECT 1::int AS i, NULL::int AS i_null, 2::bigint AS b, 3::smallint AS s, 1.5::float8 AS f,
@@ -44,7 +46,7 @@ def test_every_supported_type_nulls_and_empty_results_match_read_sql(
         monkeypatch.setattr(pg_copy, "adbc_installed", lambda: False)  # as if it were not installed
     query, params = f"SELECT * FROM ({TYPED_ROWS}) AS rows{suffix}", {"eight": 8}
 
-    fast = pg_copy.read_frame(pg_url, query, params)
+    fast = postgres.read_frame(pg_url, query, params)
 
     assert fast is not None
     # repeated column names, NULL ints as float, NULL bools as object, timestamptz in UTC, '' vs NULL
@@ -63,7 +65,7 @@ def test_session_time_zone_and_date_order_are_the_servers_as_read_sql_sees_them(
     finally:
         engine.dispose()
 
-    fast = pg_copy.read_frame(url, query, {})
+    fast = postgres.read_frame(url, query, {})
 
     pd.testing.assert_frame_equal(fast, expected)
     assert str(fast.loc[0, "local_day"]) == "2013-06-01" and str(fast.loc[0, "literal"]) == "2013-03-02"
@@ -75,7 +77,7 @@ def test_telco_table_matches_read_sql(
     table = pg_table(telco)
     query = f"SELECT * FROM {table} WHERE tenure >= :tenure ORDER BY customer_id"
 
-    fast = pg_copy.read_frame(pg_url, query, {"tenure": 2})
+    fast = postgres.read_frame(pg_url, query, {"tenure": 2})
 
     assert fast is not None and len(fast) == int((telco["tenure"] >= 2).sum())
     pd.testing.assert_frame_equal(fast, read_sql(query, {"tenure": 2}, postgres_engine))
@@ -88,7 +90,7 @@ def test_flights_join_matches_read_sql(
     query = flights_query(flights_pg) + " ORDER BY f.flight_id"
     params = {"as_of": datetime(2013, 3, 1)}
 
-    fast = pg_copy.read_frame(pg_url, query, params, partition_on=partition_on, partitions=3)
+    fast = postgres.read_frame(pg_url, query, params, partition_on=partition_on, partitions=3)
 
     assert fast is not None and len(fast) > 10_000
     pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
@@ -130,7 +132,7 @@ def test_partitioned_read_equals_read_sql(
     query, params = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY {order_by}", {"rows": rows}
     expected = read_sql(query, params, postgres_engine)
 
-    fast = pg_copy.read_frame(pg_url, query, params, partition_on=partition_on, partitions=partitions)
+    fast = postgres.read_frame(pg_url, query, params, partition_on=partition_on, partitions=partitions)
 
     assert fast is not None
     if order_by.endswith("DESC"):  # rows come range by range, ranges ascending, each in the query's order
@@ -145,10 +147,10 @@ def test_partitions_cover_every_row_once_whatever_the_bounds(pg_url: str, postgr
     query, params = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY k, g", {"rows": 3_000}
     with pg_copy.connect(pg_url) as connection:
         sql = pg_copy.literal_sql(connection, query, params)
-        parts = pg_copy.partition_queries(connection, sql, pg_copy.describe(connection, sql), "k", 4, (100, 200))
+        parts = postgres.partition_queries(connection, sql, pg_copy.describe(connection, sql), "k", 4, (100, 200))
     assert len(parts) == 4 and "IS NULL" in parts[-1]
 
-    fast = pg_copy.read_frame(pg_url, query, params, partition_on="k", partitions=4, bounds=(100, 200))
+    fast = postgres.read_frame(pg_url, query, params, partition_on="k", partitions=4, bounds=(100, 200))
 
     pd.testing.assert_frame_equal(fast, read_sql(query, params, postgres_engine))
 
@@ -167,24 +169,24 @@ def test_a_bad_partition_column_is_a_clear_source_error(pg_url: str, partition_o
     query = f"SELECT *, 0 AS k FROM ({KEYED_ROWS}) AS keyed"
 
     with pytest.raises(SourceError) as caught:
-        pg_copy.read_frame(pg_url, query, {"rows": 10}, partition_on=partition_on)
+        postgres.read_frame(pg_url, query, {"rows": 10}, partition_on=partition_on)
 
     assert caught.value.message == f"source.partition_on: {message}"
 
 
 def test_split_points_are_evenly_spaced_and_distinct() -> None:
-    assert pg_copy.split_points(0, 10, 3) == [3, 6]
-    assert pg_copy.split_points(5, 7, 8) == [6]  # more partitions than values: fewer ranges
+    assert postgres.split_points(0, 10, 3) == [3, 6]
+    assert postgres.split_points(5, 7, 8) == [6]  # more partitions than values: fewer ranges
     start = datetime(2020, 1, 1)
-    assert pg_copy.split_points(start, datetime(2020, 1, 3), 2) == [datetime(2020, 1, 2)]
-    assert pg_copy.split_points(3, 3, 2) == pg_copy.split_points(None, None, 2) == []
+    assert postgres.split_points(start, datetime(2020, 1, 3), 2) == [datetime(2020, 1, 2)]
+    assert postgres.split_points(3, 3, 2) == postgres.split_points(None, None, 2) == []
 
 
 def test_bound_values_are_quoted_by_psycopg_never_formatted(pg_url: str, postgres_engine: Any) -> None:
     hostile = "x'); DROP TABLE pg_class; -- 100% :as_of"
     query = "SELECT CAST(:value AS text) AS value, 5 % 3 AS remainder, '{\"a\": 1}'::text AS colon"
 
-    fast = pg_copy.read_frame(pg_url, query, {"value": hostile})
+    fast = postgres.read_frame(pg_url, query, {"value": hostile})
 
     assert fast is not None
     assert fast.loc[0, "value"] == hostile and fast.loc[0, "remainder"] == 2
@@ -195,8 +197,8 @@ def test_unsupported_column_types_fall_back_to_read_sql(pg_url: str, postgres_en
     query = "SELECT 1 AS id, '[1, 2]'::jsonb AS payload, '1 day'::interval AS span"
     source = spec_from_dict({"name": "t", "source": {"url": pg_url, "query": query}, "target": "id"}).source
 
-    assert pg_copy.read_frame(pg_url, query, {}) is None
-    frame = extract_stage._run_sql(source, query, {})  # the stage's reader: fast path declined, read_sql used
+    assert postgres.read_frame(pg_url, query, {}) is None
+    frame = sources.for_spec(source).read()  # the stage's reader: fast path declined, read_sql used
 
     pd.testing.assert_frame_equal(frame, read_sql(query, {}, postgres_engine))
 
@@ -205,8 +207,8 @@ def test_postgres_urls_choose_the_fast_path_unless_turned_off(
     pg_url: str, postgres_engine: Any, monkeypatch: Any
 ) -> None:
     calls: list[str] = []
-    real = pg_copy.read_frame
-    monkeypatch.setattr(pg_copy, "read_frame", lambda *a, **k: calls.append("copy") or real(*a, **k))
+    real = postgres.read_frame
+    monkeypatch.setattr(postgres, "read_frame", lambda *a, **k: calls.append("copy") or real(*a, **k))
     for fast_extract, expected in (("auto", ["copy"]), ("off", [])):
         calls.clear()
         source = spec_from_dict(
@@ -216,9 +218,9 @@ def test_postgres_urls_choose_the_fast_path_unless_turned_off(
                 "target": "x",
             }
         ).source
-        assert extract_stage._run_sql(source, "SELECT 1 AS x", {})["x"].tolist() == [1]
+        assert sources.for_spec(source).read()["x"].tolist() == [1]
         assert calls == expected
-    assert not pg_copy.is_postgres("sqlite:///x.db") and pg_copy.is_postgres(pg_url)
+    assert not is_postgres("sqlite:///x.db") and is_postgres(pg_url)
 
 
 @pytest.mark.parametrize("decoder", ["adbc", "csv"])
@@ -251,7 +253,7 @@ def test_unreachable_postgres_is_a_source_error_without_the_password() -> None:
     from retrainer.errors import SourceError
 
     with pytest.raises(SourceError) as caught:
-        pg_copy.read_frame("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test", "SELECT 1", {}, 2)
+        postgres.read_frame("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test", "SELECT 1", {}, 2)
     assert "postgres:***@127.0.0.1:1" in caught.value.message and "s3cret" not in caught.value.message
 
 
@@ -312,8 +314,8 @@ def test_stage_reads_partitioned_with_bounds_from_its_summary_query(
     query = f"SELECT * FROM ({KEYED_ROWS}) AS keyed ORDER BY k, g"
     source = {"url": pg_url, "query": query, "params": {"rows": 5_000}, "partition_on": "k", "partitions": 3}
     calls: list[Any] = []
-    real = pg_copy.read_frame
-    monkeypatch.setattr(pg_copy, "read_frame", lambda *a, **k: calls.append(k["bounds"]) or real(*a, **k))
+    real = postgres.read_frame
+    monkeypatch.setattr(postgres, "read_frame", lambda *a, **k: calls.append(k["bounds"]) or real(*a, **k))
 
     frame, lineage = extract_only({"name": "parts", "source": source, "target": "g"}, tmp_path)
 
@@ -361,7 +363,7 @@ PEAK_RSS_SCRIPT = """
 import json, sys
 import retrainer
 from retrainer.spec import spec_from_dict
-from retrainer.integrations import pg_copy
+from retrainer.sources import postgres
 
 def rss_mib(field):
     for line in open("/proc/self/status"):
@@ -377,7 +379,7 @@ url, query, store, mode = sys.argv[1:5]
 extract(query.replace("ROWS", "1000"), store + "/warm-up")  # every import the stage makes, before the baseline
 before = rss_mib("VmRSS:")
 if mode == "whole":
-    frame = pg_copy.read_frame(url, query.replace("ROWS", "2000000"), {})
+    frame = postgres.read_frame(url, query.replace("ROWS", "2000000"), {})
     size = frame.memory_usage(deep=True).sum() / 2**20
 else:
     extract(query.replace("ROWS", "2000000"), store + "/big")

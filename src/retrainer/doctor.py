@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import re
 import shutil
 import sys
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from retrainer.urls import is_postgres, safe_url
 
 if TYPE_CHECKING:
     from retrainer.spec import Spec
@@ -113,30 +114,13 @@ def _version(distribution: str) -> str:
 def check_source(spec: Spec) -> Check:
     """The source answers: a file exists and is readable; a database connects and the query counts rows."""
     from retrainer.errors import RetrainerError
-    from retrainer.stages.extract import base_query, bind_params, row_count, safe_url
+    from retrainer.sources import for_spec
 
-    source = spec.source
-    if source.path:
-        path = Path(source.path)
-        if not path.is_file():
-            return Check("source", "missing", f"{path} does not exist", "check source.path (relative to the spec)")
-        if not os.access(path, os.R_OK):
-            return Check("source", "missing", f"{path} is not readable", f"chmod +r {path}")
-        return Check("source", "ok", f"{path} ({path.stat().st_size:,} bytes)")
-    assert source.url is not None
-    shown = safe_url(source.url)
-    if source.url.startswith("sqlite:///"):
-        db_file = source.url.removeprefix("sqlite:///")
-        if db_file and db_file != ":memory:" and not Path(db_file).is_file():
-            # connecting would create an empty database: say what is wrong instead
-            return Check("source", "missing", f"{db_file} does not exist", "create it, or fix source.url")
-    quick = source.model_copy(update={"connect_timeout": min(source.connect_timeout, TIMEOUT_SECONDS)})
+    quick = spec.source.model_copy(update={"connect_timeout": min(spec.source.connect_timeout, TIMEOUT_SECONDS)})
     try:
-        query = base_query(quick)
-        rows = row_count(quick, query, bind_params(query, quick, None))
+        return Check("source", "ok", for_spec(quick).check())
     except RetrainerError as error:
         return Check("source", "missing", error.message, error.hint or "check source.url and the query")
-    return Check("source", "ok", f"{shown}: {rows:,} rows")
 
 
 def check_tracking(spec: Spec) -> Check:
@@ -146,7 +130,7 @@ def check_tracking(spec: Spec) -> Check:
         return _http_health(uri)
     if uri.startswith("sqlite:///"):
         return _writable("mlflow", Path(uri.removeprefix("sqlite:///")).parent, uri)
-    if uri.startswith("postgres"):
+    if is_postgres(uri):
         return check_postgres(uri, name="mlflow")
     if "://" not in uri:
         return _writable("mlflow", Path(uri), uri)
@@ -218,8 +202,6 @@ def check_postgres(url: str, name: str = "postgresql") -> Check:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from retrainer.stages.extract import safe_url
-
     shown = safe_url(url)
     try:
         engine = create_engine(url, connect_args={"connect_timeout": TIMEOUT_SECONDS})
@@ -237,7 +219,7 @@ def check_postgres(url: str, name: str = "postgresql") -> Check:
 
 
 def check_redis(url: str) -> Check:
-    shown = re.sub(r"://([^:@/]*):[^@]*@", r"://\1:***@", url)
+    shown = safe_url(url)
     if importlib.util.find_spec("redis") is None:
         return Check("redis", "missing", "the redis package is not installed", "pip install 'retrainer[serving]'")
     import redis

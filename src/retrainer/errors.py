@@ -19,6 +19,8 @@ outcome "rejected" and production is left as it was.
 
 from __future__ import annotations
 
+from retrainer.urls import safe_url
+
 
 class RetrainerError(Exception):
     """Root of retrainer's errors.
@@ -72,6 +74,26 @@ class SourceError(RetrainerError):
 
 class SourceUnavailable(SourceError):
     """The database could not be reached or dropped the connection: worth another try (`source.retries`)."""
+
+
+def source_unreachable(url: str, error: BaseException, kind: type[SourceError] = SourceUnavailable) -> SourceError:
+    """The one error for a source that could not be read (connection refused, lost, or the statement
+    failed at the server): `SourceUnavailable` is retried per `source.retries`, a plain SourceError not."""
+    return kind(
+        f"cannot read from {safe_url(url)}: {first_line(error)}",
+        hint="check that the database is running and the URL, user and password are right",
+    )
+
+
+def source_query_failed(url: str, error: BaseException) -> SourceError:
+    """The one error for a query the database refused (bad SQL, missing table): never retried."""
+    return SourceError(f"query failed on {safe_url(url)}: {first_line(error)}", hint="check the query and table names")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (drivers add the statement and context below it)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class RejectedError(RetrainerError):

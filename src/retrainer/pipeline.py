@@ -21,6 +21,7 @@ from retrainer.errors import PipelineError
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.sources import Source
     from retrainer.spec import Spec
     from retrainer.store import RunStore
 
@@ -67,6 +68,14 @@ class RunContext:
         from retrainer.integrations.mlflow_registry import Registry
 
         return Registry.for_spec(self.spec, self.store)
+
+    @cached_property
+    def source(self) -> Source:
+        """The spec's source, read up to this run's `as_of`: one object per run, so what one hook
+        learns about it (its state, a content fingerprint's rows) the next one reuses."""
+        from retrainer.sources import for_spec
+
+        return for_spec(self.spec.source, time_column=self.spec.time_column, as_of=self.as_of, logger=self.logger)
 
     def work_dir(self) -> str:
         """Scratch space tied to this stage's cache key: it survives a crash, so work can resume."""

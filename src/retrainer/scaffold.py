@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from retrainer.errors import SourceError, SpecError
+from retrainer.urls import is_url, safe_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,16 +87,17 @@ def _check_loads(text: str, spec_path: Path) -> None:
 
 def inspect_source(source: str, table: str | None, spec_dir: Path) -> DataSummary:
     """The source's spec section (paths relative to the spec's folder) and a sample of its rows."""
-    if "://" in source:
+    if is_url(source):
         return _inspect_database(source, table, spec_dir)
-    from retrainer.stages.extract import read_file
+    from retrainer.sources import for_spec
+    from retrainer.spec import SourceSpec
 
     path = Path(source).resolve()
     if not path.is_file():
         raise SourceError(f"source file {source} not found", hint="give a CSV or Parquet file, or a database URL")
     if not path.name.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise SourceError(f"{source}: not a CSV or Parquet file", hint="give a .csv, .csv.gz, .parquet or .pq file")
-    sample = read_file(str(path))
+    sample = for_spec(SourceSpec(path=str(path))).read()
     return DataSummary({"path": _relative(path, spec_dir)}, f"{path.name}: {len(sample):,} rows", sample)
 
 
@@ -103,8 +105,6 @@ def _inspect_database(url: str, table: str | None, spec_dir: Path) -> DataSummar
     import pandas as pd
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.exc import SQLAlchemyError
-
-    from retrainer.stages.extract import safe_url
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise SourceError(f"{url}: no such SQLite file", hint="check the path (relative to where you run init)")

@@ -160,7 +160,7 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
 
     spec = load_spec(spec_path, env=env)
     source = spec.source.path or spec.source.url
-    from retrainer.stages.extract import safe_url
+    from retrainer.urls import safe_url
 
     shown = source if spec.source.path else safe_url(str(source))
     console.print(

@@ -353,23 +353,18 @@ def check_prerequisites(spec_path: str, env: str | None, store: str, context: di
     """
     from retrainer.executor import parse_as_of
     from retrainer.pipeline import RunContext
-    from retrainer.stages.extract import base_query, bind_params, read_file, row_count, source_state
     from retrainer.store import RunStore
 
     spec = _load(spec_path, env, store)
     options = _options(context)
     ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id=run_id_for(context))
     ctx.as_of = parse_as_of(options["as_of"])
-    if spec.source.path:
-        rows = len(read_file(spec.source.path))
-    else:
-        query = base_query(spec.source)
-        rows = row_count(spec.source, query, bind_params(query, spec.source, ctx.as_of))
+    rows = ctx.source.count()
     print(f"{spec.name}: the source has {rows:,} rows (minimum {spec.validation.min_rows:,})")
     if rows < spec.validation.min_rows:
         return False
     champion = ctx.registry.by_alias(spec.registry_name, "champion")
-    state = source_state(ctx)
+    state = ctx.source.state()  # the extract drift runs below reuses it (and a content state's rows)
     if champion is not None and champion.tags.get("retrainer.source_state") == state and not options["force"]:
         if spec.drift.policy == "retrain":
             from retrainer.stages.drift import drifted_now

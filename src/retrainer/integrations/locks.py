@@ -23,15 +23,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from retrainer.errors import RegistryError
+from retrainer.urls import is_postgres as is_postgres  # tune.py imports it from here
 
 if TYPE_CHECKING:
     from retrainer.store import RunStore
 
 logger = logging.getLogger("retrainer")
-
-
-def is_postgres(url: str | None) -> bool:
-    return bool(url) and str(url).split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
 def lock_description(store: RunStore, tracking_uri: str | None = None, lock_url: str | None = None) -> str:
@@ -100,7 +97,7 @@ def advisory_lock(
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from retrainer.stages.extract import safe_url
+    from retrainer.urls import safe_url
 
     if url.startswith(("postgresql://", "postgres://")):  # MLflow's spelling; we ship psycopg 3
         url = "postgresql+psycopg://" + url.split("://", 1)[1]

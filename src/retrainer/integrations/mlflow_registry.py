@@ -272,7 +272,7 @@ class Registry:
     # ------------------------------------------------------------------ helpers
     @property
     def safe_uri(self) -> str:
-        from retrainer.stages.extract import safe_url
+        from retrainer.urls import safe_url
 
         return safe_url(self.tracking_uri) if "://" in self.tracking_uri else self.tracking_uri
 

@@ -164,6 +164,6 @@ def materialize(spec: Spec, frame: pd.DataFrame | None = None) -> Materialized:
 
 
 def _safe(url: str) -> str:
-    from retrainer.stages.extract import safe_url
+    from retrainer.urls import safe_url
 
     return safe_url(url)

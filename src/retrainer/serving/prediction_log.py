@@ -48,7 +48,7 @@ class PredictionLog:
     def where(self) -> str:
         if self.path:
             return self.path
-        from retrainer.stages.extract import safe_url
+        from retrainer.urls import safe_url
 
         return f"{safe_url(str(self.url))} table {self.table}"
 

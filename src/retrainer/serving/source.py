@@ -12,16 +12,13 @@ if TYPE_CHECKING:
 
 def read_source(spec: Spec) -> pd.DataFrame:
     """Every row the spec's source gives now (`:as_of` is now), read as the extract stage reads it."""
-    from retrainer.stages import extract
+    from retrainer.sources import for_spec
 
-    if spec.source.path:
-        return extract.read_file(spec.source.path)
-    query = extract.base_query(spec.source)
-    return extract._run_sql(spec.source, query, extract.bind_params(query, spec.source, None))
+    return for_spec(spec.source).read()
 
 
 def read_labels(location: str) -> pd.DataFrame:
     """Labels that arrived later: a Parquet/CSV file."""
-    from retrainer.stages.extract import read_file
+    from retrainer.sources.files import read_file
 
     return read_file(location)

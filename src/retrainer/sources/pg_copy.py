@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.errors import SourceError
+from retrainer.errors import SourceError, source_query_failed, source_unreachable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,17 +56,6 @@ class Column:
     kind: str
 
 
-def is_postgres(url: str | None) -> bool:
-    if not url:
-        return False
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).get_backend_name() == "postgresql"
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported by the normal path
-        return False
-
-
 def conninfo(url: str) -> str:
     """The libpq connection string for a SQLAlchemy URL (its query options, e.g. sslmode, kept)."""
     from psycopg.conninfo import make_conninfo
@@ -86,7 +74,8 @@ def literal_sql(connection: psycopg.Connection[Any], query: str, params: dict[st
     from sqlalchemy import text
     from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-    compiled = str(text(query).compile(dialect=psycopg_dialect.dialect()))  # :name -> %(name)s, % -> %%
+    dialect = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
+    compiled = str(text(query).compile(dialect=dialect))  # :name -> %(name)s, % -> %%
     with ClientCursor(connection) as cursor:
         return cursor.mogrify(compiled, params)
 
@@ -108,8 +97,6 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
     """A psycopg connection writing ISO dates (what the CSV parser reads); errors become SourceError."""
     import psycopg
 
-    from retrainer.stages.extract import query_failed, unreachable
-
     try:
         with psycopg.connect(conninfo(url), connect_timeout=connect_timeout, autocommit=True) as connection:
             # ISO output for the CSV parser; the field order for reading date literals and the
@@ -117,9 +104,9 @@ def connect(url: str, connect_timeout: int = 10) -> Iterator[psycopg.Connection[
             connection.execute("SET DateStyle = 'ISO'")
             yield connection
     except psycopg.OperationalError as error:
-        raise unreachable(url, error) from None
+        raise source_unreachable(url, error) from None
     except psycopg.Error as error:
-        raise query_failed(url, error) from None
+        raise source_query_failed(url, error) from None
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -198,42 +185,7 @@ def to_pandas_like_read_sql(table: pa.Table, columns: list[Column]) -> pd.DataFr
     return frame
 
 
-def read_frame(
-    url: str,
-    query: str,
-    params: dict[str, Any],
-    connect_timeout: int = 10,
-    *,
-    partition_on: str | None = None,
-    partitions: int = 2,
-    bounds: tuple[Any, Any] | None = None,
-) -> pd.DataFrame | None:
-    """The query's rows via COPY, equal to `pandas.read_sql`; None when a column type is not supported.
-
-    With the ADBC PostgreSQL driver installed (`adbc-driver-postgresql`), the rows come as binary
-    COPY decoded into Arrow in C; without it, as CSV parsed by pyarrow (`copy_batches`). Both
-    end in the same Arrow schema, so the frame is the same either way.
-
-    With `partition_on`, the rows are read as `partitions` ranges of that column, each over its own
-    connection at the same time (see `partition_queries`); `bounds`, the column's (min, max) if known,
-    saves the query that finds them.
-    """
-    with connect(url, connect_timeout) as connection:
-        sql = literal_sql(connection, query, params)
-        columns = describe(connection, sql)
-        parts = [sql]
-        if partition_on is not None:
-            parts = partition_queries(connection, sql, columns, partition_on, partitions, bounds)
-        if not supported_types(columns):
-            return None
-        if len(parts) == 1:
-            table = _read_table(url, sql, columns, connect_timeout, connection)
-        else:
-            table = _read_concurrently(url, parts, columns, connect_timeout)
-    return to_pandas_like_read_sql(table, columns)
-
-
-def _read_table(
+def read_table(
     url: str,
     sql: str,
     columns: list[Column],
@@ -281,92 +233,6 @@ def _batches(
 SERIAL_PLAN = "SET max_parallel_workers_per_gather = 0"
 
 
-def _read_concurrently(url: str, parts: list[str], columns: list[Column], connect_timeout: int) -> pa.Table:
-    """Each part on its own connection and thread (ADBC and the CSV parser release the GIL), in order;
-    each planned serially (`SERIAL_PLAN`) when there are several."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
-
-    serial = len(parts) > 1
-    with ThreadPoolExecutor(len(parts), thread_name_prefix="pg-partition") as pool:
-        tables = list(pool.map(lambda part: _read_table(url, part, columns, connect_timeout, serial=serial), parts))
-    return pa.concat_tables(tables)
-
-
-def partition_queries(
-    connection: psycopg.Connection[Any],
-    sql: str,
-    columns: list[Column],
-    partition_on: str,
-    partitions: int,
-    bounds: tuple[Any, Any] | None = None,
-) -> list[str]:
-    """The query split into ranges of one integer, date or timestamp column, in ascending order.
-
-    The first range is open below and the last open above and holding the NULLs, so every row is in
-    exactly one range whatever the split points: `bounds` (the column's min and max; queried when
-    not given) only balance the ranges and may be stale. Read one after the other, the ranges give
-    the rows of a query ordered by that column (ascending, NULLs last) in the same order; for any
-    other order, rows come range by range, each range in the query's order.
-    """
-    from psycopg import sql as pg_sql
-
-    _check_partition_column(columns, partition_on)
-    name = pg_sql.Identifier(partition_on).as_string(connection)
-    if partitions > 1 and bounds is None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT min({name}), max({name}) FROM ({sql}) AS bounded")
-            row = cursor.fetchone()
-            assert row is not None
-            bounds = (row[0], row[1])
-    low, high = bounds or (None, None)
-    cuts = [pg_sql.Literal(cut).as_string(connection) for cut in split_points(low, high, partitions)]
-    if not cuts:
-        return [sql]
-    ranges = [f"{name} < {cuts[0]}"]
-    ranges += [f"{name} >= {low} AND {name} < {high}" for low, high in itertools.pairwise(cuts)]
-    ranges.append(f"{name} >= {cuts[-1]} OR {name} IS NULL")
-    return [f"SELECT * FROM ({sql}) AS partitioned WHERE {condition}" for condition in ranges]
-
-
-def split_points(low: Any, high: Any, partitions: int) -> list[Any]:
-    """Up to `partitions - 1` evenly spaced values strictly between `low` and `high` (ints, dates, times).
-
-    >>> split_points(0, 100, 4)
-    [25, 50, 75]
-    >>> split_points(1, 2, 4), split_points(None, None, 2)
-    ([], [])
-    """
-    if low is None or high is None or not low < high:
-        return []
-    return sorted({cut for i in range(1, partitions) if low < (cut := low + (high - low) * i // partitions)})
-
-
-_PARTITION_KINDS = ("int", "date", "timestamp", "timestamptz")
-
-
-def _check_partition_column(columns: list[Column], partition_on: str) -> None:
-    found = [column for column in columns if column.name == partition_on]
-    names = ", ".join(column.name for column in columns)
-    if not found:
-        raise SourceError(
-            f"source.partition_on: column {partition_on!r} is not in the query's result (it has: {names})",
-            hint="name a column of the query's result, spelled as the result names it",
-        )
-    if len(found) > 1:
-        raise SourceError(
-            f"source.partition_on: the query's result has {len(found)} columns named {partition_on!r}",
-            hint="rename the repeated columns in the query",
-        )
-    if found[0].kind not in _PARTITION_KINDS:
-        kind = found[0].kind.replace("oid:", "type OID ")
-        raise SourceError(
-            f"source.partition_on: column {partition_on!r} is {kind}; ranges need an integer, date or timestamp",
-            hint="partition on an id or a time column, or remove partition_on",
-        )
-
-
 def adbc_installed() -> bool:
     import importlib.util
 
@@ -390,8 +256,6 @@ def adbc_batches(
     import pyarrow as pa
     from psycopg.conninfo import make_conninfo
 
-    from retrainer.stages.extract import query_failed, unreachable
-
     names = [f"c{i}" for i in range(len(columns))]
     try:
         with (
@@ -408,12 +272,12 @@ def adbc_batches(
                 arrays = [_cast_adbc(batch.column(i), column) for i, column in enumerate(columns)]
                 yield pa.RecordBatch.from_arrays(arrays, names=names)
     except adbc_driver_manager.OperationalError as error:
-        raise unreachable(url, error) from None
+        raise source_unreachable(url, error) from None
     except adbc_driver_manager.Error as error:
-        raise query_failed(url, error) from None
+        raise source_query_failed(url, error) from None
     except OSError as error:  # raised by the Arrow stream once rows flow: libpq's status in the text
         statement_error = "ERROR:" in str(error) and "FATAL:" not in str(error)
-        raise (query_failed(url, error) if statement_error else unreachable(url, error)) from None
+        raise (source_query_failed(url, error) if statement_error else source_unreachable(url, error)) from None
 
 
 def _cast_adbc(values: pa.Array, column: Column) -> pa.Array:
