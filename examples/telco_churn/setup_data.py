@@ -9,13 +9,15 @@ Data: IBM's Telco Customer Churn sample (7,043 customers), as shipped by the `rd
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import create_engine
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # examples/_table_loader.py, shared by the examples' loaders
+from _table_loader import load, main  # noqa: E402
+
 TABLE = "customers"
 
 
@@ -27,28 +29,7 @@ def telco_frame() -> pd.DataFrame:
     return frame
 
 
-def load(url: str, frame: pd.DataFrame, table: str = TABLE) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            frame.to_sql(table, connection, if_exists="replace", index=False, chunksize=2000)
-    finally:
-        engine.dispose()
-    return len(frame)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sqlite", default=str(HERE / "telco.db"), help="SQLite file to (re)create")
-    parser.add_argument("--postgres", help="also load into this PostgreSQL URL")
-    args = parser.parse_args()
-    frame = telco_frame()
-    rows = load(f"sqlite:///{args.sqlite}", frame)
-    print(f"loaded {rows:,} customers into {args.sqlite} (table {TABLE})")
-    if args.postgres:
-        load(args.postgres, frame)
-        print(f"loaded {rows:,} customers into {args.postgres} (table {TABLE})")
-
+__all__ = ["TABLE", "load", "telco_frame"]
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, telco_frame, HERE / "telco.db", TABLE, "customers")
