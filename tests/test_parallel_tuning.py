@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import retrainer
-from retrainer.stages.tune import claim_lock, claim_trial, run_claimed_trial, share_of
+from retrainer.tuning import claim_lock, claim_trial, run_claimed_trial, share_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -236,7 +236,7 @@ def tune_worker(
     spec_data: dict[str, Any], run_id: str, as_of: str | datetime | None, workers: int, worker: int
 ) -> None:
     """One tuning worker: run its share of the trials against the shared studies, then exit."""
-    from retrainer.stages.tune import run_trials
+    from retrainer.tuning import run_trials
 
     logging.basicConfig(level=logging.INFO, format=f"tune worker {worker}: %(message)s")
     ctx, inputs = stage_inputs(Spec.model_validate(spec_data), "tune", run_id=run_id, as_of=as_of)
