@@ -88,4 +88,4 @@ def fail_abandoned_trials(study: optuna.Study, ctx: RunContext) -> None:
         ctx.logger.warning(
             "trial %d of %s was left running by an interrupted run; marking it failed", trial.number, study.study_name
         )
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
