@@ -3,16 +3,18 @@
 A run killed mid-tune resumes with the trials it had finished, and only runs the ones still owed.
 Each candidate's first trial is its known-good default configuration; with `models.warm_start`,
 the production champion's parameters follow as a trial of the champion's candidate. `models.timeout`
-is one wall-clock budget for tuning and the final fit (`retrainer.tuning.budget`).
+is one wall-clock budget for tuning and the final fit (`retrainer.tuning.budget`). With
+`models.workers`, the stage fans out (`FanOut`): workers run trials against the same studies first,
+then the stage runs whatever they left owing and summarises the studies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import StageError
-from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.pipeline import FanOut, RunContext, Stage, StageOutput
 from retrainer.tasks import from_info
 from retrainer.tuning import (
     budget_deadline,
@@ -24,27 +26,22 @@ from retrainer.tuning import (
     spent_on_trials,
 )
 
+if TYPE_CHECKING:
+    import optuna
+
+_DEADLINE = "tune.deadline"  # in ctx.scratch: one budget for the workers and the leftovers
+
 
 def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     import optuna
 
     spec = ctx.spec
-    task = from_info(inputs["target_info"])
-    metric = task.ranking_metric(spec)
+    metric = from_info(inputs["target_info"]).ranking_metric(spec)
     workers = spec.models.workers
-    studies = {candidate: open_study(ctx, candidate, metric) for candidate in task.candidates(spec)}
-    for study in studies.values():  # the only process now: no trial can still be running
+    studies = _open_studies(ctx, inputs)
+    for study in studies.values():  # alone, or the workers have exited: a trial still running was a crashed one's
         fail_abandoned_trials(study, ctx)
-    spent = spent_on_trials(studies.values()) if spec.models.timeout_seconds else 0.0
-    deadline = budget_deadline(spec, spent)  # one budget for the workers and the leftovers
-    if spent:
-        ctx.logger.info("earlier trials of this tuning spent %.0f s of models.timeout", spent)
-    cap = spec.models.n_trials
-    owed = sum(cap - len(done_trials(study)) for study in studies.values()) if cap is not None else 1
-    if workers > 1 and owed > 0:  # under Airflow, mapped worker tasks have already run the trials
-        _run_with_worker_processes(ctx, inputs, workers, deadline)
-        for study in studies.values():  # the workers have exited: a trial still running was a crashed one's
-            fail_abandoned_trials(study, ctx)
+    deadline = ctx.scratch.pop(_DEADLINE) if _DEADLINE in ctx.scratch else _deadline(ctx, studies)
     # alone, or whatever the workers left owing (one crashed, or started late): a seed no worker used,
     # so the leftover trials do not replay a worker's first samples
     run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0, deadline=deadline)
@@ -97,28 +94,37 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
 
 
-def _run_with_worker_processes(
-    ctx: RunContext, inputs: Mapping[str, Any], workers: int, deadline: float | None = None
-) -> None:
-    """`--workers N` on one machine: this process is worker 0, N-1 more run beside it on the same studies."""
-    import multiprocessing
+def _open_studies(ctx: RunContext, inputs: Mapping[str, Any]) -> dict[str, optuna.Study]:
+    task = from_info(inputs["target_info"])
+    metric = task.ranking_metric(ctx.spec)
+    return {candidate: open_study(ctx, candidate, metric) for candidate in task.candidates(ctx.spec)}
 
-    from retrainer.executor import tune_worker
 
-    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or SQLite state
-    args = (ctx.spec.model_dump(mode="json"), ctx.run_id, ctx.as_of, workers)
-    processes = [spawn.Process(target=tune_worker, args=(*args, worker), daemon=True) for worker in range(1, workers)]
-    ctx.logger.info("tuning with %d worker processes", workers)
-    for process in processes:
-        process.start()
-    try:
-        run_trials(ctx, inputs, 0, workers, deadline=deadline)
-    finally:
-        for process in processes:
-            process.join()
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed:
-        ctx.logger.warning("%d of %d tuning workers failed (exit codes %s)", len(failed), workers, failed)
+def _deadline(ctx: RunContext, studies: Mapping[str, optuna.Study]) -> float | None:
+    """`models.timeout` from now, less what earlier trials of this tuning spent (a resumed run)."""
+    spent = spent_on_trials(studies.values()) if ctx.spec.models.timeout_seconds else 0.0
+    if spent:
+        ctx.logger.info("earlier trials of this tuning spent %.0f s of models.timeout", spent)
+    return budget_deadline(ctx.spec, spent)
+
+
+def _trials_owed(ctx: RunContext, inputs: Mapping[str, Any]) -> bool:
+    """Before the workers start (this is the only process): whether any trial is owed; sets the budget."""
+    spec = ctx.spec
+    studies = _open_studies(ctx, inputs)
+    for study in studies.values():  # the only process now: no trial can still be running
+        fail_abandoned_trials(study, ctx)
+    ctx.scratch[_DEADLINE] = _deadline(ctx, studies)
+    cap = spec.models.n_trials
+    owed = sum(cap - len(done_trials(study)) for study in studies.values()) if cap is not None else 1
+    if owed > 0:
+        ctx.logger.info("tuning with %d worker processes", spec.models.workers)
+    return owed > 0
+
+
+def _worker_trials(ctx: RunContext, inputs: Mapping[str, Any], worker: int, workers: int) -> None:
+    """One worker's trials; a spawned worker or a mapped task has no deadline handed over and computes it."""
+    run_trials(ctx, inputs, worker, workers, deadline=ctx.scratch.get(_DEADLINE))
 
 
 STAGE = Stage(
@@ -126,6 +132,7 @@ STAGE = Stage(
     func=tune,
     needs=("train", "preprocessor", "feature_schema", "target_info"),
     makes=("tuning",),
+    fan_out=FanOut(workers=lambda spec: spec.models.workers, work=_worker_trials, prepare=_trials_owed),
     # only what scores a trial: a new promotion gate or fairness rule must not re-tune
     spec_sections=(
         "models",
