@@ -21,9 +21,9 @@ from retrainer.tuning import (
     done_trials,
     fail_abandoned_trials,
     open_study,
-    priced_out,
     run_trials,
     spent_on_trials,
+    study_result,
 )
 
 if TYPE_CHECKING:
@@ -47,33 +47,13 @@ def tune(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     run_trials(ctx, inputs, seed_offset=workers if workers > 1 else 0, deadline=deadline)
     results: dict[str, dict[str, Any]] = {}
     for candidate, study in studies.items():  # study.trials reads the storage: the workers' trials too
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not complete and deadline is not None:  # the budget ran out before its defaults: others compete
+        result = study_result(study)
+        if result is None and deadline is not None:  # the budget ran out before its defaults: others compete
             ctx.logger.warning("%s: no trial finished within models.timeout; left out", candidate)
             continue
-        if not complete:
+        if result is None:
             raise StageError(f"tuning {candidate}: no trial completed", hint="raise models.n_trials or models.timeout")
-        not_started = [t for t in done_trials(study) if priced_out(t)]
-        results[candidate] = {
-            "best_value": study.best_value,
-            "best_params": study.best_params,
-            "best_iteration": study.best_trial.user_attrs.get("best_iteration"),
-            "n_trials": len(done_trials(study)) - len(not_started),  # trials that fitted a model
-            "n_complete": len(complete),
-            "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]) - len(not_started),
-            "n_not_started": len(not_started),  # sampled, then priced too costly for the time left
-            "history": [
-                {
-                    "number": t.number,
-                    "value": t.value,
-                    "state": t.state.name,
-                    "proposal": t.user_attrs.get("proposal", "sampler"),
-                    "params": t.params,
-                    "seconds": round(t.duration.total_seconds(), 3) if t.duration else None,
-                }
-                for t in study.trials
-            ],
-        }
+        results[candidate] = result
     if not results:
         raise StageError("tuning: no trial completed within models.timeout", hint="raise models.timeout")
     direction = next(iter(studies.values())).direction

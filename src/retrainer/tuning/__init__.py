@@ -29,6 +29,7 @@ from retrainer.tuning.studies import (
     open_study,
     priced_out,
     pruner_for,
+    study_result,
     study_storage,
 )
 from retrainer.tuning.trials import run_trials, tuning_rows
@@ -54,6 +55,7 @@ __all__ = [
     "share_of",
     "spend_budget",
     "spent_on_trials",
+    "study_result",
     "study_storage",
     "trial_work",
     "tuning_rows",

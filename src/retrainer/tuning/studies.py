@@ -89,3 +89,34 @@ def fail_abandoned_trials(study: optuna.Study, ctx: RunContext) -> None:
             "trial %d of %s was left running by an interrupted run; marking it failed", trial.number, study.study_name
         )
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
+def study_result(study: optuna.Study) -> dict[str, Any] | None:
+    """What the `tuning` artifact records of one candidate's study (its best trial, counts, history),
+    or None when no trial of it completed."""
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return None
+    not_started = [t for t in done_trials(study) if priced_out(t)]
+    return {
+        "best_value": study.best_value,
+        "best_params": study.best_params,
+        "best_iteration": study.best_trial.user_attrs.get("best_iteration"),
+        "n_trials": len(done_trials(study)) - len(not_started),  # trials that fitted a model
+        "n_complete": len(complete),
+        "n_pruned": len([t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]) - len(not_started),
+        "n_not_started": len(not_started),  # sampled, then priced too costly for the time left
+        "history": [
+            {
+                "number": t.number,
+                "value": t.value,
+                "state": t.state.name,
+                "proposal": t.user_attrs.get("proposal", "sampler"),
+                "params": t.params,
+                "seconds": round(t.duration.total_seconds(), 3) if t.duration else None,
+            }
+            for t in study.trials
+        ],
+    }
