@@ -11,8 +11,6 @@ from __future__ import annotations
 import grimp
 
 KNOWN_CYCLE_IMPORTS = {
-    ("retrainer", "retrainer.executor"): "the facade types its lazy `retrainer.run`; pipeline and lineage read "
-    "`retrainer.__version__` from it (a `retrainer._version` module would end this)",
     ("retrainer.pipeline", "retrainer.integrations.mlflow_registry"): "RunContext.registry builds the registry",
     ("retrainer.integrations.mlflow_registry", "retrainer.stages.extract"): "safe_url: the sources move",
     ("retrainer.integrations.locks", "retrainer.stages.extract"): "safe_url: the sources move",

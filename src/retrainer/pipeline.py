@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retrainer import __version__
+from retrainer._version import __version__
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
