@@ -247,8 +247,7 @@ def test_multiclass_and_regression_mlps_survive_pickle_and_skops(
 
 
 def test_lightgbm_stops_early_and_reports_its_best_iteration(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
-    from retrainer.models.fitting import fit_model
-    from retrainer.stages.tune import make_model
+    from retrainer.models.fitting import fit_model, make_model
 
     X, y, preprocessor = telco_xy  # noqa: N806
     spec = telco_spec(candidates=["lightgbm"])
@@ -266,7 +265,8 @@ def test_lightgbm_stops_early_and_reports_its_best_iteration(telco_xy: tuple[pd.
 def test_the_pruner_stops_weak_trials_after_a_fold(telco_xy: tuple[pd.DataFrame, np.ndarray, Any], pruner: str) -> None:
     import optuna
 
-    from retrainer.stages.tune import _pruner, cross_validate
+    from retrainer.models.fitting import cross_validate
+    from retrainer.tuning import pruner_for
 
     X, y, preprocessor = telco_xy  # noqa: N806
     spec = telco_spec(candidates=["lightgbm"], pruner=pruner, early_stopping_rounds=0)
@@ -275,7 +275,7 @@ def test_the_pruner_stops_weak_trials_after_a_fold(telco_xy: tuple[pd.DataFrame,
         study_name="telco-pruning",
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=1),
-        pruner=_pruner(spec),
+        pruner=pruner_for(spec),
     )
     # three sound boosters, then stumps of one or two trees: those trail from the first fold on
     for trees, leaves in ((100, 8), (150, 8), (100, 16), (1, 2), (2, 2)):
@@ -305,8 +305,7 @@ def test_best_threshold_maximizes_f1_on_out_of_fold_predictions(
     telco_xy: tuple[pd.DataFrame, np.ndarray, Any],
 ) -> None:
     from retrainer.metrics import score
-    from retrainer.models.fitting import best_threshold, out_of_fold_proba
-    from retrainer.stages.tune import make_model
+    from retrainer.models.fitting import best_threshold, make_model, out_of_fold_proba
 
     X, y, preprocessor = telco_xy  # noqa: N806
     spec = telco_spec()
@@ -323,15 +322,15 @@ def test_best_threshold_maximizes_f1_on_out_of_fold_predictions(
 
 def test_champion_params_logged_as_strings_come_back_inside_the_space() -> None:
     from retrainer.models import search_space
-    from retrainer.stages.tune import _in_space
+    from retrainer.tuning import params_in_space
 
     space = search_space("lightgbm")
     logged = {"n_estimators": "137", "learning_rate": "0.07", "class_weight": "balanced", "num_leaves": "999"}
 
-    values = _in_space(logged, space)
+    values = params_in_space(logged, space)
 
     assert values == {"n_estimators": 137, "learning_rate": 0.07, "class_weight": "balanced"}  # 999 is out of range
-    assert _in_space({"class_weight": "None"}, space) == {"class_weight": None}
+    assert params_in_space({"class_weight": "None"}, space) == {"class_weight": None}
 
 
 def test_the_mlp_optimizer_matches_torch_adam() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import retrainer
-from retrainer.stages.tune import claim_lock, claim_trial, run_claimed_trial, share_of
+from retrainer.tuning import claim_lock, claim_trial, fail_abandoned_trials, run_claimed_trial, share_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -72,6 +72,26 @@ def test_workers_sharing_a_journal_study_take_exactly_the_cap_between_them(tmp_p
     taken = _take_trials_side_by_side(storage, None, tmp_path, cap=9)
     assert sorted(taken[0] + taken[1]) == list(range(9))
     assert taken[0] and taken[1], "both workers took trials"
+
+
+def test_a_trial_a_killed_worker_left_running_is_failed_and_owed_again(tmp_path: Path) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.create_study(study_name="abandoned", storage=storage)
+    study.tell(study.ask(), 0.5)
+    study.ask()  # its worker was killed before telling it
+    ctx = SimpleNamespace(logger=logging.getLogger("retrainer"))
+
+    fail_abandoned_trials(optuna.load_study(study_name="abandoned", storage=storage), ctx)  # type: ignore[arg-type]
+
+    states = [t.state for t in optuna.load_study(study_name="abandoned", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
 
 
 def test_workers_on_a_postgres_study_claim_under_an_advisory_lock(scratch_database: str, tmp_path: Path) -> None:

@@ -106,9 +106,9 @@ def test_n_trials_caps_each_candidate_under_a_timeout(tmp_path: Path, telco_trai
 
 
 def test_expected_cost_favours_the_improving_cheap_candidate() -> None:
-    from retrainer.stages.tune import _Record, expected_cost_for_improvement
+    from retrainer.tuning import CandidateRecord, expected_cost_for_improvement
 
-    fast = _Record(
+    fast = CandidateRecord(
         spent=2.0,
         trials=4,
         best=0.85,
@@ -117,7 +117,9 @@ def test_expected_cost_favours_the_improving_cheap_candidate() -> None:
         spent_at_previous_best=1.0,
         complete_seconds=[0.5] * 4,
     )
-    stalled = _Record(spent=20.0, trials=2, best=0.82, first=0.82, spent_at_best=10.0, complete_seconds=[10.0] * 2)
+    stalled = CandidateRecord(
+        spent=20.0, trials=2, best=0.82, first=0.82, spent_at_best=10.0, complete_seconds=[10.0] * 2
+    )
 
     costs = expected_cost_for_improvement({"fast": fast, "stalled": stalled})
 
@@ -129,7 +131,7 @@ def test_expected_cost_favours_the_improving_cheap_candidate() -> None:
 def test_tune_rows_samples_stratified_and_train_uses_every_row(
     tmp_path: Path, telco_train: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from retrainer.stages.tune import tuning_rows
+    from retrainer.tuning import tuning_rows
 
     spec = budget_spec(tmp_path, candidates=["logistic_regression"], n_trials=1, tune_rows=500)
     X, y = telco_train.drop(columns=["churn"]), telco_train["churn"].to_numpy()  # noqa: N806
@@ -155,7 +157,7 @@ def test_trial_work_scales_a_candidates_measured_seconds_to_a_new_sample() -> No
     import optuna
 
     from retrainer.models import CATALOGUE
-    from retrainer.stages.tune import _records, trial_work
+    from retrainer.tuning import candidate_records, trial_work
 
     forest = CATALOGUE["random_forest"].defaults
     assert trial_work("random_forest", {**forest, "max_features": 0.5, "max_depth": 16}, 108) > 5 * trial_work(
@@ -183,12 +185,13 @@ def test_trial_work_scales_a_candidates_measured_seconds_to_a_new_sample() -> No
                 trial_id=0,
             )
         )
-    assert _records({"lightgbm": study})["lightgbm"].seconds_per_work == pytest.approx(0.03)
+    assert candidate_records({"lightgbm": study})["lightgbm"].seconds_per_work == pytest.approx(0.03)
 
 
 def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path, telco_train: pd.DataFrame) -> None:
     from retrainer.stages.features import build_preprocessor
-    from retrainer.stages.tune import budget_deadline, open_study, spent_on_trials, tune
+    from retrainer.stages.tune import tune
+    from retrainer.tuning import budget_deadline, open_study, spent_on_trials
 
     budget = 12.0
     spec = budget_spec(tmp_path, candidates=["logistic_regression", "lightgbm"], timeout=f"{budget}s")
@@ -256,7 +259,7 @@ def test_the_local_search_alternates_with_tpe_and_narrows_when_it_misses() -> No
     import optuna
 
     from retrainer.models import CATALOGUE
-    from retrainer.stages import tune as tune_module
+    from retrainer.tuning import local_proposal
 
     space = {"learning_rate": CATALOGUE["lightgbm"].space["learning_rate"]}
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
@@ -275,15 +278,15 @@ def test_the_local_search_alternates_with_tpe_and_narrows_when_it_misses() -> No
     draw = random.Random(0)
     for rate, value in [(0.05, 0.80), (0.2, 0.70), (0.02, 0.75), (0.1, 0.78)]:
         add(rate, value)
-    assert tune_module.local_proposal(study, space, draw) is None  # TPE's start-up is not over
+    assert local_proposal(study, space, draw) is None  # TPE's start-up is not over
     add(0.011, 0.60)
-    near = tune_module.local_proposal(study, space, draw)
+    near = local_proposal(study, space, draw)
     assert near is not None and 0.02 < near["learning_rate"] < 0.12  # around the best trial's 0.05
     add(near["learning_rate"], 0.5, "local")
-    assert tune_module.local_proposal(study, space, draw) is None  # TPE's turn after a local trial
+    assert local_proposal(study, space, draw) is None  # TPE's turn after a local trial
 
     def spread(draws: int = 200) -> float:
-        rates = [tune_module.local_proposal(study, space, random.Random(i))["learning_rate"] for i in range(draws)]  # type: ignore[index]
+        rates = [local_proposal(study, space, random.Random(i))["learning_rate"] for i in range(draws)]  # type: ignore[index]
         return float(np.std(np.log(rates)))
 
     add(0.3, 0.5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from retrainer._version import __version__
 
 # LightGBM and XGBoost use OpenMP; on small machines spinning worker threads slow fits ~30x.
 # It must be set before the OpenMP runtime loads, so it is set at import, and only as a default.

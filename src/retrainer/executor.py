@@ -4,7 +4,8 @@ A stage's cache key hashes its name, its code, its spec sections, its inputs' di
 extract) the source's fingerprint. A stage whose key has a complete entry in the store is not run;
 its outputs are loaded only if a later stage that does run needs them, so an unchanged pipeline
 finishes in about a second. A crashed or interrupted run leaves its finished stages cached: the same
-command resumes where it stopped (tuning resumes trial by trial).
+command resumes where it stopped (tuning resumes trial by trial). A stage that declares a fan-out
+(`Stage.fan_out`: tuning) first shares its work among local worker processes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from retrainer.errors import RejectedError, RetrainerError, SpecError, StageError, StoreError
 from retrainer.faults import kill_point
-from retrainer.pipeline import Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
+from retrainer.pipeline import FanOut, Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, ParquetFile, RunStore
 
@@ -232,15 +233,43 @@ def stage_inputs(
     raise StageError(f"no stage named {stage_name!r}")
 
 
-def tune_worker(
-    spec_data: dict[str, Any], run_id: str, as_of: str | datetime | None, workers: int, worker: int
+def stage_worker(
+    spec_data: dict[str, Any], run_id: str, as_of: str | datetime | None, stage_name: str, workers: int, worker: int
 ) -> None:
-    """One tuning worker: run its share of the trials against the shared studies, then exit."""
-    from retrainer.stages.tune import run_trials
+    """One worker of a stage's fan-out (`Stage.fan_out`): its part of the work, then exit.
 
-    logging.basicConfig(level=logging.INFO, format=f"tune worker {worker}: %(message)s")
-    ctx, inputs = stage_inputs(Spec.model_validate(spec_data), "tune", run_id=run_id, as_of=as_of)
-    run_trials(ctx, inputs, worker, workers)
+    The target of the local worker processes and of the Airflow tasks `<stage>_worker`.
+    """
+    from retrainer.stages import default_pipeline
+
+    fan_out = default_pipeline().get(stage_name).fan_out
+    if fan_out is None:
+        raise StageError(f"stage {stage_name} does not fan out")
+    logging.basicConfig(level=logging.INFO, format=f"{stage_name} worker {worker}: %(message)s")
+    ctx, inputs = stage_inputs(Spec.model_validate(spec_data), stage_name, run_id=run_id, as_of=as_of)
+    fan_out.work(ctx, inputs, worker, workers)
+
+
+def _fan_out(stage: Stage, fan_out: FanOut, ctx: RunContext, inputs: Mapping[str, Any]) -> None:
+    """`fan_out.workers` workers on one machine: this process is worker 0, the others are spawned beside it."""
+    import multiprocessing
+
+    workers = fan_out.workers(ctx.spec)
+    if workers <= 1 or (fan_out.prepare is not None and not fan_out.prepare(ctx, inputs)):
+        return  # under Airflow, the mapped worker tasks have already done the work
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or SQLite state
+    args = (ctx.spec.model_dump(mode="json"), ctx.run_id, ctx.as_of, stage.name, workers)
+    processes = [spawn.Process(target=stage_worker, args=(*args, worker), daemon=True) for worker in range(1, workers)]
+    for process in processes:
+        process.start()
+    try:
+        fan_out.work(ctx, inputs, 0, workers)
+    finally:
+        for process in processes:
+            process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        ctx.logger.warning("%d of %d %s workers failed (exit codes %s)", len(failed), workers, stage.name, failed)
 
 
 def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool) -> dict[str, Any]:
@@ -315,7 +344,10 @@ def _run_stage(
                 status, summary, metrics = "cached", manifest.get("summary", ""), manifest.get("metrics", {})
                 logger.info("cache hit %s (run %s)", key, manifest.get("run_id"))
             else:
-                output = stage.func(ctx, _LazyInputs(store, refs, loaded, stage.needs))
+                inputs = _LazyInputs(store, refs, loaded, stage.needs)
+                if stage.fan_out is not None:
+                    _fan_out(stage, stage.fan_out, ctx, inputs)
+                output = stage.func(ctx, inputs)
                 _save_outputs(stage, ctx, key, output, refs, loaded)
                 status, summary, metrics = "ran", output.summary, output.metrics
         except BaseException as error:

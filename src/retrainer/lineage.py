@@ -6,7 +6,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from retrainer import __version__
+from retrainer._version import __version__
 
 
 @lru_cache(maxsize=8)

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retrainer import __version__
+from retrainer._version import __version__
 from retrainer.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -97,13 +97,35 @@ class StageOutput:
 StageFn = Callable[[RunContext, Mapping[str, Any]], StageOutput]
 
 
+WorkFn = Callable[[RunContext, Mapping[str, Any], int, int], None]
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """Work a stage shares out among several workers before it runs (tuning's trials).
+
+    `workers(spec)` says how many (1: no fan-out); `work(ctx, inputs, worker, workers)` does one
+    worker's part. The local executor runs worker 0 in its own process beside spawned ones, the Airflow
+    DAG runs them as the mapped task `<stage>_worker` ahead of the stage's task; each worker rebuilds
+    the stage's context and inputs from the cache. The work must be shared through the store and
+    resumable: the stage itself runs next and finishes whatever a worker left (one crashed, or started
+    late). `prepare(ctx, inputs)`, run by the local executor before any worker starts, says whether
+    anything is left to share out.
+    """
+
+    workers: Callable[[Spec], int]
+    work: WorkFn
+    prepare: Callable[[RunContext, Mapping[str, Any]], bool] | None = None
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the pipeline.
 
     `spec_sections` and `code` feed the cache key: change the spec section or the code and the stage
     runs again. `fingerprint` lets a stage add the state of the outside world (a source table) to its key.
-    A stage that is not `cacheable` talks to the registry and runs every time.
+    A stage that is not `cacheable` talks to the registry and runs every time. `fan_out` shares part of
+    its work among workers first (`FanOut`).
     """
 
     name: str
@@ -114,6 +136,7 @@ class Stage:
     code: tuple[str, ...] = ()
     cacheable: bool = True
     fingerprint: Callable[[RunContext], str] | None = None
+    fan_out: FanOut | None = None
 
     def code_version(self) -> str:
         """Hash of the source of the stage's module and of the modules it declares in `code`."""

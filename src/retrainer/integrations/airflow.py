@@ -35,7 +35,7 @@ from airflow.sdk import dag, task
 SPEC = {spec_path!r}
 ENV = {env!r}
 STORE = {store!r}  # the run store, made absolute at export: tasks run in any working directory
-WORKERS = {workers!r}  # tuning tasks sharing one Optuna study (models.workers)
+FAN_OUT = {fan_out!r}  # stage -> how many mapped `<stage>_worker` tasks share its work first
 
 
 def _stage(name: str):
@@ -48,11 +48,14 @@ def _stage(name: str):
     return run_stage
 
 
-@task(task_id="tune_worker"{task_options})
-def tune_worker(worker: int, **context) -> dict:
-    from retrainer.integrations.airflow import run_tune_worker
+def _workers(name: str):
+    @task(task_id=f"{{name}}_worker"{task_options})
+    def run_worker(worker: int, **context) -> dict:
+        from retrainer.integrations.airflow import run_worker_task
 
-    return run_tune_worker(SPEC, ENV, STORE, worker, WORKERS, context)
+        return run_worker_task(SPEC, ENV, STORE, name, worker, FAN_OUT[name], context)
+
+    return run_worker
 
 
 @dag(
@@ -79,8 +82,8 @@ def {function}():
 
     previous = prerequisites()
     for name in {stages!r}:
-        if name == "tune" and WORKERS > 1:  # fan out: mapped tasks run trials against one study
-            workers = tune_worker.expand(worker=list(range(WORKERS)))
+        if FAN_OUT.get(name, 1) > 1:  # fan out: mapped tasks do their part of the stage's work first
+            workers = _workers(name).expand(worker=list(range(FAN_OUT[name])))
             previous >> workers
             previous = workers
         current = _stage(name)()
@@ -160,6 +163,7 @@ def render_dag(spec: Spec, env: str | None = None, *, scheduled: bool = True) ->
         f", {key}={value!r}" for key, value in (("pool", rules.pool), ("queue", rules.queue)) if value
     )
     dag_id = dag_id_for(spec)
+    pipeline = default_pipeline()
     return _TEMPLATE.format(
         name=spec.name,
         spec_path=spec.spec_path,
@@ -178,8 +182,8 @@ def render_dag(spec: Spec, env: str | None = None, *, scheduled: bool = True) ->
         retry_delay=int(parse_duration(rules.retry_delay)),
         execution_timeout=int(parse_duration(rules.execution_timeout)),
         task_options=task_options,
-        stages=default_pipeline().names,
-        workers=spec.models.workers,
+        stages=pipeline.names,
+        fan_out={stage.name: stage.fan_out.workers(spec) for stage in pipeline.stages if stage.fan_out is not None},
     )
 
 
@@ -278,15 +282,22 @@ def _last_attempt(context: dict[str, Any]) -> bool:
     return int(getattr(ti, "try_number", 1)) > int(getattr(ti, "max_tries", 0))
 
 
+def run_worker_task(
+    spec_path: str, env: str | None, store: str, stage: str, worker: int, workers: int, context: dict[str, Any]
+) -> dict[str, Any]:
+    """One mapped `<stage>_worker` task: its part of the stage's fan-out (tuning: trials against the shared study)."""
+    from retrainer.executor import stage_worker
+
+    spec = _load(spec_path, env, store)
+    stage_worker(spec.model_dump(mode="json"), run_id_for(context), _options(context)["as_of"], stage, workers, worker)
+    return {"run_id": run_id_for(context), "worker": worker, "workers": workers}
+
+
 def run_tune_worker(
     spec_path: str, env: str | None, store: str, worker: int, workers: int, context: dict[str, Any]
 ) -> dict[str, Any]:
-    """One mapped tuning task: its share of the trials, against the study every worker shares."""
-    from retrainer.executor import tune_worker
-
-    spec = _load(spec_path, env, store)
-    tune_worker(spec.model_dump(mode="json"), run_id_for(context), _options(context)["as_of"], workers, worker)
-    return {"run_id": run_id_for(context), "worker": worker, "workers": workers}
+    """What DAG files exported before fan-out was a stage hook call: keeps already deployed DAGs running."""
+    return run_worker_task(spec_path, env, store, "tune", worker, workers, context)
 
 
 def summarize_pipelines(pipelines: dict[str, dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:

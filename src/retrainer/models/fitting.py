@@ -1,4 +1,5 @@
-"""Fitting a candidate's pipeline: early stopping for the boosters, out-of-fold scores, the threshold.
+"""Assembling and fitting a candidate's pipeline: the model, cross-validation, early stopping for the
+boosters, out-of-fold scores, the threshold.
 
 Early stopping holds out a stratified share of the rows it is given (a CV training fold), fits the
 preprocessing on the rest and lets XGBoost/LightGBM stop when the held-out loss (log loss, or the
@@ -10,19 +11,107 @@ training rows with exactly that many trees (no rows held back, no early stopping
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from retrainer.models import EARLY_STOPPING, fit_params
+from retrainer.models import EARLY_STOPPING, build_estimator, fit_params
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import numpy as np
+    import optuna
     import pandas as pd
 
+    from retrainer.spec import Spec
     from retrainer.tasks import Task
 
 VALIDATION_SHARE = 0.15  # of each training fold, held out to decide when a booster stops
+
+
+def make_model(
+    preprocessor: Any,
+    candidate: str,
+    params: dict[str, Any],
+    spec: Spec,
+    calibrate: bool = False,
+    task: Task | None = None,
+) -> Any:
+    """The full model: a fresh copy of the preprocessing followed by the task's estimator (as the task
+    wraps it: calibrated if asked, or on a transformed target)."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from retrainer.tasks import from_info
+
+    task = task or from_info(None)
+    fixed = spec.models.params.get(candidate, {})
+    estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs, task.estimator_type)
+    return Pipeline([("preprocess", clone(preprocessor)), ("model", task.wrap(estimator, spec, calibrate))])
+
+
+def cross_validate(
+    trial: optuna.Trial | None,
+    candidate: str,
+    params: dict[str, Any],
+    preprocessor: Any,
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray,
+    spec: Spec,
+    stop_at: float | None = None,
+    holdout: bool = False,
+    task: Task | None = None,
+) -> float:
+    """Mean CV score; reports each fold's running mean to Optuna so the pruner can stop early.
+
+    A booster's best iteration per fold (early stopping) is kept on the trial as `best_iteration`.
+    With `stop_at` (time.monotonic()), a trial whose next fold would end past it is pruned: a slow
+    trial started late must not overrun the budget. With `holdout`, only the first fold is fitted and
+    scored (one fit a trial instead of k: what a tight budget on big data affords).
+    """
+    import numpy as np
+    import optuna
+
+    from retrainer.metrics import score
+    from retrainer.tasks import from_info
+
+    task = task or from_info(None)
+    metric = task.ranking_metric(spec)
+    fixed = {**params, **spec.models.params.get(candidate, {})}
+    scores: list[float] = []
+    iterations: list[int] = []
+    started = time.monotonic()
+    for fold, (fit_rows, score_rows) in enumerate(task.folds(y, spec.models.cv_folds, spec.seed)):
+        model = make_model(preprocessor, candidate, params, spec, task=task)
+        best = fit_model(
+            model,
+            candidate,
+            fixed,
+            X.iloc[fit_rows],
+            y[fit_rows],
+            early_stopping_rounds=spec.models.early_stopping_rounds,
+            seed=spec.seed,
+            task=task,
+        )
+        if best is not None:
+            iterations.append(best)
+        output = task.predict(model, X.iloc[score_rows])
+        scores.append(score(metric, y[score_rows], output, spec.evaluation.decision_threshold))
+        if holdout and trial is None:
+            break
+        if trial is not None:
+            if iterations:
+                trial.set_user_attr("best_iteration", round(float(np.mean(iterations))))
+            trial.report(float(np.mean(scores)), fold)
+            if holdout:
+                break
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+            per_fold = (time.monotonic() - started) / (fold + 1)
+            if stop_at is not None and fold + 1 < spec.models.cv_folds and time.monotonic() + per_fold > stop_at:
+                trial.set_user_attr("stopped", "timeout")
+                raise optuna.TrialPruned()
+    return float(np.mean(scores))
 
 
 def fit_model(

@@ -12,9 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from retrainer.models.fitting import best_threshold, fit_model, out_of_fold_proba
+from retrainer.models.fitting import best_threshold, fit_model, make_model, out_of_fold_proba
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.stages.tune import make_model
 from retrainer.tasks import from_info
 
 
@@ -81,5 +80,5 @@ STAGE = Stage(
     needs=("train", "preprocessor", "feature_schema", "tuning", "target_info"),
     makes=("model", "training"),
     spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed"),
-    code=("retrainer.stages.tune", "retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp"),
+    code=("retrainer.models", "retrainer.models.fitting", "retrainer.models.mlp"),
 )
