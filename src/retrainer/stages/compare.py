@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from retrainer.metrics import better, shown
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
-from retrainer.tasks import from_info
+from retrainer.tasks import TASK_MODULES, from_info
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import VersionInfo
@@ -167,5 +167,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("decision",),
     cacheable=False,
-    code=("retrainer.stages.evidence", "retrainer.evidence"),
+    code=("retrainer.stages.evidence", "retrainer.evidence", *TASK_MODULES),
 )

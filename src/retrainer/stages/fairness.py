@@ -18,7 +18,7 @@ from retrainer.errors import GateFailed
 from retrainer.evidence import group_labels
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, segment_column
-from retrainer.tasks import from_info
+from retrainer.tasks import TASK_MODULES, from_info
 
 
 def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -74,5 +74,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("fairness",),
     spec_sections=("evaluation", "target"),
-    code=("retrainer.evidence", "retrainer.stages.evidence"),
+    code=("retrainer.evidence", "retrainer.stages.evidence", *TASK_MODULES),
 )

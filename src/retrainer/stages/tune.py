@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import StageError
 from retrainer.pipeline import FanOut, RunContext, Stage, StageOutput
-from retrainer.tasks import from_info
+from retrainer.tasks import TASK_MODULES, from_info
 from retrainer.tuning import (
     budget_deadline,
     done_trials,
@@ -136,5 +136,6 @@ STAGE = Stage(
         "retrainer.models.mlp",
         "retrainer.metrics",
         "retrainer.models.scoring",
+        *TASK_MODULES,
     ),
 )
