@@ -275,7 +275,9 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
     telco_db()
     cheap = {"candidates": ["logistic_regression", "lightgbm"], "n_trials": 1, "cv_folds": 3}
     routing = example_spec(tmp_path, "workflow_routing", "jobs_frame", models=cheap)
-    prices = example_spec(tmp_path, "house_prices", "sales_frame", models={**cheap, "candidates": ["ridge"]})
+    prices = example_spec(
+        tmp_path, "house_prices", "sales_frame", models={**cheap, "candidates": ["ridge", "lightgbm"]}
+    )
     out = airflow_home / "dags" / "tasks"
 
     written = export_dags([write_spec(), routing, prices], out)
@@ -307,3 +309,11 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
     assert json.loads(champion.tags["retrainer.task"]) == {"task": "multiclass", "labels": ["F", "L", "M", "VF"]}
     metrics = json.loads(champion.tags["retrainer.metrics"])
     assert metrics["accuracy"] >= 0.78 and metrics["f1_macro"] >= 0.72  # the example's own gates
+
+    prices_dag = bag.get_dag("retrainer_house_prices")
+    assert prices_dag is not None and str(prices_dag.test().state).endswith("success")
+    prices_spec = retrainer.load_spec(prices)
+    prices_champion = Registry(default_tracking_uri(RunStore(prices_spec.store))).by_alias("house-prices", "champion")
+    assert prices_champion is not None
+    assert json.loads(prices_champion.tags["retrainer.task"]) == {"task": "regression", "transform": "log"}
+    assert json.loads(prices_champion.tags["retrainer.metrics"])["rmse"] <= 40_000  # dollars: the example's gate

@@ -150,3 +150,9 @@ def test_regression_on_postgresql_log_target_promote_keep_and_reject(
     assert kept.outcome == "kept_champion", kept.reason
     assert kept.reason.startswith("rmse ")
     assert registry_for(spec).by_alias("ames", "champion").version == 1  # type: ignore[union-attr]
+
+    store = RunStore(spec.store)
+    assert promote(registry_for(spec), store, "ames", kept.model_version or 0) == 1  # a person overrides
+    assert registry_for(spec).by_alias("ames", "champion").version == kept.model_version  # type: ignore[union-attr]
+    assert rollback(registry_for(spec), store, "ames") == (1, kept.model_version)
+    assert registry_for(spec).by_alias("ames", "champion").version == 1  # type: ignore[union-attr]
