@@ -1,6 +1,6 @@
 """MkDocs hooks: the reference pages are generated from the code at build time, never copied by hand.
 
-- `reference/spec.md` from the pydantic models in `retrainer/spec.py` (each field's description);
+- `reference/spec.md` from the pydantic models in `retrainer/spec/` (each field's description);
 - `reference/cli.md` from the Typer app of the `retrainer/cli/` package (each command's help and options);
 - the `<!-- generated: NAME -->` markers in hand-written pages: the exit codes (from `retrainer/errors.py`)
   and the stages (from `retrainer.stages.default_pipeline()`).

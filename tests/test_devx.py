@@ -191,7 +191,7 @@ def test_explain_spec_fills_every_default_and_says_what_each_key_means(write_spe
 
 
 def test_every_spec_key_has_a_meaning_for_explain_spec_and_the_docs() -> None:
-    assert undocumented_fields(Spec) == [], "add description=... to these fields in spec.py"
+    assert undocumented_fields(Spec) == [], "add description=... to these fields in retrainer/spec/"
     markdown = reference_markdown(Spec)
     for section in ("source", "validation.columns", "features.derived", "promotion.min_improvement"):
         assert f"## `{section}`" in markdown

@@ -119,7 +119,7 @@ def reference_markdown(model: type[BaseModel]) -> str:
     parts = [
         "# Spec reference",
         "",
-        "Generated from the pydantic models in `retrainer/spec.py` when the docs are built: each key's",
+        "Generated from the pydantic models in `retrainer/spec/` when the docs are built: each key's",
         "meaning is its field description. `retrainer explain-spec SPEC` prints the same for one spec,",
         "with every default filled in.",
         "",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from retrainer.evidence import EVIDENCE_MODULES
 from retrainer.metrics import better, shown
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
@@ -167,5 +168,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("decision",),
     cacheable=False,
-    code=("retrainer.stages.evidence", "retrainer.evidence", *TASK_MODULES),
+    code=("retrainer.stages.evidence", *EVIDENCE_MODULES, *TASK_MODULES),
 )

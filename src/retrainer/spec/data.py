@@ -1,0 +1,239 @@
+"""The sections about the data: where it comes from, its target, its gates, its features and its split."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from retrainer.spec.common import _Section, parse_duration
+
+
+class SourceSpec(_Section):
+    """Where the training data comes from: a SQLAlchemy URL with a query or table, or a file."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. sqlite:///data.db or postgresql+psycopg://u@host/db."
+    )
+    query: str | None = Field(None, description="SQL query; may use :as_of, bound to the run's as_of date.")
+    table: str | None = Field(None, description="Table to read whole (instead of query).")
+    path: str | None = Field(None, description="Parquet or CSV file (instead of url).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra bind parameters for the query.")
+    fingerprint: Literal["summary", "content"] = Field(
+        "summary",
+        description=(
+            "How a SQL source is fingerprinted for caching: 'summary' runs one cheap aggregate query "
+            "(row count, and max of time_column when set); 'content' hashes every extracted row."
+        ),
+    )
+    connect_timeout: int = Field(10, ge=1, description="Seconds to wait for the database connection.")
+    retries: int = Field(
+        1, ge=0, le=10, description="Reads repeated after a lost or refused connection (not after a failed query)."
+    )
+    retry_delay: float = Field(1.0, ge=0, description="Seconds before the first repeat; doubled after each.")
+    fast_extract: Literal["auto", "off"] = Field(
+        "auto",
+        description="PostgreSQL: stream rows with COPY into Arrow ('auto') instead of row-by-row read_sql ('off').",
+    )
+    chunk_rows: int = Field(
+        100_000,
+        ge=1_000,
+        description=(
+            "Rows per chunk when extract streams PostgreSQL (COPY) or a Parquet file into the run store: "
+            "extract holds one chunk in memory, not the table. CSV files and other databases are read whole."
+        ),
+    )
+    partition_on: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL: an integer, date or timestamp column of the query's result to read the rows in "
+            "`partitions` ranges of, each over its own connection at the same time (the server's work is split). "
+            "The query is then read whole, not in chunk_rows. A query ordered by this column keeps its order; "
+            "otherwise rows come range by range. Unused for other databases and files."
+        ),
+    )
+    partitions: int = Field(
+        2, ge=1, le=32, description="How many ranges (and connections) partition_on reads at the same time."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceSpec:
+        if bool(self.url) == bool(self.path):
+            raise ValueError("give exactly one of 'url' (a database) or 'path' (a Parquet/CSV file)")
+        if self.url and bool(self.query) == bool(self.table):
+            raise ValueError("a database source needs exactly one of 'query' or 'table'")
+        if self.path and not self.path.lower().endswith((".csv", ".parquet", ".pq", ".csv.gz")):
+            raise ValueError(f"path must end in .csv, .csv.gz, .parquet or .pq, got {self.path!r}")
+        return self
+
+
+class TargetSpec(_Section):
+    """The label column; for binary models which value is positive, for regression how it is transformed."""
+
+    column: str = Field(description="The label column (binary: two values; multiclass: labels; regression: numbers).")
+    positive: str | int | float | bool | None = Field(
+        None, description="Binary only: positive class value; inferred from yes/true/1/positive when omitted."
+    )
+    transform: Literal["none", "log", "log1p"] = Field(
+        "none",
+        description="Regression only: learn on log(y) or log(1 + y) inside the model; predictions stay in y's units.",
+    )
+
+
+class ColumnRule(_Section):
+    """Expectations for one column; every rule is optional."""
+
+    dtype: Literal["int", "float", "numeric", "string", "bool", "datetime"] | None = Field(
+        None, description="The kind of values the column must hold."
+    )
+    min: float | None = Field(None, description="Smallest allowed value.")
+    max: float | None = Field(None, description="Largest allowed value.")
+    allowed: list[str | int | float | bool] | None = Field(None, description="The only values allowed.")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="Share of nulls allowed in this column (overrides the section's)."
+    )
+
+
+class ValidationSpec(_Section):
+    """Hard data gates: any failure rejects the run before training."""
+
+    min_rows: int = Field(100, ge=1, description="Fewest rows a run may train on.")
+    max_null_fraction: float = Field(0.2, ge=0, le=1, description="Per column, unless the column rule says otherwise.")
+    max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="Fully duplicated rows (or duplicated ids).")
+    min_class_fraction: float = Field(0.01, ge=0, le=0.5, description="Share of the rarer target class.")
+    columns: dict[str, ColumnRule] = Field(default_factory=dict, description="Required columns and their rules.")
+    reject_constant_columns: bool = Field(
+        True, description="A feature with one value in every row is usually a broken extract: reject the batch."
+    )
+    max_text_cardinality: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A text feature with distinct values in more than this share of rows (over 100) is an id, not a "
+        "category: reject the batch (drop the column or set id_column).",
+    )
+    contract: Literal["off", "infer", "enforce"] = Field(
+        "off",
+        description=(
+            "Data contract `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first batch "
+            "that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
+        ),
+    )
+    contract_path: str | None = Field(None, description="Where the contract lives, if not beside the spec.")
+    max_age: str | None = Field(None, description="Freshness: the newest time_column value may be at most this old.")
+
+    @field_validator("max_age")
+    @classmethod
+    def _valid_age(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class DriftThresholds(_Section):
+    """A column has drifted when any of these is crossed (null switches a rule off)."""
+
+    psi: float | None = Field(0.2, ge=0, description="Population stability index over reference bins.")
+    js: float | None = Field(0.1, ge=0, le=1, description="Jensen-Shannon distance, base 2.")
+    ks: float | None = Field(0.1, ge=0, le=1, description="KS statistic that counts as material.")
+    ks_pvalue: float | None = Field(0.01, gt=0, lt=1, description="KS flags only below this p-value.")
+    wasserstein: float | None = Field(None, ge=0, description="In the column's units; off by default.")
+
+
+class DriftSpec(_Section):
+    """Drift of the new batch against the data the champion was trained on, and what to do about it."""
+
+    policy: Literal["off", "report", "retrain", "block"] = Field(
+        "report",
+        description=(
+            "'report' records it; 'retrain' also makes an orchestrated run go ahead when it would skip "
+            "for lack of new data; 'block' rejects the run."
+        ),
+    )
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    features: list[str] | None = Field(None, description="Columns to check (default: all the champion used).")
+
+
+class LeakageSpec(_Section):
+    """The leakage guard, run on the training split before tuning."""
+
+    max_single_feature_auc: float | None = Field(
+        0.98, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+    )
+    label_time_column: str | None = Field(None, description="When the label became known.")
+    timestamp_columns: list[str] = Field(
+        default_factory=list, description="Columns (besides datetime features) that must not be after the label time."
+    )
+    allow: list[str] = Field(default_factory=list, description="Columns flagged but allowed.")
+
+
+class DerivedFeature(_Section):
+    """A feature computed from other columns, inside the model so serving computes it too."""
+
+    name: str = Field(description="Name of the new feature column.")
+    ratio: tuple[str, str] | None = Field(None, description="numerator / denominator (0 denominators give NaN).")
+    bins: list[float] | None = Field(None, description="Bin edges applied to `column`.")
+    date_part: Literal["hour", "dayofweek", "month", "dayofyear", "year"] | None = Field(
+        None, description="Part of the datetime `column` to extract."
+    )
+    column: str | None = Field(None, description="Input column of `bins` and `date_part`.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DerivedFeature:
+        kinds = [k for k in ("ratio", "bins", "date_part") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a derived feature needs exactly one of 'ratio', 'bins' or 'date_part'")
+        if kinds[0] != "ratio" and not self.column:
+            raise ValueError(f"'{kinds[0]}' needs 'column'")
+        return self
+
+
+class FeaturesSpec(_Section):
+    """Preprocessing fitted on the training split only and saved inside the model."""
+
+    drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    categorical: list[str] | None = Field(None, description="Force these columns categorical (default: inferred).")
+    numeric: list[str] | None = Field(None, description="Force these columns numeric (default: inferred).")
+    derived: list[DerivedFeature] = Field(default_factory=list)
+    impute_numeric: Literal["median", "mean", "most_frequent"] = Field(
+        "median", description="How missing numbers are filled (missing categories become their own category)."
+    )
+    encoding: Literal["onehot", "ordinal"] = Field("onehot", description="How categorical columns are encoded.")
+    scale: bool = Field(True, description="Standard-scale numeric features.")
+    max_categories: int = Field(50, ge=2, description="Rarer categories are grouped as infrequent.")
+
+
+class SplitSpec(_Section):
+    """How rows are divided into train, test and (temporal only) out-of-time sets."""
+
+    method: Literal["stratified", "temporal"] = Field(
+        "stratified", description="'stratified': random, keeping the class balance; 'temporal': by time_column."
+    )
+    test_size: float = Field(0.2, gt=0, lt=0.9, description="Share of rows held out to test (and compare) models.")
+    oot_size: float = Field(0.0, ge=0, lt=0.5, description="Temporal only: latest share kept out of time.")
+    test_window: str | None = Field(
+        None,
+        description=(
+            "Temporal only: test on the rows of this period before as_of (or the out-of-time window), "
+            "e.g. '1mo', '2w'; replaces test_size/oot_size. Without --as-of, the latest time in the data."
+        ),
+    )
+    oot_window: str | None = Field(None, description="Temporal only: the last period before as_of, kept out of time.")
+    train_window: str | None = Field(None, description="Temporal only: train on this period before the test window.")
+
+    @field_validator("test_window", "oot_window", "train_window")
+    @classmethod
+    def _valid_period(cls, value: str | None) -> str | None:
+        if value is not None:
+            from retrainer.periods import parse_period
+
+            parse_period(value)
+        return value
+
+    @model_validator(mode="after")
+    def _windows_need_test_window(self) -> SplitSpec:
+        if (self.oot_window or self.train_window) and not self.test_window:
+            raise ValueError("oot_window and train_window need test_window")
+        if self.test_window and self.method != "temporal":
+            raise ValueError("test_window needs method: temporal")
+        return self

@@ -1,0 +1,249 @@
+"""The sections about the models: candidates and tuning, evaluation and fairness, promotion and tracking."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from retrainer.metrics import METRICS, REGISTRY
+from retrainer.models import CATALOGUE, CLASSIFIER, DEFAULT_CANDIDATES
+from retrainer.spec.common import _did_you_mean, _Section, parse_duration
+
+CANDIDATES = tuple(CATALOGUE)
+
+
+class ModelsSpec(_Section):
+    """Candidate algorithms and the Optuna search over them."""
+
+    candidates: list[str] | None = Field(
+        None,
+        description=(
+            f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in). Default: "
+            f"{', '.join(DEFAULT_CANDIDATES[CLASSIFIER])} for classifiers; ridge instead of logistic_regression "
+            "for regression."
+        ),
+    )
+    n_trials: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Optuna trials per candidate. 10 when there is no `timeout`; with a `timeout` and no n_trials, "
+            "tuning runs trials until the budget is spent; with both, n_trials caps each candidate."
+        ),
+    )
+    timeout: str | None = Field(
+        None,
+        description=(
+            "Wall-clock budget for tuning and the final fit, e.g. '10m', '90s': every candidate's default first, "
+            "then more trials go to the candidates likeliest to improve per second spent."
+        ),
+    )
+    tune_rows: int | None = Field(
+        250_000,
+        ge=100,
+        description=(
+            "Most rows a tuning trial cross-validates on: a larger training split is sampled down (stratified, "
+            "seeded) for tuning only; the final model trains on every row. null: tune on all rows."
+        ),
+    )
+    cv_folds: int = Field(3, ge=2, le=20, description="Cross-validation folds scoring each trial.")
+    n_jobs: int = Field(1, ge=1, description="Threads per model fit (keep low on small machines).")
+    workers: int = Field(1, ge=1, le=64, description="Tuning processes (or Airflow tasks) sharing one study.")
+    study_storage: str | None = Field(
+        None, description="Optuna storage URL shared by workers (e.g. PostgreSQL); default a journal file in the store."
+    )
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Fixed params per candidate.")
+    search_space: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per candidate, per param: {low, high, log} or {choices}; replaces the default range.",
+    )
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops a trial whose running CV score after a fold trails earlier trials."
+    )
+    early_stopping_rounds: int = Field(
+        30, ge=0, description="XGBoost/LightGBM stop after this many rounds without gain on a validation split; 0 off."
+    )
+    warm_start: bool = Field(True, description="Enqueue the production champion's params as a trial of its candidate.")
+    calibration: Literal["none", "isotonic", "sigmoid"] = Field(
+        "none", description="Calibrate the final model's probabilities (CalibratedClassifierCV over cv_folds)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_trials(cls, data: Any) -> Any:
+        """Ten trials per candidate unless a timeout bounds tuning instead (then trials fill the budget)."""
+        if isinstance(data, dict) and data.get("n_trials") is None and data.get("timeout") is None:
+            return {**data, "n_trials": 10}
+        return data
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("list at least one candidate")
+        for name in value:
+            if name not in CANDIDATES:
+                raise ValueError(
+                    f"unknown candidate {name!r}{_did_you_mean(name, CANDIDATES)}; choose from {', '.join(CANDIDATES)}"
+                )
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _valid_timeout(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return parse_duration(self.timeout) if self.timeout else None
+
+
+class FairnessSpec(_Section):
+    """Group fairness of the challenger's decisions on the test set; a failure rejects the run."""
+
+    group_column: str = Field(description="Column whose values (or bins) form the groups, e.g. age.")
+    bins: list[float] | None = Field(None, description="Bin edges for a numeric column, e.g. [0, 25, 200].")
+    min_group_size: int = Field(5, ge=1, description="Smaller groups are reported but not judged.")
+    min_disparate_impact: float | None = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description=(
+            "Lowest / highest positive-prediction rate across groups (multiclass: each class's selection rate)."
+        ),
+    )
+    max_equalized_odds_difference: float | None = Field(
+        None, ge=0, le=1, description="Binary: largest gap in TPR or FPR between groups."
+    )
+    max_accuracy_gap: float | None = Field(
+        None, ge=0, le=1, description="Multiclass: largest gap in accuracy between groups."
+    )
+    max_mae_ratio: float | None = Field(None, ge=1, description="Regression: highest / lowest group MAE.")
+    max_residual_gap: float | None = Field(
+        None, ge=0, description="Regression: largest gap between groups' mean residuals (bias), in target units."
+    )
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) < 3 or any(b <= a for a, b in itertools.pairwise(value))):
+            raise ValueError("bins must be at least 3 increasing edges (2 groups), e.g. [0, 25, 200]")
+        return value
+
+
+class EvaluationSpec(_Section):
+    """The metric that ranks models and the thresholds a model must reach to be registered."""
+
+    metric: str | None = Field(
+        None,
+        description=(
+            "The metric that ranks trials and candidates, and that compare uses by default; "
+            "default roc_auc (binary), log_loss (multiclass), rmse (regression)."
+        ),
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Gates: minimums, or maximums for lower-is-better metrics (log_loss, brier, rmse, mae ...).",
+    )
+    decision_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Binary only: probability above which a row is positive."
+    )
+    threshold_metric: Literal["f1", "accuracy"] | None = Field(
+        None, description="Choose decision_threshold to maximize this metric on out-of-fold training predictions."
+    )
+    slices: list[str] = Field(default_factory=list, description="Columns whose segments are compared one by one.")
+    slice_bins: dict[str, list[float]] = Field(default_factory=dict, description="Bin edges for numeric slice columns.")
+    min_slice_size: int = Field(30, ge=1, description="Smaller slices are reported but never block promotion.")
+    max_slice_regression: float = Field(
+        0.02,
+        ge=0,
+        description=(
+            "Largest allowed drop of the metric on any slice (for an error in the target's units, "
+            "such as RMSE, a share of the champion's error on it)."
+        ),
+    )
+    fairness: FairnessSpec | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}{_did_you_mean(value, METRICS)}")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, bound in value.items():
+            if name not in METRICS:
+                raise ValueError(f"unknown metric {name!r}{_did_you_mean(name, METRICS)}")
+            if REGISTRY[name].bounded and not 0 <= bound <= 1:
+                raise ValueError(f"threshold for {name} must be between 0 and 1, got {bound}")
+        return value
+
+
+class Improvement(_Section):
+    """How much better a challenger must be than the champion, on `metric`."""
+
+    metric: str | None = Field(None, description="Defaults to evaluation.metric.")
+    absolute: float | None = Field(None, ge=0, description="E.g. 0.002 = at least 0.002 better on the metric.")
+    relative: float | None = Field(None, ge=0, description="E.g. 0.01 = 1 % better than the champion.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Improvement:
+        if self.absolute is not None and self.relative is not None:
+            raise ValueError("give 'absolute' or 'relative', not both")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}{_did_you_mean(self.metric, METRICS)}")
+        return self
+
+
+class PromotionSpec(_Section):
+    """Registry name and the rule a challenger must pass to replace the champion."""
+
+    registry_name: str | None = Field(None, description="Registered model name; defaults to the pipeline name.")
+    min_improvement: Improvement = Field(default_factory=Improvement)
+    auto_promote: bool = Field(True, description="Move the champion alias when the challenger wins.")
+    confidence: float | None = Field(
+        None, gt=0, lt=1, description="When set, the paired-bootstrap CI of the gain must also exclude zero."
+    )
+    n_bootstrap: int = Field(1000, ge=100, le=100_000, description="Resamples of the test set for the CI.")
+    bootstrap_rows: int | None = Field(
+        100_000,
+        ge=1000,
+        description=(
+            "Above this many test rows, each resample draws this many rows (the m-out-of-n bootstrap) and "
+            "the CIs are rescaled to the whole test set: the cost stops growing with it. null: all rows."
+        ),
+    )
+
+    lock_url: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL URL whose advisory lock guards promotions (default: the tracking URI when it is "
+            "PostgreSQL, else a file lock in a local store)."
+        ),
+    )
+    export_dir: str | None = Field(
+        None, description="Also export each new champion to this plain file registry (<dir>/<model>/vN/model.pkl)."
+    )
+
+    @field_validator("lock_url")
+    @classmethod
+    def _postgres_lock(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql+psycopg://user@host/db (its advisory lock)")
+        return value
+
+
+class TrackingSpec(_Section):
+    """Where MLflow keeps runs and the model registry."""
+
+    uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///<store>/mlflow.db.")
+    experiment: str | None = Field(None, description="Defaults to the pipeline name.")
