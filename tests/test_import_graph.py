@@ -12,8 +12,6 @@ import grimp
 
 KNOWN_CYCLE_IMPORTS = {
     ("retrainer.pipeline", "retrainer.integrations.mlflow_registry"): "RunContext.registry builds the registry",
-    ("retrainer.spec", "retrainer.tasks.base"): "the spec asks the task which options apply",
-    ("retrainer.tasks.base", "retrainer.tasks"): "Task reads the TASKS registry of its own package",
 }
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from retrainer.errors import SpecError
 from retrainer.metrics import METRICS, REGISTRY
 from retrainer.models import CATALOGUE, CLASSIFIER, DEFAULT_CANDIDATES
+from retrainer.spec_checks import SPEC_CHECKS
 
 CANDIDATES = tuple(CATALOGUE)
 
@@ -711,12 +712,10 @@ class Spec(_Section):
             raise ValueError("split.method 'temporal' needs 'time_column'")
         if self.validation.max_age and not self.time_column:
             raise ValueError("validation.max_age (freshness) needs 'time_column'")
-        if self.task is not None:
-            from retrainer.tasks.base import spec_problems
-
-            problems = spec_problems(self.task, self)
-            if problems:
-                raise ValueError(f"task {self.task}: " + "; ".join(problems))
+        for check in SPEC_CHECKS:  # the task's options (`retrainer.tasks` adds it): see spec_checks.py
+            problem = check(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     def default_note(self, key: str) -> str | None:
