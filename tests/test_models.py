@@ -359,7 +359,7 @@ def test_the_mlp_optimizer_matches_torch_adam() -> None:
 
 
 def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
-    from retrainer.integrations.mlflow_registry import VersionInfo
+    from retrainer.model_registry import VersionInfo
     from retrainer.stages.evaluate import model_threshold
 
     def tagged(**tags: str) -> VersionInfo:
