@@ -301,6 +301,7 @@ def _objects_as_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_retrainer(train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: int, dataset: str, kind: Kind) -> Output:
+    from retrainer.integrations.mlflow_registry import Registry
     from retrainer.pipeline import RunContext
     from retrainer.spec import spec_from_dict
     from retrainer.stages.features import build_preprocessor
@@ -332,7 +333,15 @@ def run_retrainer(train: pd.DataFrame, test: pd.DataFrame, budget: int, seed: in
             "target_info": task.info(),
         }
         started = time.perf_counter()
-        context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="tune", cache_key=str(seed))
+        # warm start asks the registry for a champion: there is none in this store (as in a first run)
+        context = RunContext(
+            spec=spec,
+            store=RunStore(store),
+            run_id="quality",
+            stage="tune",
+            cache_key=str(seed),
+            open_registry=Registry.for_spec,
+        )
         tuning = tune_stage(context, inputs).artifacts["tuning"]
         context = RunContext(spec=spec, store=RunStore(store), run_id="quality", stage="train", cache_key=str(seed))
         trained = train_stage(context, {**inputs, "tuning": tuning}).artifacts

@@ -247,7 +247,7 @@ def test_multiclass_and_regression_mlps_survive_pickle_and_skops(
 
 
 def test_lightgbm_stops_early_and_reports_its_best_iteration(telco_xy: tuple[pd.DataFrame, np.ndarray, Any]) -> None:
-    from retrainer.models.fitting import fit_model, make_model
+    from retrainer.fitting import fit_model, make_model
 
     X, y, preprocessor = telco_xy  # noqa: N806
     spec = telco_spec(candidates=["lightgbm"])
@@ -265,7 +265,7 @@ def test_lightgbm_stops_early_and_reports_its_best_iteration(telco_xy: tuple[pd.
 def test_the_pruner_stops_weak_trials_after_a_fold(telco_xy: tuple[pd.DataFrame, np.ndarray, Any], pruner: str) -> None:
     import optuna
 
-    from retrainer.models.fitting import cross_validate
+    from retrainer.fitting import cross_validate
     from retrainer.tuning import pruner_for
 
     X, y, preprocessor = telco_xy  # noqa: N806
@@ -304,8 +304,8 @@ def test_the_pruner_stops_weak_trials_after_a_fold(telco_xy: tuple[pd.DataFrame,
 def test_best_threshold_maximizes_f1_on_out_of_fold_predictions(
     telco_xy: tuple[pd.DataFrame, np.ndarray, Any],
 ) -> None:
+    from retrainer.fitting import best_threshold, make_model, out_of_fold_proba
     from retrainer.metrics import score
-    from retrainer.models.fitting import best_threshold, make_model, out_of_fold_proba
 
     X, y, preprocessor = telco_xy  # noqa: N806
     spec = telco_spec()
@@ -359,7 +359,7 @@ def test_the_mlp_optimizer_matches_torch_adam() -> None:
 
 
 def test_the_champion_is_scored_at_the_threshold_stored_with_it() -> None:
-    from retrainer.integrations.mlflow_registry import VersionInfo
+    from retrainer.model_registry import VersionInfo
     from retrainer.stages.evaluate import model_threshold
 
     def tagged(**tags: str) -> VersionInfo:

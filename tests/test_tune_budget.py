@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retrainer.integrations.mlflow_registry import Registry
 from retrainer.pipeline import RunContext
 from retrainer.spec import Spec, spec_from_dict
 from retrainer.store import RunStore
@@ -56,7 +57,10 @@ def tune_and_train(spec: Spec, frame: pd.DataFrame) -> tuple[dict[str, Any], dic
     }
     store = RunStore(spec.store)
     started = time.monotonic()
-    tuning = tune(RunContext(spec=spec, store=store, run_id="r", stage="tune", cache_key="k"), inputs)
+    tuning = tune(
+        RunContext(spec=spec, store=store, run_id="r", stage="tune", cache_key="k", open_registry=Registry.for_spec),
+        inputs,
+    )
     trained = train(
         RunContext(spec=spec, store=store, run_id="r", stage="train", cache_key="k"),
         {**inputs, "tuning": tuning.artifacts["tuning"]},
@@ -202,7 +206,9 @@ def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path,
         "feature_schema": schema,
         "target_info": BINARY_CHURN,
     }
-    ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id="r", stage="tune", cache_key="k")
+    ctx = RunContext(
+        spec=spec, store=RunStore(spec.store), run_id="r", stage="tune", cache_key="k", open_registry=Registry.for_spec
+    )
     first = tune(ctx, inputs).artifacts["tuning"]
     studies = {c: open_study(ctx, c, "roc_auc") for c in spec.models.candidates}
     spent = spent_on_trials(studies.values())
@@ -211,7 +217,17 @@ def test_a_resumed_tuning_spends_only_what_is_left_of_the_budget(tmp_path: Path,
     deadline = budget_deadline(spec, spent)
     assert deadline is not None and deadline - time.monotonic() < max(0.0, budget - spent) + 1
     started = time.monotonic()
-    again = tune(RunContext(spec=spec, store=RunStore(spec.store), run_id="r2", stage="tune", cache_key="k"), inputs)
+    again = tune(
+        RunContext(
+            spec=spec,
+            store=RunStore(spec.store),
+            run_id="r2",
+            stage="tune",
+            cache_key="k",
+            open_registry=Registry.for_spec,
+        ),
+        inputs,
+    )
     resumed = again.artifacts["tuning"]
 
     # the same studies, found spent: at most one more trial, not a second budget

@@ -17,6 +17,10 @@ from retrainer._version import __version__
 # It must be set before the OpenMP runtime loads, so it is set at import, and only as a default.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# spec.py must not import the tasks (they import it): the tasks add their load-time check of a spec
+# to `spec_checks.SPEC_CHECKS` when imported, and every import of retrainer.spec runs this first.
+import retrainer.tasks  # noqa: F401
+
 if TYPE_CHECKING:
     from retrainer.errors import RetrainerError
     from retrainer.executor import RunResult, run

@@ -24,6 +24,7 @@ from typing import Any
 
 from retrainer.errors import RejectedError, RetrainerError, SpecError, StageError, StoreError
 from retrainer.faults import kill_point
+from retrainer.integrations.mlflow_registry import Registry
 from retrainer.pipeline import FanOut, Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, ParquetFile, RunStore
@@ -144,6 +145,7 @@ def run(
         run_id=run_id or new_run_id(),
         as_of=parse_as_of(as_of),
         reporter=reporter or SilentReporter(),
+        open_registry=Registry.for_spec,
     )
     result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
     refs: dict[str, ArtifactRef] = {}
@@ -217,7 +219,7 @@ def stage_inputs(
     from retrainer.stages import default_pipeline
 
     store = RunStore(spec.store)
-    ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=parse_as_of(as_of))
+    ctx = RunContext(spec=spec, store=store, run_id=run_id, as_of=parse_as_of(as_of), open_registry=Registry.for_spec)
     refs: dict[str, ArtifactRef] = {}
     for stage in default_pipeline().stages:
         key = _enter_stage(stage, ctx, refs)

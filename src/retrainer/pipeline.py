@@ -20,7 +20,7 @@ from retrainer._version import __version__
 from retrainer.errors import PipelineError
 
 if TYPE_CHECKING:
-    from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.model_registry import ModelRegistry
     from retrainer.sources import Source
     from retrainer.spec import Spec
     from retrainer.store import RunStore
@@ -62,12 +62,19 @@ class RunContext:
     upstream: dict[str, str] = field(default_factory=dict)  # stage name -> its cache key, for lineage
     scratch: dict[str, Any] = field(default_factory=dict)  # in-process hand-offs between hooks of one run
     artifact_digests: dict[str, str] = field(default_factory=dict)  # name -> digest of what the stage can read
+    # How to open the model registry (the MLflow integration's `Registry.for_spec`): whoever builds the
+    # context says, so this contract module imports no integration. Called on first use of `registry`.
+    open_registry: Callable[[Spec, RunStore], ModelRegistry] | None = None
 
     @cached_property
-    def registry(self) -> Registry:
-        from retrainer.integrations.mlflow_registry import Registry
-
-        return Registry.for_spec(self.spec, self.store)
+    def registry(self) -> ModelRegistry:
+        """The model registry, opened on first use: a fully cached re-run never imports MLflow."""
+        if self.open_registry is None:  # a wiring bug, not an unreachable registry: not a RegistryError
+            raise RuntimeError(
+                "this RunContext was built without open_registry= "
+                "(retrainer.integrations.mlflow_registry.Registry.for_spec opens the MLflow registry)"
+            )
+        return self.open_registry(self.spec, self.store)
 
     @cached_property
     def source(self) -> Source:

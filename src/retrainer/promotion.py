@@ -21,11 +21,13 @@ from retrainer.integrations.locks import lock_description, registry_lock
 from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION, PREVIOUS, VALIDATED_TAG
 
 if TYPE_CHECKING:
-    from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.model_registry import ModelRegistry
     from retrainer.store import RunStore
 
 
-def move_champion(registry: Registry, name: str, version: int, reason: str, *, actor: str | None = None) -> int | None:
+def move_champion(
+    registry: ModelRegistry, name: str, version: int, reason: str, *, actor: str | None = None
+) -> int | None:
     """Point `champion` at `version` (the caller holds the lock); return the replaced champion."""
     target = registry.version(name, version)
     if target.tags.get(VALIDATED_TAG) != "true":
@@ -69,7 +71,7 @@ def move_champion(registry: Registry, name: str, version: int, reason: str, *, a
 
 
 def promote(
-    registry: Registry,
+    registry: ModelRegistry,
     store: RunStore,
     name: str,
     version: int,
@@ -84,7 +86,7 @@ def promote(
 
 
 def rollback(
-    registry: Registry, store: RunStore, name: str, to: int | None = None, *, lock_url: str | None = None
+    registry: ModelRegistry, store: RunStore, name: str, to: int | None = None, *, lock_url: str | None = None
 ) -> tuple[int, int | None]:
     """Move `champion` back to `previous` (or to version `to`); return (new champion, old champion)."""
     with registry_lock(store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
@@ -104,7 +106,7 @@ def rollback(
 
 def record_decision(
     store: RunStore,
-    registry: Registry,
+    registry: ModelRegistry,
     name: str,
     action: str,
     version: int | None,

@@ -363,12 +363,13 @@ def check_prerequisites(spec_path: str, env: str | None, store: str, context: di
     fails and is retried per the spec.
     """
     from retrainer.executor import parse_as_of
+    from retrainer.integrations.mlflow_registry import Registry
     from retrainer.pipeline import RunContext
     from retrainer.store import RunStore
 
     spec = _load(spec_path, env, store)
     options = _options(context)
-    ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id=run_id_for(context))
+    ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id=run_id_for(context), open_registry=Registry.for_spec)
     ctx.as_of = parse_as_of(options["as_of"])
     rows = ctx.source.count()
     print(f"{spec.name}: the source has {rows:,} rows (minimum {spec.validation.min_rows:,})")

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from retrainer.errors import RegistryError
 
 if TYPE_CHECKING:
-    from retrainer.integrations.mlflow_registry import Registry
+    from retrainer.model_registry import ModelRegistry
 
 
 def export_version(
-    registry: Registry,
+    registry: ModelRegistry,
     name: str,
     version: int | None,
     root: str,

@@ -13,12 +13,12 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
 from retrainer.faults import kill_point
+from retrainer.model_registry import VersionInfo
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -26,46 +26,13 @@ if TYPE_CHECKING:
 
     from retrainer.spec import Spec
     from retrainer.store import RunStore
-    from retrainer.tasks import Task
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 VALIDATED_TAG = "retrainer.validated"
 MODEL_KEY_TAG = "retrainer.model_key"
-TASK_TAG = "retrainer.task"  # json of `Task.info()`: what the version predicts
-THRESHOLD_TAG = "retrainer.decision_threshold"  # binary versions: the threshold chosen at evaluation
 
 
 SCHEMA_ROWS = 10_000  # rows MLflow infers a logged dataset's column types from
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    version: int
-    run_id: str | None
-    aliases: tuple[str, ...]
-    tags: dict[str, str]
-    created_ms: int
-
-    @property
-    def metrics_text(self) -> str:
-        return self.tags.get("retrainer.metrics", "")
-
-    @property
-    def task(self) -> Task:
-        """What the version predicts, from its task tag (versions registered before tasks existed: binary)."""
-        import json
-
-        from retrainer.tasks import from_info
-
-        raw = self.tags.get(TASK_TAG)
-        return from_info(json.loads(raw) if raw else None)
-
-    def decision_threshold(self, default: float) -> float:
-        """The threshold the version was evaluated at; `default` (the spec's) where none was stored."""
-        try:
-            return float(self.tags[THRESHOLD_TAG])
-        except (KeyError, ValueError):
-            return default
 
 
 def default_tracking_uri(store: RunStore) -> str:
@@ -73,7 +40,7 @@ def default_tracking_uri(store: RunStore) -> str:
 
 
 class Registry:
-    """One registered model name space on one MLflow tracking server or store."""
+    """One registered model name space on one MLflow tracking server or store (a `ModelRegistry`)."""
 
     def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
         self.tracking_uri = tracking_uri
@@ -172,6 +139,10 @@ class Registry:
             except (MlflowException, OSError):
                 return None
             return json.loads(Path(local).read_text())
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        """The params an MLflow run logged (a champion's, for a warm start)."""
+        return dict(self.client.get_run(run_id).data.params)
 
     def input_schema(self, name: str, version: int | str) -> list[tuple[str, str]]:
         """(column, MLflow type) of the version's signature: what serving checks requests against."""

@@ -83,7 +83,7 @@ def served_task(
 ) -> tuple[Task, float]:
     """A version's task and threshold from its tags. One registered before tasks existed is binary,
     with the spec's positive label (or the one `labels` imply), and `threshold` where it stored none."""
-    from retrainer.integrations.mlflow_registry import TASK_TAG
+    from retrainer.model_registry import TASK_TAG
     from retrainer.target import positive_label
     from retrainer.tasks import from_info
 

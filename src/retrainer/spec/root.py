@@ -10,6 +10,7 @@ from retrainer.spec.common import _digest, _Section
 from retrainer.spec.data import DriftSpec, FeaturesSpec, LeakageSpec, SourceSpec, SplitSpec, TargetSpec, ValidationSpec
 from retrainer.spec.modelling import EvaluationSpec, ModelsSpec, PromotionSpec, TrackingSpec
 from retrainer.spec.operations import NotifySpec, OrchestrationSpec, ReportSpec, ServingSpec
+from retrainer.spec_checks import SPEC_CHECKS
 
 
 class Spec(_Section):
@@ -71,12 +72,10 @@ class Spec(_Section):
             raise ValueError("split.method 'temporal' needs 'time_column'")
         if self.validation.max_age and not self.time_column:
             raise ValueError("validation.max_age (freshness) needs 'time_column'")
-        if self.task is not None:
-            from retrainer.tasks.base import spec_problems
-
-            problems = spec_problems(self.task, self)
-            if problems:
-                raise ValueError(f"task {self.task}: " + "; ".join(problems))
+        for check in SPEC_CHECKS:  # the task's options (`retrainer.tasks` adds it): see spec_checks.py
+            problem = check(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     def default_note(self, key: str) -> str | None:

@@ -20,7 +20,7 @@ from retrainer.stages.evidence import decision_threshold, promotion_evidence, we
 from retrainer.tasks import TASK_MODULES, from_info
 
 if TYPE_CHECKING:
-    from retrainer.integrations.mlflow_registry import VersionInfo
+    from retrainer.model_registry import VersionInfo
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from retrainer.integrations.locks import registry_lock
-from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION, VersionInfo
+from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
+from retrainer.model_registry import VersionInfo
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.promotion import move_champion, record_decision
 from retrainer.stages.compare import decide_against

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retrainer.integrations.mlflow_registry import TASK_TAG, THRESHOLD_TAG
 from retrainer.lineage import lineage_tags
+from retrainer.model_registry import TASK_TAG, THRESHOLD_TAG
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.report.plots import PLOT_MODULES, PlotCache
 from retrainer.store import frame_digest

@@ -132,7 +132,7 @@ STAGE = Stage(
         "retrainer.tuning.trials",
         "retrainer.tuning.warm_start",
         "retrainer.models",
-        "retrainer.models.fitting",
+        "retrainer.fitting",
         "retrainer.models.mlp",
         "retrainer.metrics",
         "retrainer.models.scoring",

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import SpecError
 from retrainer.metrics import REGISTRY, metrics_for
-from retrainer.tasks.base import Task
+from retrainer.spec_checks import SPEC_CHECKS
+from retrainer.tasks.base import Task, spec_problems
 from retrainer.tasks.binary import BinaryTask
 from retrainer.tasks.multiclass import MAX_CLASSES, MulticlassTask
 from retrainer.tasks.regression import RegressionTask
@@ -37,6 +38,17 @@ MAX_INTEGER_CLASSES = 20
 
 def task_class(name: str) -> type[Task]:
     return TASKS[name]
+
+
+def options_problem(spec: Spec) -> str | None:
+    """The options of a spec that do not apply to its `task:`, checked when it loads (`SPEC_CHECKS`)."""
+    if spec.task is None:
+        return None
+    problems = spec_problems(TASKS[spec.task], spec)
+    return f"task {spec.task}: " + "; ".join(problems) if problems else None
+
+
+SPEC_CHECKS.append(options_problem)
 
 
 def infer_task(values: pd.Series, column: str) -> str:

@@ -178,7 +178,7 @@ class Task(ABC):
     # ------------------------------------------------------------------ the spec
     def check_spec(self, spec: Spec) -> None:
         """Raise SpecError for what the spec asks that this task does not have."""
-        problems = spec_problems(self.name, spec)
+        problems = spec_problems(type(self), spec)
         if problems:
             raise SpecError(
                 f"{spec.name}: task {self.name}: " + "; ".join(problems),
@@ -186,11 +186,9 @@ class Task(ABC):
             )
 
 
-def spec_problems(task: str, spec: Spec) -> list[str]:
-    """Every option of `spec` that does not apply to `task`, in words (shared by load-time and run-time checks)."""
-    from retrainer.tasks import task_class
-
-    cls = task_class(task)
+def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
+    """Every option of `spec` that does not apply to the task `cls`, in words (load-time and run-time checks)."""
+    task = cls.name
     problems = []
     named = {
         "evaluation.metric": spec.evaluation.metric,

@@ -9,7 +9,7 @@
 - `warm_start`: the production champion's parameters as a trial of its candidate.
 
 The tune stage (`retrainer.stages.tune`) runs these and summarises the studies; the model and its
-cross-validation are `retrainer.models.fitting`'s.
+cross-validation are `retrainer.fitting`'s.
 """
 
 from retrainer.tuning.budget import (

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
+from retrainer.fitting import cross_validate
 from retrainer.models import default_params, search_space, suggest
-from retrainer.models.fitting import cross_validate
 from retrainer.tasks import Task, from_info
 from retrainer.tuning.budget import (
     budget_deadline,

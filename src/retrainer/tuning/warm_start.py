@@ -20,7 +20,7 @@ def champion_params(ctx: RunContext) -> tuple[str, dict[str, str]] | None:
         champion = registry.by_alias(ctx.spec.registry_name, "champion")
         if champion is None or not champion.run_id:
             return None
-        params = dict(registry.client.get_run(champion.run_id).data.params)
+        params = registry.run_params(champion.run_id)
     except Exception as error:  # noqa: BLE001 - a warm start is a bonus: tuning goes on without it
         ctx.logger.warning("no warm start from the champion: %s", error)
         return None
