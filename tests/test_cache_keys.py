@@ -377,3 +377,21 @@ def test_tuning_is_keyed_on_what_scores_a_trial_not_on_the_promotion_gates(tmp_p
     assert tune_key(thresholds={"roc_auc": 0.7}) == base  # a gate: decided after tuning
     assert tune_key(metric="pr_auc") != base  # what trials are scored by
     assert tune_key(threshold_metric="f1") != base  # changes the fits train reserves time for
+
+
+def test_a_package_in_the_declared_code_covers_every_module_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrainer.pipeline import _code_digest
+
+    package = tmp_path / "somepkg"
+    (package / "inner").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "inner" / "__init__.py").write_text("")
+    (package / "inner" / "rule.py").write_text("LIMIT = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = _code_digest(("somepkg",))
+
+    (package / "inner" / "rule.py").write_text("LIMIT = 2\n")  # a submodule, two levels down
+
+    assert _code_digest(("somepkg",)) != before

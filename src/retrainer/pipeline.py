@@ -151,13 +151,21 @@ class Stage:
 
 
 def _code_digest(modules: tuple[str, ...]) -> str:
-    """Reads the modules' source files without importing them (imports would cost the cached path)."""
+    """Reads the modules' source files without importing them (imports would cost the cached path).
+
+    A package stands for every module in it (`retrainer.tasks`: its `__init__.py`, `base.py`,
+    `binary.py`...), so a stage names the packages it depends on, not their files one by one.
+    """
     hasher = hashlib.sha256(__version__.encode())
     for name in modules:
         found = importlib.util.find_spec(name)
         if found is None or found.origin is None:
             raise ValueError(f"no source for module {name}")
-        hasher.update(Path(found.origin).read_bytes())
+        folders = [Path(folder) for folder in found.submodule_search_locations or ()]
+        files = sorted(f for folder in folders for f in folder.rglob("*.py")) if folders else [Path(found.origin)]
+        for file in files:
+            hasher.update(file.name.encode())
+            hasher.update(file.read_bytes())
     return hasher.hexdigest()[:16]
 
 

@@ -35,18 +35,8 @@ from retrainer.evidence.scorers import (
 )
 from retrainer.evidence.slices import group_labels, slice_metrics, slice_regressions
 
-# the code a stage's cache key hashes (`Stage.code`): a package's name covers only its __init__.py
-EVIDENCE_MODULES = (
-    "retrainer.evidence",
-    "retrainer.evidence.bootstrap",
-    "retrainer.evidence.scorers",
-    "retrainer.evidence.slices",
-    "retrainer.evidence.fairness",
-)
-
 __all__ = [
     "BOOTSTRAP_BLOCK_CELLS",
-    "EVIDENCE_MODULES",
     "SUBSAMPLE_BLOCK_CELLS",
     "BootstrapResult",
     "bootstrap_blocks",

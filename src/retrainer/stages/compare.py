@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from retrainer.evidence import EVIDENCE_MODULES
 from retrainer.metrics import better, shown
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
-from retrainer.tasks import TASK_MODULES, from_info
+from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
     from retrainer.model_registry import VersionInfo
@@ -168,5 +167,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("decision",),
     cacheable=False,
-    code=("retrainer.stages.evidence", *EVIDENCE_MODULES, *TASK_MODULES),
+    code=("retrainer.stages.evidence", "retrainer.evidence", "retrainer.tasks"),
 )

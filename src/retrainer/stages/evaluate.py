@@ -15,7 +15,7 @@ from retrainer.errors import GateFailed
 from retrainer.metrics import LOWER_IS_BETTER, shown
 from retrainer.models.calibration import plot_calibration, reliability_curve
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, Task, from_info
+from retrainer.tasks import Task, from_info
 
 
 def evaluate_model(
@@ -92,5 +92,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "oot", "target_info"),
     makes=("evaluation",),
     spec_sections=("evaluation", "target"),
-    code=("retrainer.metrics", "retrainer.models.calibration", "retrainer.models.scoring", *TASK_MODULES),
+    code=("retrainer.metrics", "retrainer.models.calibration", "retrainer.models.scoring", "retrainer.tasks"),
 )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, Task, from_info
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -181,5 +181,5 @@ STAGE = Stage(
     needs=("model", "training", "train", "test", "target_info"),
     makes=("explanation",),
     spec_sections=("report", "seed", "target"),
-    code=TASK_MODULES,
+    code=("retrainer.tasks",),
 )

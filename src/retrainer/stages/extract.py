@@ -62,15 +62,6 @@ STAGE = Stage(
     func=extract,
     makes=("data", "source_info"),
     spec_sections=("source", "time_column"),
-    code=(
-        "retrainer.sources",
-        "retrainer.sources.base",
-        "retrainer.sources.as_of",
-        "retrainer.sources.files",
-        "retrainer.sources.sql",
-        "retrainer.sources.sqlite",
-        "retrainer.sources.postgres",
-        "retrainer.sources.pg_copy",
-    ),
+    code=("retrainer.sources",),  # the package: every source module
     fingerprint=fingerprint,
 )

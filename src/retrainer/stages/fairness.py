@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from retrainer.errors import GateFailed
-from retrainer.evidence import EVIDENCE_MODULES, group_labels
+from retrainer.evidence import group_labels
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, segment_column
-from retrainer.tasks import TASK_MODULES, from_info
+from retrainer.tasks import from_info
 
 
 def fairness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -74,5 +74,5 @@ STAGE = Stage(
     needs=("model", "training", "test", "evaluation", "target_info"),
     makes=("fairness",),
     spec_sections=("evaluation", "target"),
-    code=(*EVIDENCE_MODULES, "retrainer.stages.evidence", *TASK_MODULES),
+    code=("retrainer.evidence", "retrainer.stages.evidence", "retrainer.tasks"),
 )

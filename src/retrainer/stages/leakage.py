@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import LeakageFound
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, Task, from_info
+from retrainer.tasks import Task, from_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,5 +158,5 @@ STAGE = Stage(
     needs=("train", "feature_schema", "target_info"),
     makes=("leakage",),
     spec_sections=("leakage", "target", "seed"),
-    code=("retrainer.drift", *TASK_MODULES),
+    code=("retrainer.drift", "retrainer.tasks"),
 )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, Task, resolve
+from retrainer.tasks import Task, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,5 +142,5 @@ STAGE = Stage(
     makes=("train", "test", "oot", "split_info", "target_info"),
     spec_sections=("split", "target", "task", "time_column", "seed"),
     fingerprint=_window_anchor,
-    code=("retrainer.target", *TASK_MODULES),
+    code=("retrainer.target", "retrainer.tasks"),
 )

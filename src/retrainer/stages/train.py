@@ -14,7 +14,7 @@ from typing import Any
 
 from retrainer.fitting import best_threshold, fit_model, make_model, out_of_fold_proba
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, from_info
+from retrainer.tasks import from_info
 
 
 def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -80,5 +80,5 @@ STAGE = Stage(
     needs=("train", "preprocessor", "feature_schema", "tuning", "target_info"),
     makes=("model", "training"),
     spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed"),
-    code=("retrainer.models", "retrainer.fitting", "retrainer.models.mlp", *TASK_MODULES),
+    code=("retrainer.models", "retrainer.fitting", "retrainer.tasks"),
 )

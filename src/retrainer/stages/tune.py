@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import StageError
 from retrainer.pipeline import FanOut, RunContext, Stage, StageOutput
-from retrainer.tasks import TASK_MODULES, from_info
+from retrainer.tasks import from_info
 from retrainer.tuning import (
     budget_deadline,
     done_trials,
@@ -123,19 +123,5 @@ STAGE = Stage(
         "task",
         "seed",
     ),
-    code=(
-        "retrainer.tuning",
-        "retrainer.tuning.budget",
-        "retrainer.tuning.claims",
-        "retrainer.tuning.local_search",
-        "retrainer.tuning.studies",
-        "retrainer.tuning.trials",
-        "retrainer.tuning.warm_start",
-        "retrainer.models",
-        "retrainer.fitting",
-        "retrainer.models.mlp",
-        "retrainer.metrics",
-        "retrainer.models.scoring",
-        *TASK_MODULES,
-    ),
+    code=("retrainer.tuning", "retrainer.models", "retrainer.fitting", "retrainer.metrics", "retrainer.tasks"),
 )

@@ -25,19 +25,9 @@ if TYPE_CHECKING:
     from retrainer.spec import Spec
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask)}
-# the task code a stage's cache key hashes (`Stage.code`): what a stage computes depends on it
-TASK_MODULES = (
-    "retrainer.tasks",
-    "retrainer.tasks.base",
-    *(f"retrainer.tasks.{name}" for name in TASKS),
-)
 TASK_NAMES = tuple(TASKS)
 # an integer target with more distinct values than this is an amount, with fewer an ambiguous code
 MAX_INTEGER_CLASSES = 20
-
-
-def task_class(name: str) -> type[Task]:
-    return TASKS[name]
 
 
 def options_problem(spec: Spec) -> str | None:
@@ -114,7 +104,6 @@ def from_info(info: Mapping[str, Any] | None) -> Task:
 
 __all__ = [
     "TASKS",
-    "TASK_MODULES",
     "TASK_NAMES",
     "BinaryTask",
     "MulticlassTask",
