@@ -67,7 +67,7 @@ def main() -> None:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from retrainer.integrations.airflow import export_dags
+    from retrainer.exporters.airflow import export_dags
 
     [dag_file] = export_dags([write_spec(work, "store-airflow")], HOME / "dags")
     parse_seconds = []

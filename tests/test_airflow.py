@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 import retrainer
+from retrainer.exporters.airflow import export_dags
 from retrainer.faults import FAIL_AT, KILL_ONCE
-from retrainer.integrations.airflow import export_dags
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.stages import default_pipeline
 from retrainer.store import RunStore

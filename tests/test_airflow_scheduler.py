@@ -34,8 +34,8 @@ import pytest
 import retrainer
 from crash_invariants import assert_consistent
 from retrainer.errors import StoreError
+from retrainer.exporters.airflow import dag_id_for, export_dags, run_id_for
 from retrainer.faults import KILL_AT, KILL_ONCE
-from retrainer.integrations.airflow import dag_id_for, export_dags, run_id_for
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.promotion import read_audit
 from retrainer.store import RunStore

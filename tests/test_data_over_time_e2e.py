@@ -15,7 +15,7 @@ import yaml
 
 import retrainer
 from retrainer.errors import DataValidationError, DriftBlocked, LeakageFound
-from retrainer.integrations.airflow import check_prerequisites
+from retrainer.exporters.airflow import check_prerequisites
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.stages.drift import PROFILE_ARTIFACT
 from retrainer.store import RunStore

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import retrainer
-from retrainer.integrations.dvc import export_dvc
+from retrainer.exporters.dvc import export_dvc
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.store import RunStore
 

@@ -9,6 +9,7 @@ that no longer exists (strike it from the list).
 from __future__ import annotations
 
 import grimp
+import pytest
 
 # (importer, imported) -> what removes it; empty: no import closes a cycle today
 KNOWN_CYCLE_IMPORTS: dict[tuple[str, str], str] = {}
@@ -86,3 +87,15 @@ def test_the_cycle_finder_finds_a_cycle_closed_by_a_function_level_import() -> N
     graph.add_import(importer="pkg.stages", imported="pkg.executor", line_number=9, line_contents="    import")
 
     assert cycles(graph) == [["pkg.executor", "pkg.stages"]]
+
+
+def test_a_dag_file_exported_before_the_exporters_moved_still_finds_its_task_functions() -> None:
+    """DAG files written by an earlier `retrainer airflow export` import `retrainer.integrations.airflow`."""
+    from retrainer.exporters import airflow as exporter
+    from retrainer.integrations import airflow as old_path
+
+    with pytest.warns(DeprecationWarning, match="re-export this DAG"):
+        run_task = old_path.run_task
+    assert run_task is exporter.run_task
+    with pytest.raises(AttributeError), pytest.warns(DeprecationWarning):
+        _ = old_path.no_such_task

@@ -250,7 +250,7 @@ def test_a_run_notifies_and_a_dead_notifier_never_fails_it_nor_leaks_a_secret(
 def test_the_master_summary_goes_once_to_each_distinct_channel(
     write_spec: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retrainer.integrations.airflow import notify_summary
+    from retrainer.exporters.airflow import notify_summary
 
     with webhook_server() as hook:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", hook.url)

@@ -215,7 +215,7 @@ def test_online_features_from_redis_give_the_same_prediction_as_the_offline_row(
 ) -> None:
     import yaml
 
-    from retrainer.integrations.redis_features import OnlineFeatures
+    from retrainer.serving.online_features import OnlineFeatures
 
     spec_dict = yaml.safe_load(Path(served_models["spec_path"]).read_text())
     prefix = f"retrainer-test-{secrets.token_hex(4)}"

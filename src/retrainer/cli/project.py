@@ -96,7 +96,7 @@ def dvc_export(
     env: EnvOpt = None,
 ) -> int:
     """Write dvc.yaml and params.yaml whose stages call `retrainer stage NAME`, so `dvc repro` runs the pipeline."""
-    from retrainer.integrations.dvc import export_dvc
+    from retrainer.exporters.dvc import export_dvc
 
     written = export_dvc(spec_path, out, env=env)
     for path in written:
@@ -113,7 +113,7 @@ def airflow_export(
     env: EnvOpt = None,
 ) -> int:
     """Write one DAG file per spec; tasks run the same stage functions as `retrainer run`."""
-    from retrainer.integrations.airflow import export_dags
+    from retrainer.exporters.airflow import export_dags
     from retrainer.spec import expand_projects
 
     for path in export_dags(expand_projects(spec_paths), out, env=env):

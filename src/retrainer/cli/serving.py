@@ -132,7 +132,7 @@ def ab_report(
 @guarded
 def features_materialize(spec_path: SpecArg, env: EnvOpt = None) -> int:
     """Write each entity's latest feature values from the spec's source into Redis (serving.redis)."""
-    from retrainer.integrations.redis_features import materialize
+    from retrainer.serving.online_features import materialize
     from retrainer.spec import load_spec
 
     done = materialize(load_spec(spec_path, env=env))

@@ -33,7 +33,7 @@ from retrainer.serving.schema import PredictResponse, RequestSchema, error_detai
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
-    from retrainer.integrations.redis_features import OnlineFeatures
+    from retrainer.serving.online_features import OnlineFeatures
     from retrainer.spec import Spec
     from retrainer.store import RunStore
 
@@ -64,7 +64,7 @@ class ServingConfig:
             )
         online = None
         if serving.redis is not None:
-            from retrainer.integrations.redis_features import OnlineFeatures
+            from retrainer.serving.online_features import OnlineFeatures
 
             online = OnlineFeatures.from_spec(spec)
         default_log = str(store.local_path("predictions", spec.registry_name)) if store.is_local else ""

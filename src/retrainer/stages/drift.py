@@ -3,7 +3,7 @@
 The profile is stored with every registered version (`retrainer/reference_profile.json` on its
 MLflow run, written by the register stage). Each feature the champion used, and the champion's
 prediction score, is compared with `retrainer.drift`; the policy then decides: `report` records it,
-`retrain` records it (and makes an orchestrated run go ahead, see `integrations.airflow`), `block`
+`retrain` records it (and makes an orchestrated run go ahead, see `exporters.airflow`), `block`
 rejects the run. With no champion (or one registered before profiles existed) there is nothing to
 compare with and the stage says so.
 
