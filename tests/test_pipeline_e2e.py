@@ -201,6 +201,10 @@ def trials_finished(store: Path) -> int:
     return total
 
 
+def tune_key(result: retrainer.RunResult) -> str:
+    return next(stage.key for stage in result.stages if stage.name == "tune")
+
+
 def test_run_killed_mid_tune_resumes_with_its_finished_trials(
     telco_db: Callable[..., str], write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -233,6 +237,17 @@ def test_run_killed_mid_tune_resumes_with_its_finished_trials(
     assert trials_finished(tmp_path / "store") == 6  # the finished trials were kept, only the rest ran
     tune_log = (Path(spec.store) / "runs" / result.run_id / "logs" / "tune.log").read_text()
     assert "already finished" in tune_log
+
+    # forcing tune recomputes it under the same cache key: a fresh study runs every trial again,
+    # none is taken from the old one (`--force` forces every stage the same way)
+    forced = retrainer.run(spec, from_stage="tune")
+
+    assert statuses(forced)["tune"] == "ran"
+    assert tune_key(forced) == tune_key(result)
+    assert trials_finished(tmp_path / "store") == 6  # the old journal went with the work directory
+    forced_log = (Path(spec.store) / "runs" / forced.run_id / "logs" / "tune.log").read_text()
+    assert "(0 already finished)" in forced_log
+    assert forced.metrics["test_roc_auc"] == result.metrics["test_roc_auc"]  # the same seed, the same search
 
 
 @pytest.mark.postgres

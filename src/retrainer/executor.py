@@ -338,6 +338,8 @@ def _run_stage(
         try:
             key = _enter_stage(stage, ctx, refs)
             manifest = _read_manifest(stage, ctx, key) if use_cache else None
+            if not use_cache and store.discard_work_dir(stage.name, key):
+                logger.info("forced: the work a crashed run left for this stage is discarded, not resumed")
             if manifest is not None:
                 cached = _manifest_refs(manifest)
                 refs.update(cached)

@@ -109,6 +109,15 @@ class RunStore:
         Path(directory).mkdir(parents=True, exist_ok=True)
         return directory
 
+    def discard_work_dir(self, stage: str, key: str) -> bool:
+        """Drop a stage's scratch (what a crashed run left to resume from); True if there was any.
+
+        A forced stage recomputes: `--force` must not resume the work of the run it replaces."""
+        directory = Path(self.work_dir(stage, key))
+        had_work = any(directory.iterdir())
+        shutil.rmtree(directory, ignore_errors=True)
+        return had_work
+
     def run_dir(self, run_id: str) -> str:
         return self.path("runs", run_id)
 
@@ -350,3 +359,28 @@ def _columns_with_nulls(parquet: Any) -> set[str]:
             if nulls and name in names:
                 found.add(name)
     return found
+
+
+def work_generation(directory: str) -> str:
+    """A token born with a work directory and gone with it (`RunStore.discard_work_dir`).
+
+    Things kept outside the directory but owned by its work (Optuna studies in a shared PostgreSQL
+    storage) put it in their names, so discarding the directory also starts them afresh. Created
+    once, by whichever process comes first; the others read it."""
+    import secrets
+    import time
+
+    path = Path(directory) / "generation"
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        for _ in range(100):  # the creator writes right after creating
+            token = path.read_text().strip()
+            if token:
+                return token
+            time.sleep(0.01)
+        raise StoreError(f"{path} is empty; remove it to start this stage's work afresh") from None
+    token = secrets.token_hex(4)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token

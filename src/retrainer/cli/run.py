@@ -28,7 +28,7 @@ def run(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Use data known at this date (ISO); bound to :as_of.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Ignore the cache: run every stage.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run every stage afresh (a new tuning study).")] = False,
     from_stage: Annotated[
         str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")
     ] = None,

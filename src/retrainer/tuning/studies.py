@@ -38,14 +38,24 @@ def study_storage(ctx: RunContext) -> Any:
     return url
 
 
+def study_group(ctx: RunContext) -> str:
+    """What the names of this tune stage's studies start with: the pipeline, the stage's cache key
+    (shared storage never mixes runs of other inputs) and the generation of the stage's work
+    directory. A crashed run resumes its studies; `--force` discards the work directory
+    (`RunStore.discard_work_dir`), so it starts fresh studies, also in a shared PostgreSQL storage."""
+    from retrainer.store import work_generation
+
+    return f"{ctx.spec.name}.{ctx.cache_key}.{work_generation(ctx.work_dir())}"
+
+
 def open_study(ctx: RunContext, candidate: str, metric: str, seed_offset: int = 0) -> optuna.Study:
-    """This run's study for one candidate; the name holds the stage key, so shared storage never mixes runs."""
+    """This run's study for one candidate (`study_group`)."""
     import optuna
 
     spec = ctx.spec
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
-        study_name=f"{spec.name}.{ctx.cache_key}.{candidate}",
+        study_name=f"{study_group(ctx)}.{candidate}",
         storage=study_storage(ctx),
         load_if_exists=True,
         direction="minimize" if metric in LOWER_IS_BETTER else "maximize",

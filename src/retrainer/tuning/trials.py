@@ -26,7 +26,7 @@ from retrainer.tuning.budget import (
     uses_holdout,
 )
 from retrainer.tuning.claims import claim_lock, claim_trial, run_claimed_trial, share_of
-from retrainer.tuning.studies import done_trials, open_study
+from retrainer.tuning.studies import done_trials, open_study, study_group
 from retrainer.tuning.warm_start import champion_params, params_in_space
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def run_trials(
         )
         return
     assert cap is not None  # the spec sets 10 when there is no timeout
-    group = f"{spec.name}.{ctx.cache_key}"  # the studies of this run (`open_study`)
+    group = study_group(ctx)  # the studies of this run
     claim = claim_lock(spec.models.study_storage, ctx.work_dir(), group) if workers > 1 else None
     owed_now = {candidate: cap - len(done_trials(study)) for candidate, study in studies.items()}
     for candidate in candidates:
