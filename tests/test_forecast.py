@@ -164,6 +164,7 @@ def test_promote_keep_and_reject_against_the_naive_baseline(tmp_path: Path, spen
     model = registry.load_model("spending", champion.version)
     ahead = model[-1].forecast(12)
     assert len(ahead) == 12 and str(ahead["ds"].iloc[0].date()) == "2017-10-01"
+    serve_a_forecast(spec, registry)
 
     # a month later, a weaker configuration: the champion's is refitted on the same new windows and kept
     later = spending.iloc[:-1]
@@ -180,3 +181,50 @@ def test_promote_keep_and_reject_against_the_naive_baseline(tmp_path: Path, spen
     rejected = retrainer.run(write(tmp_path, "naive.yaml", naive))
     assert rejected.outcome == "rejected" and "seasonal-naive" in rejected.reason
     assert len(registry.client.search_model_versions("name='spending'")) == versions
+
+
+def serve_a_forecast(spec: retrainer.Spec, registry: Registry) -> None:
+    """`POST /forecast` answers the champion's points and intervals; a bad request is one clear refusal."""
+    from fastapi.testclient import TestClient
+
+    from retrainer.serving.app import ServingConfig, create_app
+
+    config = ServingConfig.from_spec(spec, RunStore(spec.store))
+    with TestClient(create_app(config, registry)) as client:
+        answer = client.post("/forecast", json={"series_id": "all", "horizon": 3})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["alias"] == "champion" and [p["ds"][:7] for p in body["forecasts"]] == [
+            "2017-10",
+            "2017-11",
+            "2017-12",
+        ]
+        first = body["forecasts"][0]
+        assert first["lo_95"] <= first["lo_80"] <= first["forecast"] <= first["hi_80"] <= first["hi_95"]
+        assert client.post("/forecast", json={"horizon": 0}).status_code == 422
+        assert client.post("/forecast", json={"horizon": 13}).status_code == 422  # beyond the model's horizon
+        unknown = client.post("/forecast", json={"series_id": "NSW"})
+        assert unknown.status_code == 404 and "unknown series_id" in unknown.json()["detail"]
+
+
+def test_serving_needs_the_future_of_exogenous_columns(spending: pd.DataFrame) -> None:
+    """An exogenous column is known in advance: a request without its future values is refused (422)."""
+    from retrainer.serving import forecasts
+    from retrainer.serving.deployment import LoadedModel
+    from retrainer.tasks import ForecastTask
+
+    frame = spending.tail(120).assign(promotion=np.arange(120) % 3 == 0).astype({"promotion": float})
+    forecaster = Forecaster(
+        method="lightgbm",
+        time_column="month",
+        target="spending",
+        exogenous=("promotion",),
+        horizon=3,
+        params={"n_estimators": 20, "min_child_samples": 5},
+    ).fit(frame)
+    served = LoadedModel("champion", 1, None, [forecaster], ("month", "spending", "promotion"), ForecastTask(3), 0.5)
+    with pytest.raises(forecasts.ForecastRefused, match="future values of promotion"):
+        forecasts.answer(served, "all", 3, None)
+    future = [{"month": f"2017-{m}-01", "promotion": 1.0} for m in (10, 11, 12)]
+    answer = forecasts.answer(served, "all", 3, future)
+    assert len(answer["forecasts"]) == 3 and answer["forecasts"][0]["ds"].startswith("2017-10-01")
