@@ -322,6 +322,7 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
 def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
     """task: forecast (examples/spending) through the same exported DAG: the backtested forecaster is promoted."""
     from airflow.dag_processing.dagbag import DagBag
+
     from conftest import example_setup
 
     data = example_setup("spending").write(tmp_path / "auscafe.csv")
