@@ -228,3 +228,19 @@ def test_serving_needs_the_future_of_exogenous_columns(spending: pd.DataFrame) -
     future = [{"month": f"2017-{m}-01", "promotion": 1.0} for m in (10, 11, 12)]
     answer = forecasts.answer(served, "all", 3, future)
     assert len(answer["forecasts"]) == 3 and answer["forecasts"][0]["ds"].startswith("2017-10-01")
+
+
+def test_series_drift_reads_level_and_seasonality(spending: pd.DataFrame) -> None:
+    from retrainer.forecasting.series import series_drift, series_profile
+
+    spec = spec_from_dict(spec_dict())
+    reference = series_profile(spending.iloc[:-12], spec)
+    [same] = series_drift(reference, spending, spec)
+    assert not same["drifted"] and same["seasonal_correlation"] > 0.8
+    [doubled] = series_drift(reference, spending.assign(spending=spending["spending"] * 2), spec)
+    assert doubled["drifted"] and "level" in doubled["reasons"][0]
+    months = spending["month"].dt.month
+    flipped = spending.assign(spending=spending["spending"] * np.where(months == 12, 0.7, 1.0))
+    flipped.loc[months == 6, "spending"] *= 1.3
+    [reshaped] = series_drift(reference, flipped.tail(60), spec)
+    assert any("seasonal shape" in reason for reason in reshaped["reasons"]), reshaped

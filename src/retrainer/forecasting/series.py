@@ -8,7 +8,7 @@ A single series (no `series_id`) is the series `"all"`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrainer.frequencies import infer_frequency
 
@@ -163,3 +163,89 @@ def frequency_of(frame: pd.DataFrame, spec: Spec) -> str:
             hint="set forecast.frequency, or fill the gaps at the source",
         )
     return found
+
+
+LEVEL_SHIFT = 3.0  # a level this many typical period-on-period changes away from the reference: drifted
+MIN_SEASONAL_CORRELATION = 0.5  # a seasonal shape less alike than this (Pearson) to the reference: drifted
+
+
+def series_profile(frame: pd.DataFrame, spec: Spec) -> dict[str, dict[str, Any]]:
+    """Per series: its level (the mean of its last season), its typical change (the mean |seasonal
+    difference|) and its seasonal shape (the mean of each position in the season, less the mean)."""
+    import numpy as np
+
+    from retrainer.frequencies import season_length
+
+    assert spec.forecast is not None
+    long = long_frame(frame, spec)
+    frequency = frequency_of(frame, spec)
+    season = spec.forecast.season_length or season_length(frequency)
+    profile: dict[str, dict[str, Any]] = {}
+    for uid, part in long.groupby("unique_id", sort=False):
+        values = part["y"].to_numpy(dtype=float)
+        recent = values[-max(season, 1) :]
+        lag = season if len(values) > season else 1
+        change = float(np.mean(np.abs(values[lag:] - values[:-lag]))) if len(values) > lag else 0.0
+        positions = _positions(part["ds"], frequency, season)
+        shape = [float(np.mean(values[positions == p])) for p in range(season)] if season > 1 else []
+        mean = float(np.mean(shape)) if shape else 0.0
+        profile[str(uid)] = {
+            "level": float(np.mean(recent)),
+            "change": change,
+            "season": [round(v - mean, 6) for v in shape],
+            "last": str(part["ds"].max().date()),
+        }
+    return profile
+
+
+def series_drift(reference: dict[str, dict[str, Any]], frame: pd.DataFrame, spec: Spec) -> list[dict[str, Any]]:
+    """Each series' level and seasonal shape now against the champion's training data (`series_profile`)."""
+    import numpy as np
+
+    current = series_profile(frame, spec)
+    found = []
+    for uid, now in current.items():
+        then = reference.get(uid)
+        if then is None:
+            found.append({"series": uid, "drifted": False, "reasons": ["new series: no reference"]})
+            continue
+        scale = then["change"] or abs(then["level"]) or 1.0
+        shift = (now["level"] - then["level"]) / scale
+        reasons = []
+        if abs(shift) > LEVEL_SHIFT:
+            reasons.append(f"level {then['level']:.4g} -> {now['level']:.4g} ({shift:+.1f} typical changes)")
+        correlation = None
+        old, new = np.asarray(then["season"]), np.asarray(now["season"])
+        if len(old) == len(new) > 2 and old.std() > 0 and new.std() > 0:
+            correlation = float(np.corrcoef(old, new)[0, 1])
+            if correlation < MIN_SEASONAL_CORRELATION:
+                reasons.append(f"seasonal shape changed (correlation {correlation:.2f})")
+        found.append(
+            {
+                "series": uid,
+                "drifted": bool(reasons),
+                "level_shift": round(float(shift), 4),
+                "seasonal_correlation": None if correlation is None else round(correlation, 4),
+                "reasons": reasons,
+            }
+        )
+    return found
+
+
+def _positions(times: pd.Series, frequency: str, season: int) -> Any:
+    """Each timestamp's position in its season (month of year, quarter, weekday...), 0-based."""
+    import numpy as np
+
+    if season <= 1:
+        return np.zeros(len(times), dtype=int)
+    stamps = times.dt
+    base = frequency.split("-")[0]
+    if base in ("MS", "ME") and season == 12:
+        return (stamps.month - 1).to_numpy()
+    if base in ("QS", "QE") and season == 4:
+        return (stamps.quarter - 1).to_numpy()
+    if base in ("D", "B") and season in (5, 7):
+        return stamps.dayofweek.to_numpy() % season
+    if base == "h" and season == 24:
+        return stamps.hour.to_numpy()
+    return np.arange(len(times)) % season

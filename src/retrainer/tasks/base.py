@@ -88,6 +88,20 @@ class Task(ABC):
         """Gates of the task beyond `evaluation.thresholds` (a forecast's baseline), in words: none here."""
         return []
 
+    # whether drift compares the champion's output on the new data with its output on its training data
+    # (a forecast's values move with the trend whatever the model: it compares each series instead)
+    score_drift: ClassVar[bool] = True
+
+    @classmethod
+    def series_profile(cls, frame: pd.DataFrame, spec: Spec) -> dict[str, Any] | None:
+        """What drift keeps of the training data besides its columns (a forecast's series); None: nothing."""
+        return None
+
+    @classmethod
+    def series_drift(cls, reference: dict[str, Any], frame: pd.DataFrame, spec: Spec) -> list[dict[str, Any]]:
+        """Drift of the new data against `series_profile` of the champion's, one entry per series: none here."""
+        return []
+
     def bootstrap_groups(self, output: np.ndarray) -> np.ndarray | None:
         """The units the paired bootstrap resamples (a code per row, -1: not scored); None: rows."""
         return None

@@ -38,6 +38,7 @@ class ForecastTask(Task):
     default_metric: ClassVar[str] = "mase"
     sklearn_scoring: ClassVar[str] = "neg_mean_absolute_error"
     explainable: ClassVar[bool] = False  # no SHAP over lags the model builds itself
+    score_drift: ClassVar[bool] = False  # forecasts follow the trend: drift compares each series instead
 
     def __init__(self, horizon: int = 1, series_id: str | None = None) -> None:
         self.horizon = horizon
@@ -90,6 +91,19 @@ class ForecastTask(Task):
             "test": ordered,
             "oot": ordered.iloc[0:0].copy(),
         }
+
+    @classmethod
+    def series_profile(cls, frame: pd.DataFrame, spec: Spec) -> dict[str, Any] | None:
+        """Each series' level, typical change and seasonal shape (kept with the registered version)."""
+        from retrainer.forecasting.series import series_profile
+
+        return series_profile(frame, spec)
+
+    @classmethod
+    def series_drift(cls, reference: dict[str, Any], frame: pd.DataFrame, spec: Spec) -> list[dict[str, Any]]:
+        from retrainer.forecasting.series import series_drift
+
+        return series_drift(reference, frame, spec)
 
     def encode(self, values: pd.Series) -> np.ndarray:
         import numpy as np
