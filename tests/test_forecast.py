@@ -124,10 +124,11 @@ def test_forecast_metrics_by_hand() -> None:
 
 
 # ---------------------------------------------------------------------------------------- the model
-def test_backtest_refits_each_origin_and_saves(spending: pd.DataFrame) -> None:
+@pytest.mark.parametrize("method", ["auto_theta", "prophet"])
+def test_backtest_refits_each_origin_and_saves(spending: pd.DataFrame, method: str) -> None:
     import skops.io
 
-    model = Forecaster(method="auto_theta", time_column="month", target="spending", horizon=12, windows=2)
+    model = Forecaster(method=method, time_column="month", target="spending", horizon=12, windows=2)
     output = model.predict(spending)
     scored = np.isfinite(output[:, 0])
     assert output.shape == (len(spending), len(FORECAST_OUTPUT))

@@ -233,6 +233,23 @@ CATALOGUE: dict[str, Candidate] = {
             )
             for name in ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima")
         ),
+        Candidate(
+            "prophet",
+            _forecaster("prophet"),
+            # how far the trend may bend, and how strongly the seasons are held (Prophet's documented knobs)
+            space={
+                "changepoint_prior_scale": {"low": 0.001, "high": 0.5, "log": True},
+                "seasonality_prior_scale": {"low": 0.01, "high": 10.0, "log": True},
+                "seasonality_mode": {"choices": ["additive", "multiplicative"]},
+            },
+            defaults={
+                "changepoint_prior_scale": 0.05,
+                "seasonality_prior_scale": 10.0,
+                "seasonality_mode": "additive",
+            },
+            kinds=frozenset({FORECASTER}),
+            requirements=("prophet",),
+        ),
     )
 }
 # what a spec without `models.candidates` tunes, by the kind of estimator its task needs
@@ -240,7 +257,7 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     CLASSIFIER: ("logistic_regression", "random_forest", "xgboost", "lightgbm"),
     REGRESSOR: ("ridge", "random_forest", "xgboost", "lightgbm"),
     # seasonal_naive is the baseline every forecast run includes (`ForecastTask.candidates`)
-    FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm"),
+    FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
 }
 EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 

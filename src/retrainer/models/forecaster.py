@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 LEVELS = (80, 95)
 SINGLE = "all"  # the series of a spec without series_id (as `forecasting.series.long_frame` names it)
 STATISTICAL = {"auto_ets": "AutoETS", "auto_arima": "AutoARIMA", "auto_theta": "AutoTheta", "seasonal_naive": None}
+LIKE_STATSFORECAST = {*STATISTICAL, "prophet"}  # fitted, predicted and backtested with statsforecast's keywords
 # backtests already computed in this process, by configuration and data: Optuna's trials of a model without
 # parameters (AutoETS) are identical, and the champion is rescored on the same data by compare and evidence
 _BACKTESTS: dict[str, pd.DataFrame] = {}
@@ -120,8 +121,10 @@ class Forecaster(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ the libraries
     def _engine(self, frequency: str, seed_offset: int = 0) -> Any:
-        """The statsforecast or mlforecast object for this configuration (unfitted)."""
+        """The statsforecast, mlforecast or Prophet object for this configuration (unfitted)."""
         season = self._season(frequency)
+        if self.method == "prophet":
+            return ProphetEngine(frequency, dict(self.params or {}), self.seed + seed_offset)
         if self.method in STATISTICAL:
             from statsforecast import StatsForecast
 
@@ -165,7 +168,7 @@ class Forecaster(RegressorMixin, BaseEstimator):
         frequency = self._frequency(long)
         engine = self._engine(frequency)
         with _quiet():
-            if self.method in STATISTICAL:
+            if self.method in LIKE_STATSFORECAST:
                 engine.fit(df=long)
             else:
                 from mlforecast.utils import PredictionIntervals
@@ -187,7 +190,7 @@ class Forecaster(RegressorMixin, BaseEstimator):
         if self.exogenous and future is None:
             raise ValueError(f"forecasting needs the future values of {', '.join(self.exogenous)}")
         with _quiet():
-            if self.method in STATISTICAL:
+            if self.method in LIKE_STATSFORECAST:
                 kwargs = {"X_df": future} if self.exogenous else {}
                 raw = self.engine_.predict(h=h, level=list(LEVELS), **kwargs)
             else:
@@ -206,7 +209,7 @@ class Forecaster(RegressorMixin, BaseEstimator):
         data = long.drop(columns="row")
         step = self.step or self.horizon
         with _quiet():
-            if self.method in STATISTICAL:
+            if self.method in LIKE_STATSFORECAST:
                 raw = self._engine(frequency).cross_validation(
                     df=data, h=self.horizon, n_windows=self.windows, step_size=step, level=list(LEVELS), refit=True
                 )
@@ -260,6 +263,104 @@ class Forecaster(RegressorMixin, BaseEstimator):
         groups = pd.MultiIndex.from_frame(frame[["unique_id", "cutoff"]].astype(str)).factorize()[0]
         output[rows, len(OUTPUT) - 1] = groups
         return output
+
+
+class ProphetEngine:
+    """Prophet (one model per series) behind statsforecast's calls: `fit(df=)`, `predict(h=, level=, X_df=)`,
+    `cross_validation(df=, h=, n_windows=, step_size=, level=, refit=True)`, with the same column names.
+
+    Its intervals are quantiles of Prophet's predictive samples (trend and noise), all levels from one
+    draw; the draw is seeded. Exogenous columns (any beyond unique_id, ds, y) are Prophet regressors.
+    Fitted models are kept as Prophet's JSON (`model_to_json`), which is how Prophet saves a model.
+    """
+
+    def __init__(self, frequency: str, params: dict[str, Any], seed: int) -> None:
+        self.frequency, self.params, self.seed = frequency, params, seed
+        self.models: dict[str, str] = {}  # unique_id -> the fitted model as JSON
+
+    def _new(self, regressors: list[str]) -> Any:
+        import logging
+
+        logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": we draw no Prophet plot
+        from cmdstanpy.utils import get_logger
+        from prophet import Prophet
+
+        get_logger().setLevel(logging.WARNING)  # cmdstanpy sets its logger to INFO when first asked for it
+        logging.getLogger("prophet").setLevel(logging.WARNING)
+
+        yearly = self.frequency.split("-")[0] in ("MS", "ME", "QS", "QE", "W", "D", "B")
+        model = Prophet(
+            yearly_seasonality=yearly,
+            weekly_seasonality=self.frequency.split("-")[0] in ("D", "B", "h"),
+            daily_seasonality=self.frequency == "h",
+            uncertainty_samples=500,
+            **self.params,
+        )
+        for name in regressors:
+            model.add_regressor(name)
+        return model
+
+    def fit(self, df: pd.DataFrame) -> ProphetEngine:
+        from prophet.serialize import model_to_json
+
+        regressors = [c for c in df.columns if c not in ("unique_id", "ds", "y")]
+        self.models = {}
+        for uid, part in df.groupby("unique_id", sort=False):
+            model = self._new(regressors)
+            model.fit(part.drop(columns="unique_id"))
+            self.models[str(uid)] = model_to_json(model)
+        return self
+
+    def predict(self, h: int, level: list[int], X_df: pd.DataFrame | None = None) -> pd.DataFrame:  # noqa: N803
+        import pandas as pd
+        from prophet.serialize import model_from_json
+
+        parts = []
+        for uid, saved in self.models.items():
+            model = model_from_json(saved)
+            future = model.make_future_dataframe(periods=h, freq=self.frequency, include_history=False)
+            if X_df is not None:
+                rows = X_df[X_df["unique_id"].astype(str) == uid].drop(columns="unique_id")
+                future = future.merge(rows, on="ds", how="left")
+            parts.append(self._answer(model, future, level).assign(unique_id=uid))
+        return pd.concat(parts, ignore_index=True)
+
+    def _answer(self, model: Any, future: pd.DataFrame, level: list[int]) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
+        state = np.random.get_state()
+        np.random.seed(self.seed)  # Prophet draws its samples from numpy's global generator
+        try:
+            point = model.predict(future)["yhat"].to_numpy()
+            samples = model.predictive_samples(future)["yhat"]
+        finally:
+            np.random.set_state(state)
+        answer = pd.DataFrame({"ds": future["ds"].to_numpy(), "model": point})
+        for lvl in level:
+            tail = (100 - lvl) / 200
+            answer[f"model-lo-{lvl}"] = np.quantile(samples, tail, axis=1)
+            answer[f"model-hi-{lvl}"] = np.quantile(samples, 1 - tail, axis=1)
+        return answer
+
+    def cross_validation(
+        self, df: pd.DataFrame, h: int, n_windows: int, step_size: int, level: list[int], refit: bool = True
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        regressors = [c for c in df.columns if c not in ("unique_id", "ds", "y")]
+        parts = []
+        for uid, part in df.groupby("unique_id", sort=False):
+            part = part.reset_index(drop=True)
+            for window in range(n_windows):
+                end = len(part) - h - step_size * (n_windows - 1 - window)  # rows up to the origin
+                history, ahead = part.iloc[:end], part.iloc[end : end + h]
+                model = self._new(regressors)
+                model.fit(history.drop(columns="unique_id"))
+                answer = self._answer(model, ahead.drop(columns=["unique_id", "y"]), level)
+                answer = answer.assign(unique_id=uid, cutoff=history["ds"].iloc[-1], y=ahead["y"].to_numpy())
+                parts.append(answer)
+        return pd.concat(parts, ignore_index=True)
 
 
 def _calendar(frequency: str) -> list[str]:
