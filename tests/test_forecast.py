@@ -245,3 +245,25 @@ def test_series_drift_reads_level_and_seasonality(spending: pd.DataFrame) -> Non
     flipped.loc[months == 6, "spending"] *= 1.3
     [reshaped] = series_drift(reference, flipped.tail(60), spec)
     assert any("seasonal shape" in reason for reason in reshaped["reasons"]), reshaped
+
+
+def test_a_panel_is_backtested_per_series_and_origin() -> None:
+    """examples/arrivals: four series in one table, each with its own origins (fpp3 aus_arrivals)."""
+    arrivals = example_setup("arrivals").arrivals_frame()
+    spec = spec_from_dict(
+        spec_dict(
+            target="arrivals",
+            time_column="quarter",
+            forecast={"horizon": 8, "series_id": "origin", "backtest": {"windows": 2}},
+        )
+    )
+    assert not failed(arrivals, **spec.model_dump(include={"target", "time_column", "forecast"}))
+    model = Forecaster(
+        method="auto_theta", time_column="quarter", target="arrivals", series_id="origin", horizon=8, windows=2
+    )
+    output = model.predict(arrivals)
+    scored = np.isfinite(output[:, 0])
+    assert scored.sum() == 4 * 2 * 8 and len(np.unique(output[scored, 7])) == 4 * 2
+    assert set(arrivals.loc[scored, "origin"]) == {"Japan", "NZ", "UK", "US"}
+    found = all_metrics(arrivals["arrivals"].to_numpy(), output, task="forecast")
+    assert np.isfinite(found["mase"]) and np.isfinite(found["naive_ratio"])  # scaled per series and origin
