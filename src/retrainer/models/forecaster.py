@@ -35,6 +35,7 @@ LIKE_STATSFORECAST = {*STATISTICAL, "prophet"}  # fitted, predicted and backtest
 # backtests already computed in this process, by configuration and data: Optuna's trials of a model without
 # parameters (AutoETS) are identical, and the champion is rescored on the same data by compare and evidence
 _BACKTESTS: dict[str, pd.DataFrame] = {}
+MAX_CACHED = 64
 
 
 class Forecaster(RegressorMixin, BaseEstimator):
@@ -237,6 +238,8 @@ class Forecaster(RegressorMixin, BaseEstimator):
         frame = frame.merge(baseline[["unique_id", "ds", "cutoff", "naive"]], on=["unique_id", "ds", "cutoff"])
         frame = frame.merge(_scales(data, season), on=["unique_id", "cutoff"], how="left")
         frame = frame.merge(long[["unique_id", "ds", "row"]], on=["unique_id", "ds"])
+        if len(_BACKTESTS) >= MAX_CACHED:  # the oldest first: a long tuning keeps only its recent trials
+            _BACKTESTS.pop(next(iter(_BACKTESTS)))
         _BACKTESTS[key] = frame
         return frame
 
