@@ -29,6 +29,7 @@ ORDER = (
     "models_telco",
     "orchestration",
     "serving",
+    "forecast",  # task: forecast vs a hand-written statsforecast backtest (issue 20)
 )
 # scripts run more than once, or with arguments: one argument list per run ((): its defaults)
 RUNS: dict[str, tuple[tuple[str, ...], ...]] = {

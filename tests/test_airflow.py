@@ -317,3 +317,28 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
     assert prices_champion is not None
     assert json.loads(prices_champion.tags["retrainer.task"]) == {"task": "regression", "transform": "log"}
     assert json.loads(prices_champion.tags["retrainer.metrics"])["rmse"] <= 40_000  # dollars: the example's gate
+
+
+def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
+    """task: forecast (examples/spending) through the same exported DAG: the backtested forecaster is promoted."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from conftest import example_setup
+
+    data = example_setup("spending").write(tmp_path / "auscafe.csv")
+    spec = yaml.safe_load((ROOT / "examples" / "spending" / "pipeline.yaml").read_text())
+    spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
+    spec |= {"models": {"candidates": ["auto_theta"], "n_trials": 1}}
+    path = tmp_path / "spending.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    [dag_file] = export_dags([path], airflow_home / "dags" / "forecast")
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_spending")
+    assert dag is not None
+    assert str(dag.test().state).endswith("success")
+
+    loaded = retrainer.load_spec(path)
+    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias("spending", "champion")
+    assert champion is not None
+    assert json.loads(champion.tags["retrainer.task"]) == {"task": "forecast", "horizon": 12, "series_id": None}
+    assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast

@@ -83,6 +83,7 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
         "target",
         "task",
         "seed",
+        "forecast",  # a forecast's horizon and backtest decide its tuning scores
     ]
     assert stages["train"]["deps"] == [pointer("split"), pointer("features"), pointer("tune")]
     assert stages["evaluate"]["deps"] == [pointer("split"), pointer("train")]

@@ -129,7 +129,9 @@ def fit_model(
     extra = fit_params(candidate, params, y)
     preprocess, estimator = model[:-1], model[-1]
     wrapped = estimator.__class__.__name__ == "TransformedTargetRegressor"
-    if not early_stopping_rounds or candidate not in EARLY_STOPPING or wrapped:
+    # a forecaster's booster is fitted by mlforecast on its lags, with no rows to hold out
+    stops = getattr(estimator, "early_stops", True)
+    if not early_stopping_rounds or candidate not in EARLY_STOPPING or wrapped or not stops:
         model.fit(X, y, **extra)
         return None
     from retrainer.tasks import from_info

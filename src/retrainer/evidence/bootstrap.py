@@ -74,9 +74,10 @@ def bootstrap_blocks(
     seed: int,
     thresholds: Sequence[float],
     max_rows: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """`bootstrap_scores` of each of `probas` (cut at its own threshold) on the same resamples, drawn a
-    block at a time.
+    block at a time. With `groups` (a code per row, -1: not scored), whole groups are resampled.
 
     The whole count matrix is n_bootstrap x n_rows (1,000 x 200,000 test rows: 1.6 GB, and the
     weighted metrics make float copies of it). Blocks of about 16 M cells are drawn in turn from
@@ -87,6 +88,8 @@ def bootstrap_blocks(
     import numpy as np
 
     n_rows = len(y_true)
+    if groups is not None:
+        return _group_scores(metric, y_true, probas, n_bootstrap, seed, thresholds, groups)
     if max_rows is not None and n_rows > max_rows:
         return subsample_scores(metric, y_true, probas, n_bootstrap, seed, thresholds, max_rows)
     rng = np.random.default_rng(seed)
@@ -98,6 +101,34 @@ def bootstrap_blocks(
         for collected, proba, threshold in zip(scores, probas, thresholds, strict=True):
             collected.append(bootstrap_scores(metric, y_true, proba, counts, threshold))
     return [np.concatenate(parts) if parts else np.empty(0) for parts in scores]
+
+
+def _group_scores(
+    metric: str,
+    y_true: np.ndarray,
+    probas: Sequence[np.ndarray],
+    n_bootstrap: int,
+    seed: int,
+    thresholds: Sequence[float],
+    groups: np.ndarray,
+) -> list[np.ndarray]:
+    """The bootstrap over groups (a forecast's series x origin): each resample draws the groups with
+    replacement and weighs every row by how often its group was drawn; rows of group -1 weigh nothing.
+    The errors of one window are correlated (one bad origin spoils all its steps): resampling rows
+    would make the interval too narrow."""
+    import numpy as np
+
+    codes = np.asarray(groups, dtype=int)
+    units = int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
+    if units == 0:
+        return [np.full(n_bootstrap, np.nan) for _ in probas]
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(units, np.full(units, 1.0 / units), size=n_bootstrap)
+    counts = np.where(codes >= 0, drawn[:, np.clip(codes, 0, None)], 0)
+    return [
+        bootstrap_scores(metric, y_true, proba, counts, threshold)
+        for proba, threshold in zip(probas, thresholds, strict=True)
+    ]
 
 
 def subsample_scores(
@@ -192,6 +223,7 @@ def metric_intervals(
     seed: int = 0,
     threshold: float = 0.5,
     max_rows: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of each metric of one model on one test set (m-out-of-n above
     `max_rows` rows, see `bootstrap_blocks`)."""
@@ -202,7 +234,7 @@ def metric_intervals(
     resample_rows = min(len(y), max_rows or len(y))
     intervals = {}
     for metric in metrics:
-        (values,) = bootstrap_blocks(metric, y, [p], n_bootstrap, seed, [threshold], max_rows)
+        (values,) = bootstrap_blocks(metric, y, [p], n_bootstrap, seed, [threshold], max_rows, groups)
         values = values[~np.isnan(values)]
         if not len(values):  # undefined on every resample (a class missing from the test set)
             continue
@@ -224,6 +256,7 @@ def paired_bootstrap(
     threshold: float = 0.5,
     champion_threshold: float | None = None,
     max_rows: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> BootstrapResult:
     """Resample the same test rows for both models; the interval is of the per-resample difference.
 
@@ -238,7 +271,9 @@ def paired_bootstrap(
     if not len(y) == len(p_new) == len(p_old):
         raise ValueError(f"labels and scores differ in length: {len(y)}, {len(p_new)}, {len(p_old)}")
     old_threshold = threshold if champion_threshold is None else champion_threshold
-    new, old = bootstrap_blocks(metric, y, [p_new, p_old], n_bootstrap, seed, [threshold, old_threshold], max_rows)
+    new, old = bootstrap_blocks(
+        metric, y, [p_new, p_old], n_bootstrap, seed, [threshold, old_threshold], max_rows, groups
+    )
     diffs = np.asarray(better(metric, new, old))  # type: ignore[arg-type]  # element-wise on arrays
     keep = ~np.isnan(diffs)
     new_point, old_point = score(metric, y, p_new, threshold), score(metric, y, p_old, old_threshold)

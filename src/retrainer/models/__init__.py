@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
     import optuna
 
-CLASSIFIER, REGRESSOR = "classifier", "regressor"
+CLASSIFIER, REGRESSOR, FORECASTER = "classifier", "regressor", "forecaster"
 CLASS_WEIGHT = "class_weight"  # a classifier-only parameter
+FORECAST_ONLY = frozenset({"lags", "rolling_window", "difference"})  # mlforecast's features (forecasters only)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,19 @@ class Candidate:
 
 
 def _for_kind(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    return params if kind == CLASSIFIER else {k: v for k, v in params.items() if k != CLASS_WEIGHT}
+    dropped = (set() if kind == CLASSIFIER else {CLASS_WEIGHT}) | (set() if kind == FORECASTER else FORECAST_ONLY)
+    return {k: v for k, v in params.items() if k not in dropped}
+
+
+def _forecaster(method: str) -> Callable[[dict[str, Any], int, int, str], Any]:
+    """A statsforecast model (no parameters: AutoETS, AutoARIMA and AutoTheta choose their own form)."""
+
+    def build(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+        from retrainer.models.forecaster import Forecaster
+
+        return Forecaster(method=method, params=dict(params), seed=seed)
+
+    return build
 
 
 def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
@@ -75,6 +88,10 @@ def _xgboost(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
 def _lightgbm(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
+    if kind == FORECASTER:  # LightGBM on lags, a rolling mean and calendar features, through mlforecast
+        from retrainer.models.forecaster import Forecaster
+
+        return Forecaster(method="lightgbm", params={"subsample_freq": 1, **_for_kind(kind, params)}, seed=seed)
     booster = LGBMClassifier if kind == CLASSIFIER else LGBMRegressor
     return booster(random_state=seed, n_jobs=n_jobs, verbose=-1, subsample_freq=1, **_for_kind(kind, params))
 
@@ -160,6 +177,11 @@ CATALOGUE: dict[str, Candidate] = {
                 "colsample_bytree": {"low": 0.5, "high": 1.0},
                 "reg_lambda": {"low": 1e-3, "high": 10.0, "log": True},
                 "class_weight": {"choices": [None, "balanced"]},
+                # forecasters only: the largest lag (1, 2, 3 and this one), the rolling mean's window, and
+                # whether the trees learn period-on-period changes (a trend they cannot extrapolate)
+                "lags": {"low": 3, "high": 24},
+                "rolling_window": {"low": 2, "high": 12},
+                "difference": {"choices": [True, False]},
             },
             defaults={
                 "n_estimators": 200,
@@ -170,9 +192,13 @@ CATALOGUE: dict[str, Candidate] = {
                 "colsample_bytree": 0.8,
                 "reg_lambda": 1.0,
                 "class_weight": None,
+                "lags": 12,
+                "rolling_window": 6,
+                "difference": True,
             },
+            kinds=frozenset({CLASSIFIER, REGRESSOR, FORECASTER}),
             early_stopping=True,
-            requirements=("lightgbm",),
+            requirements=("lightgbm", "mlforecast"),
         ),
         Candidate(
             "mlp",
@@ -197,12 +223,41 @@ CATALOGUE: dict[str, Candidate] = {
             },
             requirements=("torch",),
         ),
+        *(
+            Candidate(
+                name,
+                _forecaster(name),
+                space={},
+                kinds=frozenset({FORECASTER}),
+                requirements=("statsforecast",),
+            )
+            for name in ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima")
+        ),
+        Candidate(
+            "prophet",
+            _forecaster("prophet"),
+            # how far the trend may bend, and how strongly the seasons are held (Prophet's documented knobs)
+            space={
+                "changepoint_prior_scale": {"low": 0.001, "high": 0.5, "log": True},
+                "seasonality_prior_scale": {"low": 0.01, "high": 10.0, "log": True},
+                "seasonality_mode": {"choices": ["additive", "multiplicative"]},
+            },
+            defaults={
+                "changepoint_prior_scale": 0.05,
+                "seasonality_prior_scale": 10.0,
+                "seasonality_mode": "additive",
+            },
+            kinds=frozenset({FORECASTER}),
+            requirements=("prophet",),
+        ),
     )
 }
 # what a spec without `models.candidates` tunes, by the kind of estimator its task needs
 DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     CLASSIFIER: ("logistic_regression", "random_forest", "xgboost", "lightgbm"),
     REGRESSOR: ("ridge", "random_forest", "xgboost", "lightgbm"),
+    # seasonal_naive is the baseline every forecast run includes (`ForecastTask.candidates`)
+    FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
 }
 EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from retrainer.report import binary_plots, multiclass_plots, regression_plots
+from retrainer.report import binary_plots, forecast_plots, multiclass_plots, regression_plots
 from retrainer.report.figures import BAD, CHALLENGER, CHAMPION, Scored, figure, png, short
 from retrainer.tasks import Task, from_info
 
@@ -32,10 +32,16 @@ OUTPUT_PLOTS: dict[str, Callable[[Scored], dict[str, bytes]]] = {
     "scores": binary_plots.draw,
     "proba": multiclass_plots.draw,
     "values": regression_plots.draw,
+    "forecast": forecast_plots.draw,
 }
 # every stem a model's output may draw, in the order the report shows them
-OUTPUT_STEMS = tuple(dict.fromkeys([*binary_plots.STEMS, *multiclass_plots.STEMS, *regression_plots.STEMS]))
-PLOT_MODULES = (__name__, *(m.__name__ for m in (binary_plots, multiclass_plots, regression_plots)))
+OUTPUT_STEMS = tuple(
+    dict.fromkeys([*binary_plots.STEMS, *multiclass_plots.STEMS, *regression_plots.STEMS, *forecast_plots.STEMS])
+)
+PLOT_MODULES = (
+    __name__,
+    *(m.__name__ for m in (binary_plots, multiclass_plots, regression_plots, forecast_plots)),
+)
 PLOT_MODULES += ("retrainer.report.figures",)
 
 
@@ -45,7 +51,10 @@ def spec_slices(spec: Spec) -> dict[str, list[float] | None]:
 
 
 def output_kind(task: Task, output: np.ndarray) -> str:
-    """What a model's output holds: `values` (a regressor), `proba` (n x k) or `scores` (n)."""
+    """What a model's output holds: `values` (a regressor), `forecast` (a backtest, `FORECAST_OUTPUT` per
+    row), `proba` (n x k) or `scores` (n)."""
+    if task.estimator_type == "forecaster":
+        return "forecast"
     if task.estimator_type == "regressor":
         return "values"
     return "proba" if output.ndim == 2 else "scores"

@@ -56,7 +56,9 @@ class ServingConfig:
         from retrainer.errors import SpecError
 
         serving = spec.serving
-        entity_id = serving.entity_id or spec.id_column
+        # a forecaster's requests are routed by their series (one series: all of them by the same id)
+        series = (spec.forecast.series_id or "series_id") if spec.forecast else None
+        entity_id = serving.entity_id or spec.id_column or series
         if not entity_id:
             raise SpecError(
                 f"{spec.spec_path or spec.name}: serving needs an entity id to split traffic by",
@@ -204,6 +206,29 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
         versions = ",".join(f"{alias}=v{version}" for alias, version in sorted(used))
         content = answers[0] if shape == "single" else {"predictions": answers}
         return JSONResponse(content, headers={"X-Model-Versions": versions})
+
+    @app.post("/forecast", summary="A forecaster's points and intervals for one series (task: forecast)")
+    async def forecast(request: Request) -> Any:
+        from retrainer.serving import forecasts
+
+        started = time.perf_counter()
+        deployment = watcher.current
+        task = deployment.champion.task
+        if task.name != "forecast":
+            return JSONResponse({"detail": f"the served model is a {task.name} model: use /predict"}, 404)
+        try:
+            series, horizon, future = forecasts.parse(json.loads(await request.body()), int(task.info()["horizon"]))
+            arm = route(series, config.challenger_share, config.name, has_challenger=deployment.challenger is not None)
+            model = deployment.arm(arm)
+            content = await asyncio.to_thread(forecasts.answer, model, series, horizon, future)
+        except ValueError as error:  # invalid JSON
+            metrics.error(422)
+            return JSONResponse({"detail": f"invalid request: {error}"}, status_code=422)
+        except forecasts.ForecastRefused as refused:
+            metrics.error(refused.status)
+            return JSONResponse({"detail": refused.detail}, status_code=refused.status)
+        metrics.observe(model.alias, model.version, 1, time.perf_counter() - started)
+        return JSONResponse(content, headers={"X-Model-Versions": f"{model.alias}=v{model.version}"})
 
     @app.get("/health", summary="The process is up")
     async def health() -> dict[str, str]:

@@ -27,6 +27,7 @@ from retrainer.spec.data import (
     TargetSpec,
     ValidationSpec,
 )
+from retrainer.spec.forecast import BacktestSpec, ForecastSpec
 from retrainer.spec.loading import deep_merge, expand_projects, load_spec, read_yaml, spec_from_dict
 from retrainer.spec.modelling import (
     CANDIDATES,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_EVENTS",
     "SECRET_KEYS",
+    "BacktestSpec",
     "CanarySpec",
     "ColumnRule",
     "DerivedFeature",
@@ -67,6 +69,7 @@ __all__ = [
     "EvaluationSpec",
     "FairnessSpec",
     "FeaturesSpec",
+    "ForecastSpec",
     "Improvement",
     "LeakageSpec",
     "ModelsSpec",

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from retrainer.spec.common import _digest, _Section
 from retrainer.spec.data import DriftSpec, FeaturesSpec, LeakageSpec, SourceSpec, SplitSpec, TargetSpec, ValidationSpec
+from retrainer.spec.forecast import ForecastSpec
 from retrainer.spec.modelling import EvaluationSpec, ModelsSpec, PromotionSpec, TrackingSpec
 from retrainer.spec.operations import NotifySpec, OrchestrationSpec, ReportSpec, ServingSpec
 from retrainer.spec_checks import SPEC_CHECKS
@@ -19,13 +20,15 @@ class Spec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name (letters, digits, - _ .).")
     description: str = Field("", description="One line about the pipeline (the Airflow DAG shows it).")
     seed: int = Field(42, description="Seed for splits, tuning and models: the same data gives the same model.")
-    task: Literal["binary", "multiclass", "regression"] | None = Field(
+    task: Literal["binary", "multiclass", "regression", "forecast"] | None = Field(
         None,
         description=(
             "What the model predicts; inferred from the target when omitted (two labels: binary; a few "
-            "text labels: multiclass; floats or many numbers: regression)."
+            "text labels: multiclass; floats or many numbers: regression). forecast is never inferred: it "
+            "needs time_column and a `forecast:` section."
         ),
     )
+    forecast: ForecastSpec | None = Field(None, description="task: forecast only: horizon, series, backtest.")
     source: SourceSpec
     target: TargetSpec
     id_column: str | None = Field(None, description="Entity id: never a feature; duplicated ids fail validation.")
@@ -72,6 +75,13 @@ class Spec(_Section):
             raise ValueError("split.method 'temporal' needs 'time_column'")
         if self.validation.max_age and not self.time_column:
             raise ValueError("validation.max_age (freshness) needs 'time_column'")
+        if self.task == "forecast":
+            if not self.time_column:
+                raise ValueError("task forecast needs 'time_column' (the timestamp of each value)")
+            if self.forecast is None:
+                raise ValueError("task forecast needs a 'forecast:' section (at least forecast.horizon)")
+        elif self.forecast is not None:
+            raise ValueError("the 'forecast:' section applies to task: forecast only")
         for check in SPEC_CHECKS:  # the task's options (`retrainer.tasks` adds it): see spec_checks.py
             problem = check(self)
             if problem:

@@ -21,7 +21,7 @@ from retrainer.drift import Thresholds, compare_to_profile
 from retrainer.errors import DriftBlocked
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import ParquetFile
-from retrainer.tasks import from_info
+from retrainer.tasks import from_info, task_class
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,6 +128,13 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     frame = inputs["data"]
     scores = _champion_scores(ctx, version, frame, profile) if profile.get("score") else None
     report = drift_report(frame, profile, rules, f"champion v{version}", scores)
+    if profile.get("series"):  # a forecast: each series' level and seasonal shape against the champion's
+        series = task_class(ctx.spec).series_drift(profile["series"], frame, ctx.spec)
+        report["series"] = series
+        report["drifted_features"] += [f"series {s['series']}" for s in series if s["drifted"]]
+        for entry in series:
+            reasons = "; ".join(entry["reasons"]) or "level and seasonality as before"
+            ctx.logger.info("%s series %s: %s", "DRIFT" if entry["drifted"] else "ok   ", entry["series"], reasons)
     for feature in [*report["features"], *([report["score"]] if report["score"] else [])]:
         ctx.logger.info(
             "%s %s: psi %.3f js %.3f ks %s%s",
@@ -162,6 +169,6 @@ STAGE = Stage(
     func=drift,
     needs=("data",),
     makes=("drift",),
-    spec_sections=("drift", "promotion", "tracking"),
-    code=("retrainer.drift",),
+    spec_sections=("drift", "promotion", "tracking", "forecast"),
+    code=("retrainer.drift", "retrainer.forecasting"),
 )

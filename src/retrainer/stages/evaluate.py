@@ -68,6 +68,7 @@ def evaluate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         )
         report["calibration_plot"] = str(plot)
     failures = threshold_failures(report["test"], spec.evaluation.thresholds)
+    failures += task.gate_failures(report["test"], spec)  # a forecast must beat the seasonal-naive baseline
     report["thresholds"] = spec.evaluation.thresholds
     report["passed"] = not failures
     for name, value in report["test"].items():
@@ -92,5 +93,11 @@ STAGE = Stage(
     needs=("model", "training", "test", "oot", "target_info"),
     makes=("evaluation",),
     spec_sections=("evaluation", "target"),
-    code=("retrainer.metrics", "retrainer.models.calibration", "retrainer.models.scoring", "retrainer.tasks"),
+    code=(
+        "retrainer.metrics",
+        "retrainer.models.calibration",
+        "retrainer.models.scoring",
+        "retrainer.tasks",
+        "retrainer.models.forecaster",
+    ),
 )

@@ -57,6 +57,8 @@ def promotion_evidence(
     y = test[spec.target.column].to_numpy()
     proba = task.predict(inputs["model"], test[inputs["training"]["input_columns"]])
     confidence = spec.promotion.confidence or DEFAULT_CONFIDENCE
+    units = task.bootstrap_groups(proba)  # a forecast resamples series x origin, not rows
+    max_rows = spec.promotion.bootstrap_rows if units is None else None
     result = paired_bootstrap(
         metric,
         y,
@@ -67,7 +69,8 @@ def promotion_evidence(
         seed=spec.seed,
         threshold=threshold,
         champion_threshold=champion_threshold,
-        max_rows=spec.promotion.bootstrap_rows,
+        max_rows=max_rows,
+        groups=units,
     )
     old_threshold = threshold if champion_threshold is None else champion_threshold
     proof: dict[str, Any] = {
@@ -84,7 +87,8 @@ def promotion_evidence(
             confidence=confidence,
             seed=spec.seed,
             threshold=threshold,
-            max_rows=spec.promotion.bootstrap_rows,
+            max_rows=max_rows,
+            groups=units,
         )
         | {metric: (result.challenger_low, result.challenger_high)},
         "slices": {},

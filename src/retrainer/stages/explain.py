@@ -70,6 +70,8 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 
     spec = ctx.spec
     task = from_info(inputs["target_info"])
+    if not task.explainable:  # a forecaster builds its own lags: SHAP over its raw columns says nothing
+        return StageOutput(artifacts={"explanation": {}}, summary=f"not explained ({task.name})")
     columns = inputs["training"]["input_columns"]
     test = inputs["test"]
     sample = test.sample(min(len(test), spec.report.explain_rows), random_state=spec.seed)

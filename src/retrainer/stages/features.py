@@ -98,7 +98,10 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
 
 
 def features(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
-    preprocessor, schema = build_preprocessor(inputs["train"], ctx.spec)
+    from retrainer.tasks import task_class
+
+    own = task_class(ctx.spec).preprocessor(inputs["train"], ctx.spec)  # a forecaster reads the series as they are
+    preprocessor, schema = own or build_preprocessor(inputs["train"], ctx.spec)
     summary = (
         f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical, {len(schema['derived'])} derived"
     )
@@ -110,6 +113,6 @@ STAGE = Stage(
     func=features,
     needs=("train",),
     makes=("preprocessor", "feature_schema"),
-    spec_sections=("features", "target", "id_column", "time_column"),
-    code=("retrainer.transforms",),
+    spec_sections=("features", "target", "id_column", "time_column", "task", "forecast"),
+    code=("retrainer.transforms", "retrainer.tasks"),
 )

@@ -134,7 +134,9 @@ def leakage(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             f"leakage.label_time_column '{spec.leakage.label_time_column}' is not a column of the data",
             hint="fix leakage.label_time_column in the spec",
         )
-    leaks = find_leaks(train, columns, spec, from_info(inputs["target_info"]))
+    task = from_info(inputs["target_info"])
+    columns = task.leakage_columns(columns, spec)
+    leaks = find_leaks(train, columns, spec, task)
     for leak in leaks:
         ctx.logger.info("%s %s: %s", "allowed" if leak.allowed else "LEAK", leak.column, leak.message)
     report = {"checked": columns, "leaks": [asdict(leak) for leak in leaks]}

@@ -89,7 +89,11 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         for report in REPORTS:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
         # what the next runs' drift stage compares their data with
-        profile = reference_profile(inputs["model"], inputs["train"], training["input_columns"], spec.seed, task)
+        fitted = task.final_fit_rows(inputs)  # the rows the model learned from (a forecaster: all of them)
+        profile = reference_profile(inputs["model"], fitted, training["input_columns"], spec.seed, task)
+        series = task.series_profile(fitted, spec)
+        if series is not None:  # a forecast's level and seasonality per series: the next runs' series drift
+            profile["series"] = series
         Path(reports, "reference_profile.json").write_text(json.dumps(profile))
         if evaluation.get("calibration"):
             from retrainer.models.calibration import plot_calibration
@@ -133,7 +137,8 @@ def reference_profile(
 
     task = task or from_info(None)
     rows = train if len(train) <= max_rows else train.sample(n=max_rows, random_state=seed)
-    profile = build_profile(rows[columns], task.drift_values(task.predict(model, rows[columns])))
+    scores = task.drift_values(task.predict(model, rows[columns])) if task.score_drift else None
+    profile = build_profile(rows[columns], scores)
     profile["task"] = task.info()
     profile["rows"], profile["profiled_rows"] = len(train), len(rows)
     profile["input_columns"] = columns

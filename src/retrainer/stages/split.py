@@ -45,7 +45,10 @@ def split_with_task(
     task = resolve(spec, labelled[target])
     labelled[target] = task.encode(labelled[target])
     rules = spec.split
-    if rules.method == "stratified":
+    own = task.split(labelled, spec, as_of)
+    if own is not None:  # a forecast: the history before the backtest windows, and the whole history
+        parts = own
+    elif rules.method == "stratified":
         strata = task.strata(labelled[target].to_numpy())
         if strata is not None and pd.Series(strata).value_counts().min() < 2:
             raise DataValidationError(
@@ -140,7 +143,7 @@ STAGE = Stage(
     func=split,
     needs=("data",),
     makes=("train", "test", "oot", "split_info", "target_info"),
-    spec_sections=("split", "target", "task", "time_column", "seed"),
+    spec_sections=("split", "target", "task", "time_column", "seed", "forecast"),
     fingerprint=_window_anchor,
-    code=("retrainer.target", "retrainer.tasks"),
+    code=("retrainer.target", "retrainer.tasks", "retrainer.forecasting"),
 )

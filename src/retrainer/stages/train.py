@@ -27,7 +27,7 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     if best_iteration and "n_estimators" not in spec.models.params.get(candidate, {}):
         params["n_estimators"] = int(best_iteration)  # what early stopping found in CV
     fixed = {**params, **spec.models.params.get(candidate, {})}
-    frame = inputs["train"]
+    frame = task.final_fit_rows(inputs)  # the training split; a forecaster's whole history
     columns = list(inputs["feature_schema"]["inputs"])
     X, y = frame[columns], frame[spec.target.column].to_numpy()  # noqa: N806
     model = make_model(inputs["preprocessor"], candidate, params, spec, calibrate=True, task=task)
@@ -77,8 +77,8 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
 STAGE = Stage(
     name="train",
     func=train,
-    needs=("train", "preprocessor", "feature_schema", "tuning", "target_info"),
+    needs=("train", "test", "preprocessor", "feature_schema", "tuning", "target_info"),
     makes=("model", "training"),
-    spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed"),
+    spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed", "forecast"),
     code=("retrainer.models", "retrainer.fitting", "retrainer.tasks"),
 )

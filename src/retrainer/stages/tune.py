@@ -122,6 +122,13 @@ STAGE = Stage(
         "target",
         "task",
         "seed",
+        "forecast",
     ),
-    code=("retrainer.tuning", "retrainer.models", "retrainer.fitting", "retrainer.metrics", "retrainer.tasks"),
+    code=(
+        "retrainer.tuning",
+        "retrainer.models",
+        "retrainer.fitting",
+        "retrainer.metrics",
+        "retrainer.tasks",
+    ),
 )

@@ -16,6 +16,7 @@ from retrainer.errors import DataValidationError, SpecError
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.target import as_text
 from retrainer.tasks import resolve as resolve_task
+from retrainer.tasks import task_class
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +55,9 @@ def check_data(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -
     checks += _time_checks(frame, spec, as_of)
     if rules.max_age and spec.time_column:
         checks.append(_freshness_check(frame, spec.time_column, rules.max_age, as_of))
+    checks += [
+        Check(name, passed, message) for name, passed, message in task_class(spec).data_checks(frame, spec, as_of)
+    ]
     return checks
 
 
@@ -400,7 +404,13 @@ STAGE = Stage(
     func=validate,
     needs=("data",),
     makes=("validation",),
-    spec_sections=("validation", "target", "id_column", "time_column", "features"),
-    code=("retrainer.target", "retrainer.contract"),
+    spec_sections=("validation", "target", "id_column", "time_column", "features", "task", "forecast"),
+    code=(
+        "retrainer.target",
+        "retrainer.contract",
+        "retrainer.tasks",
+        "retrainer.forecasting",
+        "retrainer.frequencies",
+    ),
     fingerprint=_fingerprint,
 )

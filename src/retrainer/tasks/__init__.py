@@ -1,4 +1,4 @@
-"""The tasks: binary, multiclass and regression, one module each, behind the `Task` seam.
+"""The tasks: binary, multiclass, regression and forecast, one module each, behind the `Task` seam.
 
 `resolve(spec, target)` is the run's task: the spec's `task`, else inferred from the target column
 (`infer_task`), then built from the column's values. `from_info` rebuilds it from what a split or a
@@ -16,6 +16,7 @@ from retrainer.metrics import REGISTRY, metrics_for
 from retrainer.spec_checks import SPEC_CHECKS
 from retrainer.tasks.base import Task, spec_problems
 from retrainer.tasks.binary import BinaryTask
+from retrainer.tasks.forecast import ForecastTask
 from retrainer.tasks.multiclass import MAX_CLASSES, MulticlassTask
 from retrainer.tasks.regression import RegressionTask
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from retrainer.spec import Spec
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask, ForecastTask)}
 TASK_NAMES = tuple(TASKS)
 # an integer target with more distinct values than this is an amount, with fewer an ambiguous code
 MAX_INTEGER_CLASSES = 20
@@ -39,6 +40,12 @@ def options_problem(spec: Spec) -> str | None:
 
 
 SPEC_CHECKS.append(options_problem)
+
+
+def task_class(spec: Spec) -> type[Task]:
+    """The spec's task class before a target is read (validation, features); an inferred task: `Task`'s
+    defaults, which are the table's."""
+    return TASKS[spec.task] if spec.task else Task
 
 
 def infer_task(values: pd.Series, column: str) -> str:
@@ -106,10 +113,12 @@ __all__ = [
     "TASKS",
     "TASK_NAMES",
     "BinaryTask",
+    "ForecastTask",
     "MulticlassTask",
     "RegressionTask",
     "Task",
     "from_info",
     "resolve",
     "shown_metrics",
+    "task_class",
 ]

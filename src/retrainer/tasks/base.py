@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from retrainer.errors import DataValidationError, SpecError
@@ -34,6 +35,7 @@ class Task(ABC):
     has_decision_threshold: ClassVar[bool] = False
     has_class_weight: ClassVar[bool] = False
     explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
+    explainable: ClassVar[bool] = True  # the explain stage's SHAP and permutation importance apply
     sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
     # the fairness summary's figures and their bounds: {figure: ("min" | "max", FairnessSpec field)}
     fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {}
@@ -57,6 +59,51 @@ class Task(ABC):
         """Why a model of `other` cannot be compared with one of this task on the same rows (None: it can)."""
         if other.name != self.name:
             return f"the champion is a {other.name} model and the challenger a {self.name} one"
+        return None
+
+    # ------------------------------------------------------------------ what tables leave to the defaults
+    @classmethod
+    def data_checks(cls, frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> list[tuple[str, bool, str]]:
+        """Validation's checks of this task beyond the table's, as (name, passed, message): none here."""
+        return []
+
+    def split(self, frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> dict[str, pd.DataFrame] | None:
+        """The task's own train / test / oot parts of the encoded frame; None: the spec's `split` applies."""
+        return None
+
+    @classmethod
+    def preprocessor(cls, train: pd.DataFrame, spec: Spec) -> tuple[Any, dict[str, Any]] | None:
+        """The task's own (unfitted) preprocessing and feature schema; None: the features stage builds it."""
+        return None
+
+    def leakage_columns(self, columns: list[str], spec: Spec) -> list[str]:
+        """The model inputs the leakage guard checks: all of them."""
+        return columns
+
+    def final_fit_rows(self, parts: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """The rows the registered model is fitted on: the training split."""
+        return parts["train"]
+
+    def gate_failures(self, metrics: Mapping[str, float], spec: Spec) -> list[str]:
+        """Gates of the task beyond `evaluation.thresholds` (a forecast's baseline), in words: none here."""
+        return []
+
+    # whether drift compares the champion's output on the new data with its output on its training data
+    # (a forecast's values move with the trend whatever the model: it compares each series instead)
+    score_drift: ClassVar[bool] = True
+
+    @classmethod
+    def series_profile(cls, frame: pd.DataFrame, spec: Spec) -> dict[str, Any] | None:
+        """What drift keeps of the training data besides its columns (a forecast's series); None: nothing."""
+        return None
+
+    @classmethod
+    def series_drift(cls, reference: dict[str, Any], frame: pd.DataFrame, spec: Spec) -> list[dict[str, Any]]:
+        """Drift of the new data against `series_profile` of the champion's, one entry per series: none here."""
+        return []
+
+    def bootstrap_groups(self, output: np.ndarray) -> np.ndarray | None:
+        """The units the paired bootstrap resamples (a code per row, -1: not scored); None: rows."""
         return None
 
     # ------------------------------------------------------------------ the target
