@@ -65,9 +65,11 @@ def _env(tracking_uri: str) -> dict[str, str]:
 
 def _task_models(request: pytest.FixtureRequest, task: str) -> dict[str, Any]:
     """The registered model of `task`, where its source is and its label column."""
-    models: dict[str, Any] = request.getfixturevalue(
-        {"binary": "served_models", "multiclass": "served_penguins", "regression": "served_ames"}[task]
-    )
+    fixture = {"binary": "served_models", "multiclass": "served_penguins", "regression": "served_ames"}[task]
+    return _task_models_of(request.getfixturevalue(fixture))
+
+
+def _task_models_of(models: dict[str, Any]) -> dict[str, Any]:
     spec = load_spec(models["spec_path"])
     registry = Registry.for_spec(spec, RunStore(spec.store))
     source = spec.source.url or str(spec.source.path)
@@ -191,3 +193,22 @@ def test_mlflow_models_serve_answers_invocations_as_retrainer_serve_does(
         log.close()
     assert response.status_code == 200, response.text
     _same(response.json()["predictions"], _retrainer_serve(models, rows))
+
+
+def test_an_optional_column_may_be_left_out_or_null_in_both_servers(served_models: dict[str, Any]) -> None:
+    """Telco's total_charges misses values in training: MLflow and retrainer serve take a row without it."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    models = _task_models_of(served_models)
+    rows = json.loads(served_models["frame"].drop(columns=["churn"]).head(4).to_json(orient="records"))
+    rows[0].pop("total_charges")
+    rows[1]["total_charges"] = None
+    with models["registry"]._active_uri():
+        model = mlflow.pyfunc.load_model(f"models:/{served_models['name']}@champion")
+    answers = json.loads(model.predict(pd.DataFrame(rows)).to_json(orient="records", double_precision=15))
+    _same(answers, _retrainer_serve(models, rows))
+    required = next(c for c in model.metadata.get_input_schema().inputs if c.name == "tenure")
+    assert required.required  # no missing values in training: a row without it is refused
+    with pytest.raises(MlflowException, match="tenure"):
+        model.predict(pd.DataFrame(rows).drop(columns=["tenure"]))

@@ -156,6 +156,15 @@ class Registry:
             )
         return [(str(column["name"]), str(column["type"])) for column in signature.inputs.to_dict()]
 
+    def optional_inputs(self, name: str, version: int | str) -> set[str]:
+        """The columns the version's signature lets a row leave out (they had missing values in training)."""
+        from mlflow.models import get_model_info
+
+        with self._errors(f"read the signature of {name} v{version}"), self._active_uri():
+            signature = get_model_info(f"models:/{name}/{version}").signature
+        columns = signature.inputs.to_dict() if signature is not None and signature.inputs is not None else []
+        return {str(column["name"]) for column in columns if column.get("required") is False}
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,

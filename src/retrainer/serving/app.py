@@ -93,7 +93,7 @@ class _Rejected(Exception):
 def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
     """Load the aliased models now (so a broken registry fails before the port opens) and build the app."""
     watcher = ModelWatcher(registry, config.name, config.poll_seconds, config.decision_threshold)
-    schema = RequestSchema(watcher.schema, config.entity_id)
+    schema = RequestSchema(watcher.schema, config.entity_id, watcher.optional)
     metrics = ServingMetrics()
     writer = BatchingWriter(config.prediction_log, config.flush_seconds) if config.prediction_log else None
 

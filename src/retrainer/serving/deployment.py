@@ -82,6 +82,7 @@ class ModelWatcher:
                 hint=f"run the pipeline first, or `retrainer promote {name} VERSION`",
             )
         self.schema = registry.input_schema(name, champion.version)
+        self.optional = registry.optional_inputs(name, champion.version)  # a row may leave these out, as in MLflow
         self.task = champion.task
         self.current = Deployment(self._load(CHAMPION, champion.version), None)
         self.refresh()
