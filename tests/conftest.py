@@ -270,3 +270,55 @@ def served_models(tmp_path_factory: pytest.TempPathFactory, telco: pd.DataFrame)
         artifacts={},
     )
     return {"spec_path": spec_path, "tracking_uri": registry.tracking_uri, "name": spec.name, "frame": telco}
+
+
+# -------------------------------------------------- registered models of every task (serving, pyfunc)
+CHEAP = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 2}
+
+
+def _trained(directory: Path, frame: pd.DataFrame, filename: str, **spec: Any) -> Path:
+    """Run the real pipeline on `frame` (a CSV in `directory`) with `spec`; the spec's path."""
+    import retrainer
+
+    frame.to_csv(directory / "data.csv", index=False)
+    sections = {
+        "source": {"path": str(directory / "data.csv")},
+        "store": str(directory / "store"),
+        "validation": {"min_rows": 100},
+        "report": {"auto": False},
+        "serving": {"poll_seconds": 60, "prediction_log": {"flush_seconds": 0.2}},
+        **spec,
+    }
+    path = directory / filename
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    result = retrainer.run(retrainer.load_spec(path))
+    assert result.model_version is not None, result.reason
+    return path
+
+
+@pytest.fixture(scope="session")
+def served_penguins(tmp_path_factory: pytest.TempPathFactory, penguins: pd.DataFrame) -> dict[str, Any]:
+    """penguins v1: a multiclass model of the species; v2: a binary model of the sex on the same inputs."""
+    directory = tmp_path_factory.mktemp("penguins")
+    common = {"name": "penguins-serve", "id_column": "penguin_id", "models": CHEAP}
+    spec_path = _trained(directory, penguins, "species.yaml", target="species", features={"drop": ["sex"]}, **common)
+    sex = {"column": "sex", "positive": "female"}
+    _trained(directory, penguins, "sex.yaml", target=sex, features={"drop": ["species"]}, **common)
+    return {"spec_path": spec_path, "name": "penguins-serve", "frame": penguins}
+
+
+@pytest.fixture(scope="session")
+def served_ames(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> dict[str, Any]:
+    """ames v1: a ridge regression of the sale price, learnt on its log, answering in dollars."""
+    directory = tmp_path_factory.mktemp("ames")
+    spec_path = _trained(
+        directory,
+        ames,
+        "ames.yaml",
+        name="ames-serve",
+        task="regression",
+        target={"column": "Sale_Price", "transform": "log"},
+        id_column="sale_id",
+        models={**CHEAP, "candidates": ["ridge"]},
+    )
+    return {"spec_path": spec_path, "name": "ames-serve", "frame": ames}

@@ -93,11 +93,14 @@ def test_the_mlp_is_registered_and_loads_back_with_the_same_probabilities(mlp_ru
     assert calibrated.method == "sigmoid"
     assert all(isinstance(c.estimator, TorchMLPClassifier) for c in calibrated.calibrated_classifiers_)
     assert np.array_equal(loaded.predict_proba(rows), mlp_run["trained"].predict_proba(rows))
-    as_served = rows.astype({c: "float64" for c in rows.select_dtypes("integer").columns})  # the signature's types
-    with registry._active_uri():  # the generic MLflow serving path: labels at the 0.5 cut
-        served = mlflow.pyfunc.load_model(f"models:/{NAME}/{champion.version}").predict(as_served)
+    with registry._active_uri():  # MLflow's own loader, on the rows as the source gives them
+        served = mlflow.pyfunc.load_model(f"models:/{NAME}/{champion.version}").predict(rows)
         requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{NAME}/{champion.version}")).read_text()
-    assert np.array_equal(np.asarray(served), loaded.predict(rows))
+    threshold = float(champion.tags["retrainer.decision_threshold"])  # what retrainer serve decides at
+    proba = loaded.predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(served["probability"].to_numpy(), proba, rtol=1e-12)
+    assert (served["threshold"] == threshold).all()
+    assert np.array_equal(served["prediction"].to_numpy(), (proba >= threshold).astype(int))
     assert "torch==" in requirements and "retrainer==" in requirements  # what serving it needs installed
 
 

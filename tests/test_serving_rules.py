@@ -75,6 +75,14 @@ def test_request_shapes_single_batch_list_and_online() -> None:
     assert SCHEMA.parse({"entity_ids": ["C1", 2]}) == ("online", ["C1", "2"])
 
 
+def test_an_optional_column_may_be_left_out_and_a_required_one_may_not() -> None:
+    optional = RequestSchema([("tenure", "long"), ("total_charges", "double")], "customer_id", {"total_charges"})
+    row = {"customer_id": "C1", "tenure": 3}
+    assert optional.parse(row) == ("single", [row])
+    with pytest.raises(ValidationError):
+        optional.parse({"customer_id": "C1", "total_charges": 3.5})
+
+
 @pytest.mark.parametrize(
     ("body", "location", "kind"),
     [

@@ -9,6 +9,7 @@ written, so a version whose registration was cut short is never treated as a rea
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import warnings
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
 from retrainer.faults import kill_point
-from retrainer.model_registry import VersionInfo
+from retrainer.model_registry import TASK_TAG, THRESHOLD_TAG, VersionInfo
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -127,7 +128,6 @@ class Registry:
 
     def run_json_artifact(self, run_id: str, path: str) -> Any | None:
         """A JSON artifact of an MLflow run (e.g. a version's `retrainer/reference_profile.json`), or None."""
-        import json
         import tempfile
 
         from mlflow.exceptions import MlflowException
@@ -156,6 +156,15 @@ class Registry:
             )
         return [(str(column["name"]), str(column["type"])) for column in signature.inputs.to_dict()]
 
+    def optional_inputs(self, name: str, version: int | str) -> set[str]:
+        """The columns the version's signature lets a row leave out (they had missing values in training)."""
+        from mlflow.models import get_model_info
+
+        with self._errors(f"read the signature of {name} v{version}"), self._active_uri():
+            signature = get_model_info(f"models:/{name}/{version}").signature
+        columns = signature.inputs.to_dict() if signature is not None and signature.inputs is not None else []
+        return {str(column["name"]) for column in columns if column.get("required") is False}
+
     # ------------------------------------------------------------------ writing
     def log_and_register(
         self,
@@ -169,20 +178,33 @@ class Registry:
         tags: dict[str, str],
         artifacts: dict[str, str],
         datasets: dict[str, tuple[Any, str, str]] | None = None,
+        training_rows: Any = None,
     ) -> VersionInfo:
         """Log an MLflow run with the model and its evidence, and register it as a new version.
+
+        The model is logged with two flavors (`retrainer.pyfunc`): its signature is that of
+        `training_rows` (the input columns of the rows it learnt from; else `input_example`), its
+        task and threshold (read from `tags`) are its metadata, so MLflow's own tools answer as
+        `retrainer serve` does.
 
         `datasets` maps a context ("train", "test") to (frame, source, digest): logged with
         `mlflow.log_input`, so the version links to the exact rows it learned from and was tested on.
         """
         import mlflow
         import mlflow.data
-        import mlflow.sklearn
         import skops.io
+        from mlflow.models import Model
+
+        from retrainer import pyfunc
 
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-        # Integers in the example would make the signature reject NaN at serving; the model imputes them.
-        example = input_example.astype({c: "float64" for c in input_example.select_dtypes("integer").columns})
+        # what the model predicts and its threshold, from the tags serving reads them from
+        task_info = json.loads(tags[TASK_TAG]) if tags.get(TASK_TAG) else None
+        metadata = pyfunc.model_metadata(task_info, float(tags[THRESHOLD_TAG]) if tags.get(THRESHOLD_TAG) else None)
+        task, threshold = pyfunc.model_task(metadata)
+        # the rows as the source gives them: integers long, columns with missing values optional
+        columns = pyfunc.source_columns(input_example if training_rows is None else training_rows)
+        answers = pyfunc.answer(model, task, threshold, [(c, kind) for c, kind, _ in columns], input_example)
         # with a tracking server MLflow prints "View run ... at" to stdout: keep stdout for `--json`
         with self._errors(f"register {name}"), self._active_uri(), contextlib.redirect_stdout(sys.stderr):
             experiment_id = self._experiment_id(experiment)
@@ -203,16 +225,20 @@ class Registry:
                         mlflow.log_input(dataset, context=context, tags={"retrainer.source": source})
                 for artifact_path, local_dir in artifacts.items():
                     mlflow.log_artifacts(local_dir, artifact_path)
-                with warnings.catch_warnings():  # MLflow warns that 0/1 predictions are integers
-                    warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-                    logged = mlflow.sklearn.log_model(
-                        model,
-                        name="model",
-                        input_example=example,
-                        pip_requirements=_pip_requirements(model),
-                        serialization_format="skops",
-                        skops_trusted_types=trusted,
-                    )
+                # one model file, two flavors: sklearn (retrainer's scoring) and python_function
+                # (retrainer.pyfunc: what `retrainer serve` answers, for MLflow's own tools)
+                logged = Model.log(
+                    artifact_path=None,
+                    name="model",
+                    flavor=pyfunc,
+                    sk_model=model,
+                    signature=pyfunc.signature(columns, input_example, answers),
+                    input_example=input_example,
+                    metadata=metadata,
+                    pip_requirements=pyfunc.pip_requirements(trusted),
+                    serialization_format="skops",
+                    skops_trusted_types=trusted,
+                )
             kill_point("register:logged")
             with contextlib.suppress(Exception):  # exists already
                 self.client.create_registered_model(name, tags={"retrainer.pipeline": name})
@@ -298,32 +324,6 @@ class Registry:
             raise RegistryError(
                 f"cannot {action} at {self.safe_uri}: {error}", hint="check tracking.uri and disk space"
             ) from None
-
-
-def _pip_requirements(model: Any) -> list[str]:
-    """The model's runtime packages at their installed versions (MLflow's inference costs ~6 s)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    modules = {type(step).__module__.split(".")[0] for step in _steps(model)}
-    wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"} | ({"xgboost"} & modules) | ({"lightgbm"} & modules)
-    if "retrainer" in modules:  # the MLP: its class lives in retrainer, its predictions need torch
-        wanted |= {"retrainer", "torch"}
-    pins = []
-    for package in sorted(wanted):
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            continue
-    return pins
-
-
-def _steps(model: Any) -> list[Any]:
-    """Every estimator inside, through pipelines and wrappers such as CalibratedClassifierCV."""
-    steps = getattr(model, "steps", None)
-    if steps is not None:
-        return [s for _, step in steps for s in _steps(step)]
-    inner = getattr(model, "estimator", None)
-    return [model] if inner is None or isinstance(inner, str) else [model, *_steps(inner)]
 
 
 def _info(version: ModelVersion, aliases: tuple[str, ...] | None = None) -> VersionInfo:

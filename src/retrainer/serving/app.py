@@ -95,10 +95,9 @@ class _Rejected(Exception):
 def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
     """Load the aliased models now (so a broken registry fails before the port opens) and build the app."""
     watcher = ModelWatcher(registry, config.name, config.poll_seconds, config.decision_threshold)
-    schema = RequestSchema(watcher.schema, config.entity_id)
+    schema = RequestSchema(watcher.schema, config.entity_id, watcher.optional)
     metrics = ServingMetrics()
     writer = BatchingWriter(config.prediction_log, config.flush_seconds) if config.prediction_log else None
-    kinds = dict(watcher.schema)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -145,7 +144,7 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
 
     def score(deployment: Deployment, rows: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
         """Each row answered by its arm's version, in that version's task's words and at its own threshold."""
-        frame = _frame(rows, schema.columns, kinds)
+        frame = _frame(rows, schema.columns)
         has_challenger = deployment.challenger is not None
         arms = [route(e, config.challenger_share, config.name, has_challenger=has_challenger) for e in ids]
         answers: list[dict[str, Any]] = [{} for _ in rows]
@@ -327,19 +326,10 @@ class _MicroBatcher:
             start += len(rows)
 
 
-def _frame(rows: list[dict[str, Any]], columns: list[str], kinds: dict[str, str]) -> Any:
-    """The model's input frame: numbers as float64 (null -> NaN, which the model imputes), one pass per column."""
-    import numpy as np
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """The request's rows as a frame of the served columns, one pass per column; each version's
+    `answer` (`retrainer.pyfunc.answer`) turns it into its model's input (numbers as float64...)."""
     import pandas as pd
 
-    data: dict[str, Any] = {}
-    for column in columns:
-        values = [row.get(column) for row in rows]
-        kind = kinds.get(column)
-        if kind in ("double", "float", "long", "integer"):
-            data[column] = np.array([np.nan if v is None else v for v in values], dtype="float64")
-        elif kind == "datetime":
-            data[column] = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce")
-        else:
-            data[column] = np.array([np.nan if v is None else v for v in values], dtype=object)
-    return pd.DataFrame(data, columns=columns)
+    data = {column: [row.get(column) for row in rows] for column in columns}
+    return pd.DataFrame(data, columns=columns, dtype=object)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import RegistryError
 from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
+from retrainer.pyfunc import answer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,13 +33,14 @@ class LoadedModel:
     version: int
     run_id: str | None
     model: Any
-    columns: tuple[str, ...]
+    inputs: tuple[tuple[str, str], ...]  # (column, MLflow type) of its signature
     task: Task
     threshold: float
 
     def answer(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """The task's answer for each row of `frame`."""
-        return self.task.response(self.task.predict(self.model, frame[list(self.columns)]), self.threshold)
+        """The task's answer for each row of `frame`: the code of the version's `python_function`
+        flavor too, so MLflow's tools (`mlflow models serve`, `mlflow.pyfunc`) answer the same."""
+        return answer(self.model, self.task, self.threshold, self.inputs, frame)
 
     def describe(self) -> dict[str, Any]:
         """For /metadata: the version, its run and the threshold it decides at (tasks that have one)."""
@@ -80,6 +82,7 @@ class ModelWatcher:
                 hint=f"run the pipeline first, or `retrainer promote {name} VERSION`",
             )
         self.schema = registry.input_schema(name, champion.version)
+        self.optional = registry.optional_inputs(name, champion.version)  # a row may leave these out, as in MLflow
         self.task = champion.task
         self.current = Deployment(self._load(CHAMPION, champion.version), None)
         self.refresh()
@@ -133,7 +136,8 @@ class ModelWatcher:
     def _load(self, alias: str, version: int) -> LoadedModel:
         cached = self._cache.get(version)
         if cached is None:
-            columns = [name for name, _ in self.registry.input_schema(self.name, version)]
+            inputs = self.registry.input_schema(self.name, version)
+            columns = [name for name, _ in inputs]
             expected = [name for name, _ in self.schema]
             if sorted(columns) != sorted(expected):
                 raise RegistryError(
@@ -149,7 +153,7 @@ class ModelWatcher:
                 )
             model = self.registry.load_model(self.name, version)
             threshold = info.decision_threshold(self.default_threshold)
-            cached = LoadedModel(alias, version, info.run_id, model, tuple(columns), task, threshold)
+            cached = LoadedModel(alias, version, info.run_id, model, tuple(inputs), task, threshold)
             self._cache = {**{v: m for v, m in self._cache.items() if v in self._live()}, version: cached}
         return replace(cached, alias=alias)
 

@@ -1,12 +1,14 @@
 """Request models built at start-up from the champion's MLflow signature.
 
-A row must carry every input column of the model (numbers may be null: the model imputes them) and
-the entity id; anything else in the row is ignored. Errors keep pydantic's location, so a bad payload
+A row must carry every input column of the model (numbers may be null: the model imputes them) but
+the optional ones (missing values in training: MLflow's `mlflow models serve` lets a row leave them
+out too), and the entity id; anything else in the row is ignored. Errors keep pydantic's location, so a bad payload
 gets a 422 that names the offending row and field, e.g. `["body", "rows", 3, "tenure"]`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -18,12 +20,13 @@ _TYPES: dict[str, Any] = {**_NUMERIC, "string": str, "boolean": bool, "datetime"
 class RequestSchema:
     """Validators for the three request shapes: one row, `{"rows": [...]}`, `{"entity_ids": [...]}`."""
 
-    def __init__(self, columns: list[tuple[str, str]], entity_id: str) -> None:
+    def __init__(self, columns: list[tuple[str, str]], entity_id: str, optional: Collection[str] = ()) -> None:
         self.columns = [name for name, _ in columns if name != entity_id]
         self.numeric = [name for name, kind in columns if kind in _NUMERIC and name != entity_id]
         self.entity_id = entity_id
         fields: dict[str, Any] = {
-            f"f{i}": (_TYPES.get(kind, str) | None, Field(alias=name)) for i, (name, kind) in enumerate(columns)
+            f"f{i}": (_TYPES.get(kind, str) | None, Field(None, alias=name) if name in optional else Field(alias=name))
+            for i, (name, kind) in enumerate(columns)
         }
         if entity_id not in dict(columns):
             fields["entity"] = (str | int, Field(alias=entity_id))

@@ -104,7 +104,8 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             name,
             experiment=spec.tracking.experiment or spec.name,
             model=inputs["model"],
-            input_example=test[training["input_columns"]].head(5),
+            input_example=test[training["input_columns"]].head(5),  # real rows, as the source gave them
+            training_rows=inputs["train"][training["input_columns"]],  # the signature's types and optional columns
             params=params,
             metrics=metrics,
             tags=tags,

@@ -1,0 +1,188 @@
+"""The registered model as MLflow's `python_function`: what `retrainer serve` answers, for MLflow's tools.
+
+A registered version is one MLflow model with two flavors over one saved scikit-learn file:
+`sklearn` (what retrainer loads to score, compare and serve) and `python_function`, whose loader is
+this module. So `mlflow.pyfunc.load_model("models:/NAME@champion").predict(rows)`, `mlflow models
+serve`, `mlflow.models.predict` and `spark_udf` answer what `retrainer serve` answers for the same
+rows: `answer` below is the code both call, so they cannot drift. The task (and its labels) and the
+decision threshold are the model's metadata (`MLmodel`, `metadata.retrainer`).
+
+The signature describes the rows as the source gives them: integers are `long`, a column with
+missing values in the training rows is optional; other columns (an id, the label) are ignored.
+`predict` returns one row per input row with the fields of `Task.response`:
+
+- binary: `prediction` (1 when `probability` reaches `threshold`, else 0), `probability` (of the
+  positive class), `threshold` (the model's own, chosen at evaluation), `label` (the decided class);
+- multiclass: `prediction` (the most probable label), `probability` (its), `probabilities`
+  ({label: probability} for every class);
+- regression: `prediction` (the value, in the target's units).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainer.tasks import Task
+
+METADATA_KEY = "retrainer"  # MLmodel `metadata.retrainer`: {task, threshold}
+DEFAULT_THRESHOLD = 0.5  # binary models registered without their own threshold
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+# packages a saved model needs beyond the types in it: the MLP's module imports torch
+NEEDS = {"retrainer.models.mlp": ("torch",)}
+
+
+def model_frame(rows: pd.DataFrame, inputs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """The model's input frame from `rows`: its input columns (one that is absent, or null, is missing,
+    which the model imputes), numbers as float64, datetimes parsed; any other column is left out.
+
+    `inputs` is (column, MLflow type) as the version's signature declares them.
+    """
+    import numpy as np
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for column, kind in inputs:
+        values = rows[column] if column in rows.columns else pd.Series([None] * len(rows), dtype=object)
+        if kind in NUMERIC_TYPES:
+            data[column] = pd.to_numeric(values.astype(object).where(values.notna(), np.nan)).to_numpy("float64")
+        elif kind == "datetime":
+            data[column] = pd.to_datetime(values, errors="coerce").to_numpy()
+        else:
+            data[column] = values.astype(object).where(values.notna(), np.nan).to_numpy()
+    return pd.DataFrame(data, columns=[column for column, _ in inputs])
+
+
+def answer(
+    model: Any, task: Task, threshold: float, inputs: Sequence[tuple[str, str]], rows: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """What the model answers for each row of `rows`, in its task's words, at its own threshold.
+
+    `retrainer serve` and the `python_function` flavor both call this, so the two cannot disagree.
+    """
+    return task.response(task.predict(model, model_frame(rows, inputs)), threshold)
+
+
+def model_metadata(task_info: Mapping[str, Any] | None, threshold: float | None) -> dict[str, Any]:
+    """The MLmodel metadata the flavor reads back: what the model predicts and where it decides
+    (binary only: the threshold chosen at evaluation, else the usual 0.5)."""
+    from retrainer.tasks import from_info
+
+    task = from_info(task_info)
+    info = json.loads(json.dumps(task.info(), default=str))
+    decides_at = (DEFAULT_THRESHOLD if threshold is None else float(threshold)) if task.has_decision_threshold else None
+    return {METADATA_KEY: {"task": info, "threshold": decides_at}}
+
+
+def model_task(metadata: Mapping[str, Any] | None) -> tuple[Task, float]:
+    """The task and threshold `model_metadata` wrote down (a model without them: binary at 0.5)."""
+    from retrainer.tasks import from_info
+
+    ours = (metadata or {}).get(METADATA_KEY) or {}
+    threshold = ours.get("threshold")
+    return from_info(ours.get("task")), DEFAULT_THRESHOLD if threshold is None else float(threshold)
+
+
+def source_columns(rows: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """(column, MLflow type, required) of rows as the source gives them: the type from the dtype
+    (integers `long`), required unless the rows (what the model learnt from) miss some values."""
+    return [(str(c), _column_type(rows[c]), not bool(rows[c].isna().any())) for c in rows.columns]
+
+
+def signature(columns: Sequence[tuple[str, str, bool]], example: pd.DataFrame, answers: list[dict[str, Any]]) -> Any:
+    """The model's MLflow signature: `source_columns` in, the answers' fields out."""
+    import warnings
+
+    import pandas as pd
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    with warnings.catch_warnings():  # MLflow's hint that 0/1 predictions are integers
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        outputs = infer_signature(example, pd.DataFrame(answers)).outputs
+    inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in columns])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _column_type(values: pd.Series) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(values):
+        return "integer" if values.dtype.itemsize <= 4 else "long"
+    if pd.api.types.is_float_dtype(values):
+        return "float" if values.dtype.itemsize <= 4 else "double"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime"
+    return "string"
+
+
+def pip_requirements(types: Sequence[str]) -> list[str]:
+    """What the saved model needs installed, at the installed versions: scikit-learn and skops (the file),
+    retrainer (this loader and its transformers), and the packages of every type in the file that
+    skops does not trust by default (xgboost, lightgbm, retrainer's MLP and so torch)."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    wanted = {"scikit-learn", "skops", "numpy", "pandas", "scipy", "retrainer"}
+    distributions = packages_distributions()
+    for name in types:
+        wanted.update(distributions.get(name.split(".")[0], ()))
+        for module, packages in NEEDS.items():
+            if name.startswith(f"{module}."):
+                wanted.update(packages)
+    pins = []
+    for package in sorted(wanted, key=str.lower):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # not installed: nothing saved needs it here either
+            continue
+    return pins
+
+
+# ---------------------------------------------------------------------- the flavor MLflow calls
+def save_model(path: str, sk_model: Any, mlflow_model: Any, **kwargs: Any) -> None:
+    """`mlflow.models.Model.log(flavor=retrainer.pyfunc, ...)`: the sklearn flavor, saved by MLflow, with
+    this module as its `python_function` loader (the same file, so one model file serves both)."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(sk_model, path, mlflow_model=mlflow_model, **kwargs)
+    conf = mlflow_model.flavors["python_function"]
+    conf["loader_module"] = __name__
+    for key in ("model_path", "data", "predict_fn"):  # the loader reads the whole directory
+        conf.pop(key, None)
+    mlflow_model.save(str(Path(path, "MLmodel")))
+
+
+class RetrainerModel:
+    """The `python_function` implementation: the sklearn model answering through `answer`."""
+
+    def __init__(self, model: Any, task: Task, threshold: float, inputs: Sequence[tuple[str, str]]) -> None:
+        self.model, self.task, self.threshold, self.inputs = model, task, threshold, list(inputs)
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        inputs = self.inputs or [(c, kind) for c, kind, _ in source_columns(rows)]  # logged without a signature
+        return pd.DataFrame(answer(self.model, self.task, self.threshold, inputs, rows), index=rows.index)
+
+    def get_raw_model(self) -> Any:
+        """The scikit-learn model (MLflow's `PyFuncModel.get_raw_model`)."""
+        return self.model
+
+
+def _load_pyfunc(path: str, model_config: Any = None) -> RetrainerModel:
+    """MLflow's loader hook: the model directory, its sklearn flavor, its metadata and signature."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    meta = Model.load(str(Path(path, "MLmodel")))
+    task, threshold = model_task(meta.metadata)
+    inputs = [(str(c["name"]), str(c["type"])) for c in meta.signature.inputs.to_dict()] if meta.signature else []
+    return RetrainerModel(mlflow.sklearn.load_model(path), task, threshold, inputs)
