@@ -11,7 +11,9 @@
     ├── GateFailed                  the model failed an evaluation gate     exit 6
     ├── RegistryError               the model registry refused or failed    exit 7
     ├── StoreError                  the run store cannot be read or written exit 8
-    └── StageError                  a stage failed for another reason       exit 9
+    ├── StageError                  a stage failed for another reason       exit 9
+    ├── PipelineBusy                another run of the pipeline holds it    exit 10
+    └── StoreNotFound               no run store where a command looked     exit 11
 
 `DataValidationError` and `GateFailed` are *rejections*, not crashes: the run ends with
 outcome "rejected" and production is left as it was.
@@ -169,6 +171,21 @@ class StageError(RetrainerError):
     fix = "the message names the stage; its log is in `<store>/runs/<run_id>/logs/<stage>.log`"
 
 
+class PipelineBusy(RetrainerError):
+    """Another run of the same pipeline holds the store's run lock, and this run was told not to wait."""
+
+    exit_code = 10
+    fix = "wait for the other run (leave out --no-wait), or look at it with `retrainer runs`"
+
+
+class StoreNotFound(StoreError):
+    """A command that reads a store found none: not in --store, RETRAINER_STORE, nor the folders up
+    from here. Reading never creates a store, so a typo cannot show an empty registry."""
+
+    exit_code = 11
+    fix = "run it where the pipeline's `.retrainer/` is (or below), or pass --store / set RETRAINER_STORE"
+
+
 EXIT_CODES: dict[str, int] = {
     cls.__name__: cls.exit_code
     for cls in (
@@ -180,5 +197,7 @@ EXIT_CODES: dict[str, int] = {
         RegistryError,
         StoreError,
         StageError,
+        PipelineBusy,
+        StoreNotFound,
     )
 }
