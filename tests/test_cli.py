@@ -89,6 +89,9 @@ def test_run_models_promote_and_rollback_from_the_command_line(
     versions = {v["version"]: v for v in json.loads(output)}
     assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["challenger"]  # lost, kept
 
+    exit_code, output = invoke("promote", "telco-test", "5", "--store", store)
+    assert exit_code == 7 and "telco-test has no version 5; it has v2 (challenger), v1 (champion)" in output
+    assert "MLflow server" not in output and "reachable" not in output
     exit_code, output = invoke("promote", "telco-test", "2", "--store", store)
     assert exit_code == 0 and "now v2 (previous: v1)" in output
     exit_code, output = invoke("rollback", "telco-test", "--store", store)
@@ -139,3 +142,67 @@ def test_rejected_batch_exits_5_and_lists_every_failure(
     assert "rejected" in output
     assert "1,001 values outside [0.0, 120.0]" in output
     assert "duplicated ids" in output
+
+
+def _fake_run(store: Path, run_id: str, reason: str = "done") -> None:
+    """A finished run's record, as the executor writes it (enough for `runs` and the id lookups)."""
+    from retrainer.store import RunStore
+
+    record = {"run_id": run_id, "pipeline": "p", "status": "promoted", "reason": reason, "started_at": run_id}
+    RunStore(str(store)).write_run(run_id, record)
+
+
+def test_commands_find_the_store_up_the_tree_and_never_create_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "project" / ".retrainer"
+    long_reason = "kept champion v1 (challenger v2): " + "the gain was inside the noise; " * 6
+    _fake_run(store, "20261205-101010-abcdef", long_reason)
+    (tmp_path / "project" / "sub" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project" / "sub" / "deeper")
+    code, output = invoke("runs")
+    assert code == 0, output
+    assert "20261205-101010-abcdef" in output  # whole, even at 80 columns
+    assert output.count("noise") == 6 and "…" not in output  # the reason wraps, it is not cut
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for args in (("runs",), ("models", "churn"), ("audit", "churn"), ("report", "2026")):
+        code, output = invoke(*args)
+        assert code == 11, (args, output)
+        assert f"error (StoreNotFound): no run store: no .retrainer/ in {elsewhere}" in output
+    code, output = invoke("models", "churn", "--store", str(tmp_path / "typo"))
+    assert code == 11 and "no run store at" in output
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "typo").exists()  # nothing created
+
+    monkeypatch.setenv("RETRAINER_STORE", str(store))
+    code, output = invoke("runs", "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(output)] == ["20261205-101010-abcdef"]
+
+
+def test_a_run_id_prefix_names_one_run_or_lists_the_ambiguous_ones(tmp_path: Path) -> None:
+    from retrainer.errors import StoreError
+    from retrainer.store import RunStore
+
+    for run_id in ("20261205-101010-abcdef", "20261205-101010-abc999", "20261206-090000-123456"):
+        _fake_run(tmp_path, run_id)
+    store = RunStore(str(tmp_path))
+    assert store.find_run("20261206") == "20261206-090000-123456"
+    assert store.find_run("20261205-101010-abcdef") == "20261205-101010-abcdef"
+    with pytest.raises(StoreError, match=r"ambiguous.*20261205-101010-abc999, 20261205-101010-abcdef"):
+        store.find_run("20261205-101010-abc")
+    with pytest.raises(StoreError, match="no run '2025'"):
+        store.find_run("2025")
+
+
+def test_from_a_misspelt_stage_suggests_the_stage_and_lists_them(write_spec: Callable[..., Path]) -> None:
+    code, output = invoke("run", str(write_spec()), "--from", "tunee")
+    assert code == 3
+    assert "--from tunee: no such stage" in output and "did you mean tune?" in output and "extract" in output
+
+
+def test_help_shows_no_type_placeholder_for_flags() -> None:
+    code, output = invoke("run", "--help")
+    assert code == 0 and "--force" in output and "--no-wait" in output
+    assert "<bool>" not in output and "<str>" in output

@@ -14,6 +14,7 @@ from retrainer.cli.shared import (
     StoreOpt,
     TrackingOpt,
     console,
+    find_store,
     fmt,
     guarded,
     open_registry,
@@ -23,7 +24,7 @@ from retrainer.cli.shared import (
 @guarded
 def models(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
@@ -60,7 +61,7 @@ def models(
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(help="Version to make champion.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     lock_url: LockOpt = None,
 ) -> int:
@@ -79,7 +80,7 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the `previous` alias).")] = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     lock_url: LockOpt = None,
 ) -> int:
@@ -95,14 +96,13 @@ def rollback(
 @guarded
 def audit(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Every decision on a model's champion, oldest first: who, when, what moved from where to where, why."""
     from retrainer.promotion import read_audit
-    from retrainer.store import RunStore
 
-    entries = read_audit(RunStore(store), name)
+    entries = read_audit(find_store(store), name)
     if as_json:
         console.print_json(json.dumps(entries))
         return 0
@@ -128,7 +128,7 @@ def export_model(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     to: Annotated[Path, typer.Option("--to", help="Root of the file registry.")] = Path("models"),
     version: Annotated[int | None, typer.Option("--version", help="Version (default: the champion).")] = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> int:
     """Export a version to a plain file registry: DIR/NAME/vN/model.pkl + metadata.json + a `latest` pointer."""

@@ -23,7 +23,7 @@ from retrainer.cli.shared import (
 ServeTarget = Annotated[str, typer.Argument(help="A pipeline spec (YAML), or a registered model name.")]
 
 
-def _serving_target(target: str, env: str | None, store: str, tracking_uri: str | None) -> tuple[Any, Any, Any]:
+def _serving_target(target: str, env: str | None, store: str | None, tracking_uri: str | None) -> tuple[Any, Any, Any]:
     """(spec or None, registry, run store) for a spec path or a bare registry name."""
     from retrainer.spec import load_spec
 
@@ -45,7 +45,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
     env: EnvOpt = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     entity_id: Annotated[
         str | None, typer.Option("--entity-id", help="Request field that routes rows (default: the spec's id_column).")
@@ -86,7 +86,7 @@ def ab_report(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the canary decision; move no alias.")] = False,
     env: EnvOpt = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
