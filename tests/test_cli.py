@@ -80,10 +80,16 @@ def test_run_models_promote_and_rollback_from_the_command_line(
         "cv_folds": 2,
         "params": {"logistic_regression": {"C": 0.0001}},
     }
+    exit_code, output = invoke("run", str(write_spec("weak.yaml", models=weak)))
+    assert exit_code == 0 and "kept champion v1 (challenger v2):" in output  # not "kept champion v2"
     exit_code, output = invoke("run", "--json", str(write_spec("weak.yaml", models=weak)))
     assert exit_code == 0
-    weak_result = json.loads(output)
-    assert weak_result["outcome"] == "kept_champion" and weak_result["model_version"] == 2
+    weak_result = json.loads(output)  # the champion is v1, not the identical version v2 that lost to it
+    assert (weak_result["outcome"], weak_result["model_version"], weak_result["champion_version"]) == (
+        "unchanged",
+        2,
+        1,
+    )
 
     exit_code, output = invoke("models", "telco-test", "--store", store, "--json")
     versions = {v["version"]: v for v in json.loads(output)}
@@ -101,7 +107,8 @@ def test_run_models_promote_and_rollback_from_the_command_line(
     assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["previous"]
 
     exit_code, output = invoke("runs", "--store", store, "--json")
-    assert [r["status"] for r in json.loads(output)] == ["kept_champion", "unchanged", "promoted"]
+    assert [r["status"] for r in json.loads(output)] == ["unchanged", "kept_champion", "unchanged", "promoted"]
+    assert [r["champion_version"] for r in json.loads(output)] == [1, 1, 1, None]
 
     exit_code, output = invoke("audit", "telco-test", "--store", store, "--json")
     audit = json.loads(output)

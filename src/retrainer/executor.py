@@ -234,6 +234,7 @@ def _run_locked(
             finished_at=datetime.now(UTC),
             seconds=result.seconds,
             model_version=result.model_version,
+            champion_version=result.champion_version,
             stages=_merge_stages(record["stages"], result.stages),
         )
         store.write_run(ctx.run_id, record)

@@ -148,6 +148,13 @@ def read_audit(store: RunStore, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in store.read_bytes(path).decode().splitlines() if line.strip()]
 
 
+def champion_in_audit(store: RunStore, name: str) -> int | None:
+    """The champion after the last recorded decision: what an unchanged re-run reports as the champion
+    without importing MLflow (every move, by a run, `promote` or `rollback`, appends under the lock)."""
+    entries = read_audit(store, name)
+    return entries[-1].get("champion_after") if entries else None
+
+
 def user() -> str:
     try:
         return getpass.getuser()

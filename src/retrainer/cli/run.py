@@ -150,8 +150,12 @@ def _print_outcome(result: RunResult) -> None:
         "registered": "cyan",
         "rejected": "yellow",
     }.get(result.outcome, "red")
-    version = f" v{result.model_version}" if result.model_version else ""
-    console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
+    from rich.markup import escape
+
+    from retrainer.outcomes import headline
+
+    words = headline(result.outcome, result.model_version, result.champion_version)
+    console.print(f"[bold {colour}]{escape(words)}[/]: {escape(result.reason)}")
     if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
             console.print(f"  [yellow]-[/] {failure}")

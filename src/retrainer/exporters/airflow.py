@@ -313,7 +313,7 @@ def summarize_pipelines(pipelines: dict[str, dict[str, Any]], context: dict[str,
         except StoreError:
             outcomes[dag_id] = {"outcome": "not run", "reason": "skipped by its prerequisites or failed before extract"}
             continue
-        outcomes[dag_id] = {k: record.get(k) for k in ("status", "reason", "model_version")}
+        outcomes[dag_id] = {k: record.get(k) for k in ("status", "reason", "model_version", "champion_version")}
         outcomes[dag_id]["outcome"] = outcomes[dag_id].pop("status")
     for dag_id, result in outcomes.items():
         version = f" v{result['model_version']}" if result.get("model_version") else ""
