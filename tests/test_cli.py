@@ -213,3 +213,19 @@ def test_help_shows_no_type_placeholder_for_flags() -> None:
     code, output = invoke("run", "--help")
     assert code == 0 and "--force" in output and "--no-wait" in output
     assert "<bool>" not in output and "<str>" in output
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_says_nothing_of_serving(served_models: dict[str, object]) -> None:
+    import socket
+
+    from retrainer.spec import load_spec
+
+    store = load_spec(served_models["spec_path"]).store  # type: ignore[arg-type]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, output = invoke("serve", str(served_models["name"]), "--store", store, "--port", str(port))
+    assert code == 12
+    assert f"error (PortUnavailable): cannot serve on 127.0.0.1:{port}: Address already in use" in output
+    assert "serving" not in output and "Traceback" not in output

@@ -13,7 +13,8 @@
     ├── StoreError                  the run store cannot be read or written exit 8
     ├── StageError                  a stage failed for another reason       exit 9
     ├── PipelineBusy                another run of the pipeline holds it    exit 10
-    └── StoreNotFound               no run store where a command looked     exit 11
+    ├── StoreNotFound               no run store where a command looked     exit 11
+    └── PortUnavailable             `serve` cannot bind its address         exit 12
 
 `DataValidationError` and `GateFailed` are *rejections*, not crashes: the run ends with
 outcome "rejected" and production is left as it was.
@@ -186,6 +187,13 @@ class StoreNotFound(StoreError):
     fix = "run it where the pipeline's `.retrainer/` is (or below), or pass --store / set RETRAINER_STORE"
 
 
+class PortUnavailable(RetrainerError):
+    """`retrainer serve` could not bind its host and port (in use, or not allowed)."""
+
+    exit_code = 12
+    fix = "pick another --port, or stop what listens there (`ss -ltnp` shows it)"
+
+
 EXIT_CODES: dict[str, int] = {
     cls.__name__: cls.exit_code
     for cls in (
@@ -199,5 +207,6 @@ EXIT_CODES: dict[str, int] = {
         StageError,
         PipelineBusy,
         StoreNotFound,
+        PortUnavailable,
     )
 }

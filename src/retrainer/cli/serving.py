@@ -72,9 +72,30 @@ def serve(
     overrides: dict[str, Any] = {"entity_id": entity_id, "challenger_share": challenger_share}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     served = create_app(config, registry)
+    listening = _bind(host, port)  # before saying "serving": a port in use is one line, not a lie and a trace
     console.print(f"serving {config.name} ({served.state.watcher.describe()}) on http://{host}:{port}")
-    uvicorn.run(served, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(served, log_level="warning"))
+    server.run(sockets=[listening])
     return 0
+
+
+def _bind(host: str, port: int) -> Any:
+    """A listening socket on host:port, or `PortUnavailable` naming the address and the reason."""
+    import socket
+
+    from retrainer.errors import PortUnavailable
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as error:
+        raise PortUnavailable(
+            f"cannot serve on {host}:{port}: {error.strerror or error}", hint="pick another --port"
+        ) from None
+    return listening
 
 
 @guarded
