@@ -38,3 +38,23 @@ def test_force_on_unchanged_data_registers_no_twin_of_the_champion(
     assert "model identical to v1 (same data" in result["reason"] and "the same predictions on all" in result["reason"]
     versions = runner.invoke(app, ["models", "telco-test", "--store", str(tmp_path / "store"), "--json"])
     assert [v["version"] for v in json.loads(versions.stdout)] == [1]
+
+
+def test_the_cached_drift_line_follows_the_champion(
+    telco_db: Callable[..., str], write_spec: Callable[..., Path]
+) -> None:
+    """The drift stage's cache once kept "no reference (no champion yet)" after v1 became champion."""
+    runner = CliRunner()
+    telco_db()
+    spec = str(write_spec())
+
+    def drift_stage() -> dict[str, object]:
+        done = runner.invoke(app, ["run", "--json", spec])
+        assert done.exit_code == 0, done.output
+        return next(stage for stage in json.loads(done.stdout)["stages"] if stage["name"] == "drift")
+
+    assert drift_stage()["summary"] == "no reference (no champion yet)"
+    second = drift_stage()
+    assert second["status"] == "ran" and "features drifted vs champion v1" in str(second["summary"])
+    third = drift_stage()
+    assert third["status"] == "cached" and third["summary"] == second["summary"]
