@@ -119,6 +119,10 @@ def test_run_models_promote_and_rollback_from_the_command_line(
         ("rolled_back", 1, 2, 1),
     ]
     assert audit[0]["actor"].startswith("retrainer run ") and audit[0]["lock"] == "file lock"
+    kept_reason = audit[1]["reason"]
+    assert len(kept_reason) > 80
+    exit_code, output = invoke("audit", "telco-test", "--store", store)
+    assert exit_code == 0 and kept_reason.split()[-1] in output, output  # wrapped in its column, not cut at 80
     assert all(e["at"] and e["reason"] for e in audit)
 
     exit_code, output = invoke("export-model", "telco-test", "--to", str(tmp_path / "models"), "--store", store)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     JsonOpt,
@@ -43,7 +44,8 @@ def models(
 
     scores = [json.loads(info.metrics_text or "{}") for info in versions]
     shown = shown_metrics(scores[0], limit=2)  # the newest version's task decides the columns
-    table = Table("version", "aliases", "outcome", "candidate", *shown, "reason", title=f"{name} @ {registry.safe_uri}")
+    table = Table("version", "aliases", "outcome", "candidate", *shown, title=f"{name} @ {registry.safe_uri}")
+    table.add_column("reason", overflow="fold")
     for info, metrics in zip(versions, scores, strict=True):
         table.add_row(
             str(info.version),
@@ -51,7 +53,7 @@ def models(
             info.tags.get("retrainer.outcome", "-"),
             info.tags.get("retrainer.candidate", ""),
             *(fmt(metrics.get(metric)) for metric in shown),
-            info.tags.get("retrainer.reason", "")[:80],
+            escape(info.tags.get("retrainer.reason", "")),  # whole: the column wraps
         )
     console.print(table)
     return 0
@@ -108,7 +110,8 @@ def audit(
         return 0
     from rich.table import Table
 
-    table = Table("at", "action", "version", "champion", "actor", "reason", title=f"audit log of {name}")
+    table = Table("at", "action", "version", "champion", "actor", title=f"audit log of {name}")
+    table.add_column("reason", overflow="fold")
     for entry in entries:
         before, after = entry.get("champion_before"), entry.get("champion_after")
         table.add_row(
@@ -117,7 +120,7 @@ def audit(
             f"v{entry['version']}",
             f"v{before or '-'} -> v{after or '-'}",
             entry.get("actor", ""),
-            (entry.get("reason") or "")[:80],
+            escape(entry.get("reason") or ""),
         )
     console.print(table)
     return 0
