@@ -163,7 +163,7 @@ def champion_fingerprint(ctx: RunContext) -> str:
     """The champion this stage measures against, as the audit log last recorded it (part of the key)."""
     from retrainer.promotion import champion_in_audit
 
-    return f"champion={champion_in_audit(ctx.store, ctx.spec.registry_name)}"
+    return f"champion={champion_in_audit(ctx.store, ctx.spec.registry_name, before_run=ctx.run_id)}"
 
 
 STAGE = Stage(
