@@ -342,3 +342,27 @@ def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) 
     assert champion is not None
     assert json.loads(champion.tags["retrainer.task"]) == {"task": "forecast", "horizon": 12, "series_id": None}
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
+
+
+def test_the_run_store_is_a_setting_of_the_deployment_not_the_exporting_machine(
+    airflow_home: Path,
+    telco_db: Callable[..., str],
+    write_spec: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The DAG file once held only the absolute store path of the machine that exported it."""
+    telco_db()
+    spec_path = write_spec(name="deployed.yaml", models={"candidates": ["logistic_regression"], "n_trials": 1})
+    [dag_file] = export_dags([spec_path], airflow_home / "dags")
+    assert "retrainer_telco_test_store" in dag_file.read_text()
+    deployed = tmp_path / "deployed-store"
+    monkeypatch.setenv("AIRFLOW_VAR_RETRAINER_TELCO_TEST_STORE", str(deployed))  # an Airflow Variable
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_telco_test")
+    assert dag is not None
+    dag_run = dag.test()
+    assert str(dag_run.state).endswith("success")
+    assert next(RunStore(str(deployed)).iter_runs())["status"] == "promoted"
+    assert not (tmp_path / "store" / "runs").exists()  # the exported default was not used

@@ -80,15 +80,24 @@ def test_run_models_promote_and_rollback_from_the_command_line(
         "cv_folds": 2,
         "params": {"logistic_regression": {"C": 0.0001}},
     }
+    exit_code, output = invoke("run", str(write_spec("weak.yaml", models=weak)))
+    assert exit_code == 0 and "kept champion v1 (challenger v2):" in output  # not "kept champion v2"
     exit_code, output = invoke("run", "--json", str(write_spec("weak.yaml", models=weak)))
     assert exit_code == 0
-    weak_result = json.loads(output)
-    assert weak_result["outcome"] == "kept_champion" and weak_result["model_version"] == 2
+    weak_result = json.loads(output)  # the champion is v1, not the identical version v2 that lost to it
+    assert (weak_result["outcome"], weak_result["model_version"], weak_result["champion_version"]) == (
+        "unchanged",
+        2,
+        1,
+    )
 
     exit_code, output = invoke("models", "telco-test", "--store", store, "--json")
     versions = {v["version"]: v for v in json.loads(output)}
     assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["challenger"]  # lost, kept
 
+    exit_code, output = invoke("promote", "telco-test", "5", "--store", store)
+    assert exit_code == 7 and "telco-test has no version 5; it has v2 (challenger), v1 (champion)" in output
+    assert "MLflow server" not in output and "reachable" not in output
     exit_code, output = invoke("promote", "telco-test", "2", "--store", store)
     assert exit_code == 0 and "now v2 (previous: v1)" in output
     exit_code, output = invoke("rollback", "telco-test", "--store", store)
@@ -98,7 +107,8 @@ def test_run_models_promote_and_rollback_from_the_command_line(
     assert versions[1]["aliases"] == ["champion"] and versions[2]["aliases"] == ["previous"]
 
     exit_code, output = invoke("runs", "--store", store, "--json")
-    assert [r["status"] for r in json.loads(output)] == ["kept_champion", "unchanged", "promoted"]
+    assert [r["status"] for r in json.loads(output)] == ["unchanged", "kept_champion", "unchanged", "promoted"]
+    assert [r["champion_version"] for r in json.loads(output)] == [1, 1, 1, None]
 
     exit_code, output = invoke("audit", "telco-test", "--store", store, "--json")
     audit = json.loads(output)
@@ -109,6 +119,10 @@ def test_run_models_promote_and_rollback_from_the_command_line(
         ("rolled_back", 1, 2, 1),
     ]
     assert audit[0]["actor"].startswith("retrainer run ") and audit[0]["lock"] == "file lock"
+    kept_reason = audit[1]["reason"]
+    assert len(kept_reason) > 80
+    exit_code, output = invoke("audit", "telco-test", "--store", store)
+    assert exit_code == 0 and kept_reason.split()[-1] in output, output  # wrapped in its column, not cut at 80
     assert all(e["at"] and e["reason"] for e in audit)
 
     exit_code, output = invoke("export-model", "telco-test", "--to", str(tmp_path / "models"), "--store", store)
@@ -139,3 +153,83 @@ def test_rejected_batch_exits_5_and_lists_every_failure(
     assert "rejected" in output
     assert "1,001 values outside [0.0, 120.0]" in output
     assert "duplicated ids" in output
+
+
+def _fake_run(store: Path, run_id: str, reason: str = "done") -> None:
+    """A finished run's record, as the executor writes it (enough for `runs` and the id lookups)."""
+    from retrainer.store import RunStore
+
+    record = {"run_id": run_id, "pipeline": "p", "status": "promoted", "reason": reason, "started_at": run_id}
+    RunStore(str(store)).write_run(run_id, record)
+
+
+def test_commands_find_the_store_up_the_tree_and_never_create_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "project" / ".retrainer"
+    long_reason = "kept champion v1 (challenger v2): " + "the gain was inside the noise; " * 6
+    _fake_run(store, "20261205-101010-abcdef", long_reason)
+    (tmp_path / "project" / "sub" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project" / "sub" / "deeper")
+    code, output = invoke("runs")
+    assert code == 0, output
+    assert "20261205-101010-abcdef" in output  # whole, even at 80 columns
+    assert output.count("noise") == 6 and "…" not in output  # the reason wraps, it is not cut
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for args in (("runs",), ("models", "churn"), ("audit", "churn"), ("report", "2026")):
+        code, output = invoke(*args)
+        assert code == 11, (args, output)
+        assert f"error (StoreNotFound): no run store: no .retrainer/ in {elsewhere}" in output
+    code, output = invoke("models", "churn", "--store", str(tmp_path / "typo"))
+    assert code == 11 and "no run store at" in output
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "typo").exists()  # nothing created
+
+    monkeypatch.setenv("RETRAINER_STORE", str(store))
+    code, output = invoke("runs", "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(output)] == ["20261205-101010-abcdef"]
+
+
+def test_a_run_id_prefix_names_one_run_or_lists_the_ambiguous_ones(tmp_path: Path) -> None:
+    from retrainer.errors import StoreError
+    from retrainer.store import RunStore
+
+    for run_id in ("20261205-101010-abcdef", "20261205-101010-abc999", "20261206-090000-123456"):
+        _fake_run(tmp_path, run_id)
+    store = RunStore(str(tmp_path))
+    assert store.find_run("20261206") == "20261206-090000-123456"
+    assert store.find_run("20261205-101010-abcdef") == "20261205-101010-abcdef"
+    with pytest.raises(StoreError, match=r"ambiguous.*20261205-101010-abc999, 20261205-101010-abcdef"):
+        store.find_run("20261205-101010-abc")
+    with pytest.raises(StoreError, match="no run '2025'"):
+        store.find_run("2025")
+
+
+def test_from_a_misspelt_stage_suggests_the_stage_and_lists_them(write_spec: Callable[..., Path]) -> None:
+    code, output = invoke("run", str(write_spec()), "--from", "tunee")
+    assert code == 3
+    assert "--from tunee: no such stage" in output and "did you mean tune?" in output and "extract" in output
+
+
+def test_help_shows_no_type_placeholder_for_flags() -> None:
+    code, output = invoke("run", "--help")
+    assert code == 0 and "--force" in output and "--no-wait" in output
+    assert "<bool>" not in output and "<str>" in output
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_says_nothing_of_serving(served_models: dict[str, object]) -> None:
+    import socket
+
+    from retrainer.spec import load_spec
+
+    store = load_spec(served_models["spec_path"]).store  # type: ignore[arg-type]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, output = invoke("serve", str(served_models["name"]), "--store", store, "--port", str(port))
+    assert code == 12
+    assert f"error (PortUnavailable): cannot serve on 127.0.0.1:{port}: Address already in use" in output
+    assert "serving" not in output and "Traceback" not in output

@@ -82,7 +82,7 @@ def test_the_notify_stage_sends_each_event_to_the_channels_that_want_it(tmp_path
     assert "20261125-030000-abc123" in promoted and "2026-11-01" in promoted
     assert "drift in 2 features" in drift and "monthly_charges, tenure" in drift
     [mail] = mailbox.messages
-    assert mail["Subject"] == "[retrainer] telco-test: promoted v3"
+    assert mail["Subject"] == "[retrainer] telco-test: promoted v3 (replacing v2)"
     assert mail["To"] == "ml-team@example.org, oncall@example.org"
     assert "roc_auc 0.8450" in mail.get_payload()
     line = json.loads((tmp_path / "store" / "runs.jsonl").read_text())

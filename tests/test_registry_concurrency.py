@@ -99,8 +99,13 @@ def test_two_runs_racing_on_a_postgres_backed_mlflow_server_end_with_one_champio
     tmp_path: Path,
 ) -> None:
     telco_db()
-    common = {"tracking": {"uri": mlflow_server}, "promotion": {"lock_url": scratch_database}, "models": MODELS}
+    # two pipelines racing for one registered model: two runs of the *same* pipeline on one store
+    # would not race, the second waits for the first (tests/test_run_concurrency.py)
+    promotion = {"lock_url": scratch_database, "registry_name": "telco-test"}
+    common = {"tracking": {"uri": mlflow_server}, "promotion": promotion, "models": MODELS}
     specs = [write_spec(f"racer{i}.yaml", seed=seed, **common) for i, seed in enumerate((1, 2))]
+    for i, spec in enumerate(specs):  # `name` is write_spec's file name: set the pipeline's name here
+        spec.write_text(spec.read_text().replace("name: telco-test", f"name: telco-racer-{i}", 1))
     registry = Registry(mlflow_server)
     registry._experiment_id("telco-test")  # created once here: two runs creating it at once would collide
     retrainer.run(retrainer.load_spec(specs[0]), until="validate")  # the stages both share, cached once

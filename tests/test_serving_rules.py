@@ -241,6 +241,7 @@ def test_serve_without_a_champion_and_materialize_without_redis_are_one_line_err
     from retrainer.cli import app
 
     runner = CliRunner()
+    (tmp_path / "store").mkdir()  # a store without the model (no store at all: StoreNotFound, exit 11)
     served = runner.invoke(app, ["serve", "nothing-here", "--store", str(tmp_path / "store"), "--entity-id", "id"])
     assert served.exit_code == 7, served.output
     assert "nothing-here has no 'champion' alias" in served.output and "Traceback" not in served.output

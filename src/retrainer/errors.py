@@ -11,7 +11,10 @@
     ├── GateFailed                  the model failed an evaluation gate     exit 6
     ├── RegistryError               the model registry refused or failed    exit 7
     ├── StoreError                  the run store cannot be read or written exit 8
-    └── StageError                  a stage failed for another reason       exit 9
+    ├── StageError                  a stage failed for another reason       exit 9
+    ├── PipelineBusy                another run of the pipeline holds it    exit 10
+    ├── StoreNotFound               no run store where a command looked     exit 11
+    └── PortUnavailable             `serve` cannot bind its address         exit 12
 
 `DataValidationError` and `GateFailed` are *rejections*, not crashes: the run ends with
 outcome "rejected" and production is left as it was.
@@ -169,6 +172,28 @@ class StageError(RetrainerError):
     fix = "the message names the stage; its log is in `<store>/runs/<run_id>/logs/<stage>.log`"
 
 
+class PipelineBusy(RetrainerError):
+    """Another run of the same pipeline holds the store's run lock, and this run was told not to wait."""
+
+    exit_code = 10
+    fix = "wait for the other run (leave out --no-wait), or look at it with `retrainer runs`"
+
+
+class StoreNotFound(StoreError):
+    """A command that reads a store found none: not in --store, RETRAINER_STORE, nor the folders up
+    from here. Reading never creates a store, so a typo cannot show an empty registry."""
+
+    exit_code = 11
+    fix = "run it where the pipeline's `.retrainer/` is (or below), or pass --store / set RETRAINER_STORE"
+
+
+class PortUnavailable(RetrainerError):
+    """`retrainer serve` could not bind its host and port (in use, or not allowed)."""
+
+    exit_code = 12
+    fix = "pick another --port, or stop what listens there (`ss -ltnp` shows it)"
+
+
 EXIT_CODES: dict[str, int] = {
     cls.__name__: cls.exit_code
     for cls in (
@@ -180,5 +205,8 @@ EXIT_CODES: dict[str, int] = {
         RegistryError,
         StoreError,
         StageError,
+        PipelineBusy,
+        StoreNotFound,
+        PortUnavailable,
     )
 }

@@ -17,7 +17,7 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from retrainer.errors import RejectedError, RetrainerError, SpecError, StageErro
 from retrainer.faults import kill_point
 from retrainer.integrations.mlflow_registry import Registry
 from retrainer.pipeline import FanOut, Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
+from retrainer.run_lock import pipeline_lock, process_identity
 from retrainer.spec import Spec
 from retrainer.store import ArtifactRef, ParquetFile, RunStore
 
@@ -120,6 +121,8 @@ def run(
     until: str | None = None,
     run_id: str | None = None,
     notify_failure: bool = True,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the pipeline for `spec` end to end; return its result (a rejection is a result, not an error).
 
@@ -130,19 +133,63 @@ def run(
     existing run: stages that ran in it, the registry stages included, are not run twice, so a
     retried task is idempotent. Errors that are not rejections (unreachable source, registry down,
     a bug) are recorded in the run store and raised, after the summary was written.
+
+    One run of a pipeline at a time per store (`run_lock`): a second waits, `on_wait` told once whom
+    it waits for (default: a log line), or with `wait=False` raises `PipelineBusy`.
     """
     from retrainer.stages import default_pipeline
 
     pipeline = pipeline or default_pipeline()
     for option, name in (("--from", from_stage), ("--until", until)):
         if name and name not in pipeline.names:
-            raise SpecError(f"{option} {name}: no such stage", hint=f"stages: {', '.join(pipeline.names)}")
-    started = time.perf_counter()
+            raise SpecError(f"{option} {name}: no such stage", hint=_stage_hint(name, pipeline.names))
     store = RunStore(spec.store)
+    resume, run_id = run_id is not None, run_id or new_run_id()
+    with pipeline_lock(store, spec.name, run_id, wait=wait, on_wait=on_wait or logger.warning):
+        return _run_locked(
+            spec,
+            pipeline,
+            store,
+            run_id,
+            resume=resume,
+            as_of=as_of,
+            force=force,
+            from_stage=from_stage,
+            reporter=reporter,
+            until=until,
+            notify_failure=notify_failure,
+        )
+
+
+def _stage_hint(name: str, names: tuple[str, ...] | list[str]) -> str:
+    """'did you mean tune?' before the list of stages, when the name is a near miss."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1)
+    listed = f"stages: {', '.join(names)}"
+    return f"did you mean {close[0]}? {listed}" if close else listed
+
+
+def _run_locked(
+    spec: Spec,
+    pipeline: Pipeline,
+    store: RunStore,
+    run_id: str,
+    *,
+    resume: bool,
+    as_of: str | datetime | None,
+    force: bool,
+    from_stage: str | None,
+    reporter: Reporter | None,
+    until: str | None,
+    notify_failure: bool,
+) -> RunResult:
+    """`run` once it holds the pipeline's lock."""
+    started = time.perf_counter()
     ctx = RunContext(
         spec=spec,
         store=store,
-        run_id=run_id or new_run_id(),
+        run_id=run_id,
         as_of=parse_as_of(as_of),
         reporter=reporter or SilentReporter(),
         open_registry=Registry.for_spec,
@@ -150,7 +197,7 @@ def run(
     result = RunResult(run_id=ctx.run_id, pipeline=spec.name, outcome="failed", reason="", store=store.url)
     refs: dict[str, ArtifactRef] = {}
     loaded: dict[str, Any] = {}
-    record = _start_record(store, ctx, spec, resume=run_id is not None)
+    record = _start_record(store, ctx, spec, resume=resume)
     forcing = force
     raised: BaseException | None = None
     try:
@@ -187,6 +234,7 @@ def run(
             finished_at=datetime.now(UTC),
             seconds=result.seconds,
             model_version=result.model_version,
+            champion_version=result.champion_version,
             stages=_merge_stages(record["stages"], result.stages),
         )
         store.write_run(ctx.run_id, record)
@@ -278,7 +326,7 @@ def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool)
     if resume:
         with contextlib.suppress(StoreError):
             record = store.read_run(ctx.run_id)
-            record["status"] = "running"
+            record.update(status="running", **process_identity())
             return record
     record = {
         "run_id": ctx.run_id,
@@ -289,6 +337,7 @@ def _start_record(store: RunStore, ctx: RunContext, spec: Spec, *, resume: bool)
         "started_at": datetime.now(UTC),
         "status": "running",
         "stages": [],
+        **process_identity(),
     }
     store.write_run(ctx.run_id, record)
     return record

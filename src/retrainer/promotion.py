@@ -148,6 +148,15 @@ def read_audit(store: RunStore, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in store.read_bytes(path).decode().splitlines() if line.strip()]
 
 
+def champion_in_audit(store: RunStore, name: str, *, before_run: str | None = None) -> int | None:
+    """The champion after the last recorded decision: what an unchanged re-run reports as the champion
+    without importing MLflow (every move, by a run, `promote` or `rollback`, appends under the lock).
+    `before_run` leaves out that run's own decisions: the champion it started with (a retried task
+    of the run that promoted must see what its first attempt saw)."""
+    entries = [e for e in read_audit(store, name) if before_run is None or e.get("run_id") != before_run]
+    return entries[-1].get("champion_after") if entries else None
+
+
 def user() -> str:
     try:
         return getpass.getuser()

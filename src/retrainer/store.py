@@ -277,6 +277,22 @@ class RunStore:
         except FileNotFoundError:
             raise StoreError(f"no run {run_id!r} in {self.url}", hint="list runs with `retrainer runs`") from None
 
+    def find_run(self, prefix: str) -> str:
+        """The one run id starting with `prefix` (`retrainer runs` ids are long): a StoreError naming
+        the candidates when several match, or when none does."""
+        if self.exists(posixpath.join(self.run_dir(prefix), "run.json")):
+            return prefix
+        found = sorted(
+            posixpath.basename(posixpath.dirname(str(path)))
+            for path in self.fs.glob(posixpath.join(self.root, "runs", f"{glob_escape(prefix)}*", "run.json"))
+        )
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise StoreError(f"no run {prefix!r} in {self.url}", hint="list runs with `retrainer runs`")
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise StoreError(f"run id {prefix!r} is ambiguous in {self.url}: {shown}", hint="give more of the id")
+
     def iter_runs(self) -> Iterator[dict[str, Any]]:
         """Every run record, newest first."""
         pattern = posixpath.join(self.root, "runs", "*", "run.json")
@@ -288,6 +304,13 @@ class RunStore:
                 continue
         # run ids start with the second they began: runs within one second are ordered by start time
         yield from sorted(records, key=lambda r: (str(r.get("started_at", "")), r.get("run_id", "")), reverse=True)
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob's special characters matched literally."""
+    import glob
+
+    return glob.escape(text)
 
 
 def frame_digest(frame: Any) -> str:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (promoted, kept champion, unchanged), 1 unexpected error, 2 usage error,
 3 spec, 4 source, 5 data validation rejected, 6 evaluation gate rejected, 7 registry, 8 run store,
-9 other stage failure, 130 interrupted.
+9 other stage failure, 10 another run of the pipeline holds it (`run --no-wait`), 11 no run store
+found, 12 `serve` cannot bind its port, 130 interrupted.
 
 One module per topic (`run`, `history`, `registry`, `serving`, `project`), what they share in
 `shared`; the commands are registered here, in the order `retrainer --help` lists them.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     EnvOpt,
@@ -14,6 +15,7 @@ from retrainer.cli.shared import (
     SpecArg,
     StoreOpt,
     console,
+    find_store,
     guarded,
     state,
 )
@@ -21,20 +23,28 @@ from retrainer.cli.shared import (
 
 @guarded
 def runs(
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 20,
     as_json: JsonOpt = False,
 ) -> int:
-    """Past runs, newest first: id, pipeline, status, duration, outcome."""
-    from retrainer.store import RunStore
+    """Past runs, newest first: id, pipeline, status, duration, outcome.
 
-    records = [r for _, r in zip(range(limit), RunStore(store).iter_runs(), strict=False)]
+    A run whose process died without a word (SIGKILL, power loss) shows as interrupted, not running.
+    """
+    from retrainer.run_lock import settled
+
+    run_store = find_store(store)
+    records = [settled(run_store, r) for _, r in zip(range(limit), run_store.iter_runs(), strict=False)]
     if as_json:
         console.print_json(json.dumps(records, default=str))
         return 0
     from rich.table import Table
 
-    table = Table("run", "pipeline", "status", "seconds", "version", "reason", title=f"runs in {store}")
+    table = Table(title=f"runs in {run_store.url}")
+    table.add_column("run", no_wrap=True)  # whole: `retrainer report` takes it (or a unique prefix)
+    for column in ("pipeline", "status", "seconds", "version"):
+        table.add_column(column)
+    table.add_column("reason", overflow="fold")
     for record in records:
         seconds = record.get("seconds")
         table.add_row(
@@ -43,7 +53,7 @@ def runs(
             record.get("status", ""),
             f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
             str(record.get("model_version") or ""),
-            (record.get("reason") or "")[:90],
+            escape(record.get("reason") or ""),
         )
     console.print(table)
     return 0
@@ -51,15 +61,17 @@ def runs(
 
 @guarded
 def report(
-    run_id: Annotated[str, typer.Argument(help="Run id (see `retrainer runs`).", show_default=False)],
-    store: StoreOpt = ".retrainer",
+    run_id: Annotated[
+        str, typer.Argument(help="Run id, or a unique start of one (see `retrainer runs`).", show_default=False)
+    ],
+    store: StoreOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of runs/<id>/report.html.")] = None,
 ) -> int:
     """Write a run's HTML report: decision and reason first, then data, drift, tuning, metrics, fairness."""
     from retrainer.report import write_report
-    from retrainer.store import RunStore
 
-    written = write_report(RunStore(store), run_id, out=str(out) if out else None)
+    run_store = find_store(store)
+    written = write_report(run_store, run_store.find_run(run_id), out=str(out) if out else None)
     console.print(f"wrote {written}")
     return 0
 

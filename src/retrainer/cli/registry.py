@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     JsonOpt,
@@ -14,6 +15,7 @@ from retrainer.cli.shared import (
     StoreOpt,
     TrackingOpt,
     console,
+    find_store,
     fmt,
     guarded,
     open_registry,
@@ -23,7 +25,7 @@ from retrainer.cli.shared import (
 @guarded
 def models(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
@@ -42,7 +44,8 @@ def models(
 
     scores = [json.loads(info.metrics_text or "{}") for info in versions]
     shown = shown_metrics(scores[0], limit=2)  # the newest version's task decides the columns
-    table = Table("version", "aliases", "outcome", "candidate", *shown, "reason", title=f"{name} @ {registry.safe_uri}")
+    table = Table("version", "aliases", "outcome", "candidate", *shown, title=f"{name} @ {registry.safe_uri}")
+    table.add_column("reason", overflow="fold")
     for info, metrics in zip(versions, scores, strict=True):
         table.add_row(
             str(info.version),
@@ -50,7 +53,7 @@ def models(
             info.tags.get("retrainer.outcome", "-"),
             info.tags.get("retrainer.candidate", ""),
             *(fmt(metrics.get(metric)) for metric in shown),
-            info.tags.get("retrainer.reason", "")[:80],
+            escape(info.tags.get("retrainer.reason", "")),  # whole: the column wraps
         )
     console.print(table)
     return 0
@@ -60,7 +63,7 @@ def models(
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(help="Version to make champion.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     lock_url: LockOpt = None,
 ) -> int:
@@ -79,7 +82,7 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the `previous` alias).")] = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     lock_url: LockOpt = None,
 ) -> int:
@@ -95,20 +98,20 @@ def rollback(
 @guarded
 def audit(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Every decision on a model's champion, oldest first: who, when, what moved from where to where, why."""
     from retrainer.promotion import read_audit
-    from retrainer.store import RunStore
 
-    entries = read_audit(RunStore(store), name)
+    entries = read_audit(find_store(store), name)
     if as_json:
         console.print_json(json.dumps(entries))
         return 0
     from rich.table import Table
 
-    table = Table("at", "action", "version", "champion", "actor", "reason", title=f"audit log of {name}")
+    table = Table("at", "action", "version", "champion", "actor", title=f"audit log of {name}")
+    table.add_column("reason", overflow="fold")
     for entry in entries:
         before, after = entry.get("champion_before"), entry.get("champion_after")
         table.add_row(
@@ -117,7 +120,7 @@ def audit(
             f"v{entry['version']}",
             f"v{before or '-'} -> v{after or '-'}",
             entry.get("actor", ""),
-            (entry.get("reason") or "")[:80],
+            escape(entry.get("reason") or ""),
         )
     console.print(table)
     return 0
@@ -128,7 +131,7 @@ def export_model(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     to: Annotated[Path, typer.Option("--to", help="Root of the file registry.")] = Path("models"),
     version: Annotated[int | None, typer.Option("--version", help="Version (default: the champion).")] = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> int:
     """Export a version to a plain file registry: DIR/NAME/vN/model.pkl + metadata.json + a `latest` pointer."""

@@ -13,6 +13,7 @@ from retrainer.cli.shared import (
     JsonOpt,
     SpecArg,
     console,
+    errors,
     guarded,
     state,
 )
@@ -33,6 +34,9 @@ def run(
         str | None, typer.Option("--from", help="Re-run from this stage on (cache used before it).")
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Tuning processes sharing one study.")] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="If another run of this pipeline is running, exit 10 instead of waiting.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> int:
     """Run the pipeline: extract, validate, train, evaluate, compare with the champion, register, promote."""
@@ -42,9 +46,22 @@ def run(
     if workers is not None:
         spec = spec.model_copy(update={"models": spec.models.model_copy(update={"workers": workers})})
     result = _run_with_progress(
-        spec, as_of=as_of, force=force, from_stage=from_stage, show=not (as_json or state["quiet"])
+        spec,
+        as_of=as_of,
+        force=force,
+        from_stage=from_stage,
+        wait=not no_wait,
+        on_wait=_say_waiting,
+        show=not (as_json or state["quiet"]),
     )
     return _report(result, as_json)
+
+
+def _say_waiting(line: str) -> None:
+    """'waiting for run X (pid N on host) of pipeline P to finish', on stderr: stdout may be --json."""
+    from rich.markup import escape
+
+    errors.print(f"[yellow]{escape(line)}[/]")
 
 
 @guarded
@@ -68,7 +85,7 @@ def stage(
     from retrainer.spec import load_spec
 
     spec = load_spec(spec_path, env=env)
-    options = {"until": name, "run_id": run_id, "as_of": as_of}
+    options = {"until": name, "run_id": run_id, "as_of": as_of, "on_wait": _say_waiting}
     result = _run_with_progress(spec, show=not (as_json or state["quiet"]), **options)
     if pointer is not None and result.ok:
         _write_pointer(pointer, result, name)
@@ -133,8 +150,12 @@ def _print_outcome(result: RunResult) -> None:
         "registered": "cyan",
         "rejected": "yellow",
     }.get(result.outcome, "red")
-    version = f" v{result.model_version}" if result.model_version else ""
-    console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
+    from rich.markup import escape
+
+    from retrainer.outcomes import headline
+
+    words = headline(result.outcome, result.model_version, result.champion_version)
+    console.print(f"[bold {colour}]{escape(words)}[/]: {escape(result.reason)}")
     if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
             console.print(f"  [yellow]-[/] {failure}")

@@ -23,7 +23,7 @@ from retrainer.cli.shared import (
 ServeTarget = Annotated[str, typer.Argument(help="A pipeline spec (YAML), or a registered model name.")]
 
 
-def _serving_target(target: str, env: str | None, store: str, tracking_uri: str | None) -> tuple[Any, Any, Any]:
+def _serving_target(target: str, env: str | None, store: str | None, tracking_uri: str | None) -> tuple[Any, Any, Any]:
     """(spec or None, registry, run store) for a spec path or a bare registry name."""
     from retrainer.spec import load_spec
 
@@ -45,7 +45,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
     env: EnvOpt = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     entity_id: Annotated[
         str | None, typer.Option("--entity-id", help="Request field that routes rows (default: the spec's id_column).")
@@ -72,9 +72,30 @@ def serve(
     overrides: dict[str, Any] = {"entity_id": entity_id, "challenger_share": challenger_share}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     served = create_app(config, registry)
+    listening = _bind(host, port)  # before saying "serving": a port in use is one line, not a lie and a trace
     console.print(f"serving {config.name} ({served.state.watcher.describe()}) on http://{host}:{port}")
-    uvicorn.run(served, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(served, log_level="warning"))
+    server.run(sockets=[listening])
     return 0
+
+
+def _bind(host: str, port: int) -> Any:
+    """A listening socket on host:port, or `PortUnavailable` naming the address and the reason."""
+    import socket
+
+    from retrainer.errors import PortUnavailable
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as error:
+        raise PortUnavailable(
+            f"cannot serve on {host}:{port}: {error.strerror or error}", hint="pick another --port"
+        ) from None
+    return listening
 
 
 @guarded
@@ -86,7 +107,7 @@ def ab_report(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the canary decision; move no alias.")] = False,
     env: EnvOpt = None,
-    store: StoreOpt = ".retrainer",
+    store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
 ) -> int:

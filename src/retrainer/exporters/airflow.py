@@ -34,7 +34,21 @@ from airflow.sdk import dag, task
 
 SPEC = {spec_path!r}
 ENV = {env!r}
-STORE = {store!r}  # the run store, made absolute at export: tasks run in any working directory
+STORE = {store!r}  # the run store at export (absolute): used when the deployment names none
+STORE_VARIABLES = ({store_variable!r}, "retrainer_store")  # Airflow Variables naming the store
+
+
+def _store() -> str:
+    """The run store the deployment gives: the Airflow Variable `<dag_id>_store`, else
+    `retrainer_store` (or AIRFLOW_VAR_... in the environment), else the path at export. Read when a
+    task runs, never when the file is parsed."""
+    from airflow.sdk import Variable
+
+    for key in STORE_VARIABLES:
+        value = Variable.get(key, default=None)
+        if value:
+            return str(value)
+    return STORE
 FAN_OUT = {fan_out!r}  # stage -> how many mapped `<stage>_worker` tasks share its work first
 
 
@@ -43,7 +57,7 @@ def _stage(name: str):
     def run_stage(**context) -> dict:
         from retrainer.exporters.airflow import run_task
 
-        return run_task(SPEC, ENV, STORE, name, context)
+        return run_task(SPEC, ENV, _store(), name, context)
 
     return run_stage
 
@@ -53,7 +67,7 @@ def _workers(name: str):
     def run_worker(worker: int, **context) -> dict:
         from retrainer.exporters.airflow import run_worker_task
 
-        return run_worker_task(SPEC, ENV, STORE, name, worker, FAN_OUT[name], context)
+        return run_worker_task(SPEC, ENV, _store(), name, worker, FAN_OUT[name], context)
 
     return run_worker
 
@@ -78,7 +92,7 @@ def {function}():
     def prerequisites(**context) -> bool:
         from retrainer.exporters.airflow import check_prerequisites
 
-        return check_prerequisites(SPEC, ENV, STORE, context)
+        return check_prerequisites(SPEC, ENV, _store(), context)
 
     previous = prerequisites()
     for name in {stages!r}:
@@ -169,6 +183,7 @@ def render_dag(spec: Spec, env: str | None = None, *, scheduled: bool = True) ->
         spec_path=spec.spec_path,
         env=env,
         store=_absolute_store(spec),
+        store_variable=f"{dag_id}_store",
         dag_id=dag_id,
         function=dag_id,
         description=spec.description or f"retrain {spec.name}",
@@ -313,7 +328,7 @@ def summarize_pipelines(pipelines: dict[str, dict[str, Any]], context: dict[str,
         except StoreError:
             outcomes[dag_id] = {"outcome": "not run", "reason": "skipped by its prerequisites or failed before extract"}
             continue
-        outcomes[dag_id] = {k: record.get(k) for k in ("status", "reason", "model_version")}
+        outcomes[dag_id] = {k: record.get(k) for k in ("status", "reason", "model_version", "champion_version")}
         outcomes[dag_id]["outcome"] = outcomes[dag_id].pop("status")
     for dag_id, result in outcomes.items():
         version = f" v{result['model_version']}" if result.get("model_version") else ""

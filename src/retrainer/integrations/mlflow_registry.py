@@ -74,8 +74,26 @@ class Registry:
 
     # ------------------------------------------------------------------ reading
     def version(self, name: str, version: int | str) -> VersionInfo:
+        """One version; a missing one is an error that lists those that exist (not MLflow's server hint)."""
+        from mlflow.exceptions import MlflowException
+
         with self._errors(f"read {name} v{version}"):
-            return _info(self.client.get_model_version(name, str(version)))
+            try:
+                return _info(self.client.get_model_version(name, str(version)))
+            except MlflowException as error:
+                if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                    raise
+            raise self._no_such_version(name, version)
+
+    def _no_such_version(self, name: str, version: int | str) -> RegistryError:
+        existing = self.versions(name)
+        if not existing:
+            return RegistryError(
+                f"{name} has no registered versions at {self.safe_uri}",
+                hint="check the model name and --store / --tracking-uri; `retrainer models NAME` lists versions",
+            )
+        shown = ", ".join(f"v{v.version}" + (f" ({', '.join(v.aliases)})" if v.aliases else "") for v in existing)
+        return RegistryError(f"{name} has no version {version}; it has {shown}", hint=f"retrainer models {name}")
 
     def by_alias(self, name: str, alias: str) -> VersionInfo | None:
         from mlflow.exceptions import MlflowException

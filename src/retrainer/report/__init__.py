@@ -83,8 +83,9 @@ def write_report(store: RunStore, run_id: str, spec: Spec | None = None, out: st
     """Build the report of `run_id` and write it (default `runs/<id>/report.html`); return where."""
     from retrainer.report.html import render
     from retrainer.report.plots import PlotCache
+    from retrainer.run_lock import settled
 
-    record = store.read_run(run_id)
+    record = settled(store, store.read_run(run_id))  # a killed run reads "interrupted", not "running"
     if spec is None:
         spec = _spec_of(record)
     artifacts = RunArtifacts(store, record)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from retrainer.outcomes import headline
+
 if TYPE_CHECKING:
     from retrainer.report.plots import PlotCache
     from retrainer.spec import Spec
@@ -131,10 +133,9 @@ def _threshold(artifacts: Mapping[str, Any], spec: Spec | None) -> float:
 
 def _decision(record: Mapping[str, Any], artifacts: Mapping[str, Any]) -> str:
     outcome = str(record.get("status", "unknown"))
-    version = f" v{record['model_version']}" if record.get("model_version") else ""
+    words = headline(outcome, record.get("model_version"), record.get("champion_version"))
     banner = (
-        f'<div class="decision {escape(outcome)}"><b>{escape(outcome.replace("_", " "))}{escape(version)}</b>: '
-        f"{escape(str(record.get('reason', '')))}</div>"
+        f'<div class="decision {escape(outcome)}"><b>{escape(words)}</b>: {escape(str(record.get("reason", "")))}</div>'
     )
     decision = artifacts.get("decision")
     rows = []

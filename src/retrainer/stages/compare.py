@@ -72,7 +72,7 @@ def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     if champion is not None and existing and existing.version == champion.version:
         return _unchanged(metric, existing.version, "promoted")
     decision, champion_metrics, proof = decide_against(ctx, inputs, champion)
-    return _output(decision, existing, champion_metrics, proof)
+    return _output(decision, existing, champion_metrics, proof or None)
 
 
 def decide_against(
@@ -119,6 +119,10 @@ def decide_against(
         proof = promotion_evidence(ctx, inputs, metric, None, threshold)
         return Decision("challenger", reason, metric, challenger_score, None, champion.version), None, proof
     champion_score = champion_metrics[metric]
+    twin = _twin_of(ctx, inputs, champion, champion_proba)
+    if twin:  # `--force` on unchanged data: a retrained copy of the champion is not a new version
+        same = Decision("unchanged", twin, metric, challenger_score, champion_score, champion.version, champion.version)
+        return same, champion_metrics, {}
     rule = spec.promotion.min_improvement
     wins, reason = challenger_beats_champion(metric, challenger_score, champion_score, rule.absolute, rule.relative)
     proof = promotion_evidence(ctx, inputs, metric, champion_proba, threshold, champion_threshold)
@@ -127,6 +131,27 @@ def decide_against(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
     )
     return decision, champion_metrics, proof
+
+
+def _twin_of(ctx: RunContext, inputs: Mapping[str, Any], champion: VersionInfo, champion_proba: Any) -> str:
+    """Why the challenger is the champion again (same data digest, the same predictions on every test
+    row), or "" when it is a different model. The training cache key differs whenever anything upstream
+    was re-run (`--force`, `--from`), so the key alone cannot tell."""
+    import numpy as np
+
+    digest = ctx.artifact_digests.get("data")
+    if not digest or champion.tags.get("retrainer.data_digest") != digest:
+        return ""
+    task = from_info(inputs["target_info"])
+    test = inputs["test"]
+    proba = np.asarray(task.predict(inputs["model"], test[inputs["training"]["input_columns"]]), dtype=float)
+    theirs = np.asarray(champion_proba, dtype=float)
+    if proba.shape != theirs.shape or not np.allclose(proba, theirs, rtol=0, atol=1e-12, equal_nan=True):
+        return ""
+    return (
+        f"model identical to v{champion.version} (same data {digest}, the same predictions on all "
+        f"{len(test):,} test rows); nothing to register"
+    )
 
 
 def _champion_columns(model: Any, fallback: list[str]) -> list[str]:

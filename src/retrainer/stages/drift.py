@@ -7,8 +7,10 @@ prediction score, is compared with `retrainer.drift`; the policy then decides: `
 rejects the run. With no champion (or one registered before profiles existed) there is nothing to
 compare with and the stage says so.
 
-The stage is cached per data batch and spec: an unchanged re-run does not ask the registry again,
-so a champion moved by hand since is compared with on the next new batch (or with `--from drift`).
+The stage is cached per data batch, spec and champion: an unchanged re-run does not ask the
+registry, but its key holds the champion of the store's audit log (a file read, no MLflow), so once
+a run or `retrainer promote` moves the champion, the same batch is measured against the new one
+(before, the cached line kept saying "no reference (no champion yet)" after v1 was promoted).
 """
 
 from __future__ import annotations
@@ -164,9 +166,17 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     return StageOutput(artifacts={"drift": report}, metrics=metrics, summary=summary)
 
 
+def champion_fingerprint(ctx: RunContext) -> str:
+    """The champion this stage measures against, as the audit log last recorded it (part of the key)."""
+    from retrainer.promotion import champion_in_audit
+
+    return f"champion={champion_in_audit(ctx.store, ctx.spec.registry_name, before_run=ctx.run_id)}"
+
+
 STAGE = Stage(
     name="drift",
     func=drift,
+    fingerprint=champion_fingerprint,
     needs=("data",),
     makes=("drift",),
     spec_sections=("drift", "promotion", "tracking", "forecast"),

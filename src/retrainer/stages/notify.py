@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from retrainer.integrations.notifiers import Message, deliver, redact_value, secret_values
+from retrainer.outcomes import headline
 from retrainer.pipeline import RunContext, Stage, StageOutput
 
 EVENT_OF_OUTCOME = {"interrupted": "failed", "partial": "registered"}
@@ -39,6 +40,7 @@ def run_messages(summary: Mapping[str, Any]) -> list[Message]:
     outcome = str(summary["outcome"])
     pipeline = summary["pipeline"]
     version = f" v{summary['model_version']}" if summary.get("model_version") else ""
+    champion = summary.get("champion_version")
     lines = [
         f"Outcome: {outcome.replace('_', ' ')}: {summary.get('reason') or ''}",
         f"Model: {pipeline}{version}; champion before this run: {_version(summary.get('champion_version'))}",
@@ -53,7 +55,7 @@ def run_messages(summary: Mapping[str, Any]) -> list[Message]:
     messages = [
         Message(
             EVENT_OF_OUTCOME.get(outcome, outcome),
-            f"[retrainer] {pipeline}: {outcome.replace('_', ' ')}{version}",
+            f"[retrainer] {pipeline}: {headline(outcome, summary.get('model_version'), champion)}",
             "\n".join(lines),
         )
     ]
@@ -75,8 +77,8 @@ def summary_message(outcomes: Mapping[str, Mapping[str, Any]], run_id: str) -> M
     for pipeline, result in outcomes.items():
         outcome = str(result.get("outcome"))
         counts[outcome] = counts.get(outcome, 0) + 1
-        version = f" v{result['model_version']}" if result.get("model_version") else ""
-        lines.append(f"- {pipeline}: {outcome.replace('_', ' ')}{version}: {result.get('reason') or ''}")
+        words = headline(outcome, result.get("model_version"), result.get("champion_version"))
+        lines.append(f"- {pipeline}: {words}: {result.get('reason') or ''}")
     tally = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items()))
     return Message("summary", f"[retrainer] {len(outcomes)} pipelines: {tally}", "\n".join([*lines, f"Run: {run_id}"]))
 

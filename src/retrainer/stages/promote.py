@@ -19,7 +19,7 @@ from retrainer.integrations.locks import registry_lock
 from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION
 from retrainer.model_registry import VersionInfo
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.promotion import move_champion, record_decision
+from retrainer.promotion import champion_in_audit, move_champion, record_decision
 from retrainer.stages.compare import decide_against
 
 
@@ -34,7 +34,8 @@ def promote(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         ctx.store.read_decision(name, ctx.upstream["train"]) is not None
         or not _interrupted_move(registry.by_alias(name, CHAMPION), version)
     ):
-        return _done("unchanged", decision["reason"], version, decision.get("existing_version"))
+        # the champion now, not the identical version found (which may have lost to it)
+        return _done("unchanged", decision["reason"], version, champion_in_audit(ctx.store, name))
     actor = f"retrainer run {ctx.run_id}"
     lock_url = spec.promotion.lock_url
     with registry_lock(ctx.store, name, tracking_uri=registry.tracking_uri, lock_url=lock_url):
