@@ -301,11 +301,19 @@ class Registry:
 
 
 def _pip_requirements(model: Any) -> list[str]:
-    """The model's runtime packages at their installed versions (MLflow's inference costs ~6 s)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The model's runtime packages at their installed versions (MLflow's inference costs ~6 s).
+
+    Each step's top-level package is pinned through the distribution that installs it (`sklearn` ->
+    scikit-learn, `xgboost`, a user's own estimator's package); a module no installed distribution
+    provides (a file on PYTHONPATH) cannot be pinned and must be importable where the model is served.
+    """
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
     modules = {type(step).__module__.split(".")[0] for step in _steps(model)}
-    wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"} | ({"xgboost"} & modules) | ({"lightgbm"} & modules)
+    wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"}
+    owners = packages_distributions()
+    for module in modules - {"retrainer"}:
+        wanted |= set(owners.get(module, ()))
     if "retrainer" in modules:  # the MLP: its class lives in retrainer, its predictions need torch
         wanted |= {"retrainer", "torch"}
     pins = []
