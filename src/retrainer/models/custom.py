@@ -84,7 +84,9 @@ class ImportedBuilder:
         given = {**dict(self.params), **trial}
         estimator = load_object(self.path)(**given)
         own = estimator.get_params() if hasattr(estimator, "get_params") else {}
-        extra = {k: v for k, v in (("random_state", seed), ("n_jobs", n_jobs)) if k in own and k not in given}
+        # threads only when asked for: some estimators warn that n_jobs is deprecated (LogisticRegression)
+        offered = (("random_state", seed), *((("n_jobs", n_jobs),) if n_jobs != 1 else ()))
+        extra = {k: v for k, v in offered if k in own and k not in given}
         return estimator.set_params(**extra) if extra else estimator
 
 
