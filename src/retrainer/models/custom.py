@@ -102,6 +102,8 @@ def custom_candidate(
     if not hasattr(estimator, "fit"):
         raise ValueError(f"{path} builds a {type(estimator).__name__}, which has no fit method")
     kinds = kinds_of(estimator)
+    if not kinds and hasattr(estimator, "predict"):  # e.g. SVC without probability=True
+        raise ValueError(f"{path} builds a {type(estimator).__name__} classifier without predict_proba")
     if not kinds:
         raise ValueError(f"{path} builds a {type(estimator).__name__} with neither predict_proba nor predict")
     for param, bounds in search_space.items():
@@ -117,7 +119,7 @@ def custom_candidate(
     return Candidate(
         name,
         ImportedBuilder(path, tuple(sorted(params.items()))),
-        space=dict(search_space),
+        space={p: bounds for p, bounds in search_space.items() if p not in params},  # fixed wins
         defaults={p: own[p] for p, bounds in search_space.items() if p in own and _inside(own[p], bounds)},
         kinds=kinds,
         requirements=(distributions[0],),
