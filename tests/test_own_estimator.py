@@ -144,3 +144,112 @@ def test_a_third_party_estimator_pins_its_own_package() -> None:
     model = candidate.build({"max_depth": 3}, 7, 1, "regressor")
     assert model.get_params()["random_state"] == 7  # the run's seed, as the built-ins get it
     assert f"xgboost=={xgboost.__version__}" in _pip_requirements(Pipeline([("model", model)]))
+
+
+@pytest.mark.slow
+def test_your_own_multiclass_and_regression_estimators_are_promoted(tmp_path: Path, penguins: pd.DataFrame) -> None:
+    """A factory for extra trees (tree SHAP per class) on the species; HistGradientBoostingRegressor on body mass."""
+    penguins.to_csv(tmp_path / "penguins.csv", index=False)
+    base = {
+        "source": {"path": str(tmp_path / "penguins.csv")},
+        "id_column": "penguin_id",
+        "store": str(tmp_path / "store"),
+        "report": {"auto": False},
+        "validation": {"min_rows": 100},
+    }
+    forest = {
+        "name": "extra_trees",
+        "estimator": "own_estimators:make_scaled_forest",
+        "search_space": {"max_depth": {"low": 2, "high": 8}},
+    }
+    boosting = {
+        "name": "hist_gb",
+        "estimator": "sklearn.ensemble:HistGradientBoostingRegressor",
+        "params": {"max_iter": 60},
+        "search_space": {"learning_rate": {"low": 0.03, "high": 0.3, "log": True}},
+    }
+    runs = {
+        "species": {"target": "species", "evaluation": {"thresholds": {"accuracy": 0.9}}, "own": forest},
+        "mass": {
+            "target": "body_mass_g",
+            "task": "regression",
+            "evaluation": {"thresholds": {"r2": 0.5}},
+            "own": boosting,
+        },
+    }
+    for name, run in runs.items():
+        own = run.pop("own")
+        spec_file = tmp_path / f"{name}.yaml"
+        models = {"candidates": [own], "n_trials": 2, "cv_folds": 2}
+        spec_file.write_text(yaml.safe_dump({"name": name, **base, **run, "models": models}))
+        spec = retrainer.load_spec(spec_file)
+
+        result = retrainer.run(spec)
+
+        print(name, result.outcome, result.reason)
+        assert result.outcome == "promoted", result.reason
+        registry = Registry(default_tracking_uri(RunStore(spec.store)))
+        champion = registry.by_alias(name, "champion")
+        assert champion is not None and champion.tags["retrainer.candidate"] == own["name"]
+        explanation = artifact(Path(spec.store), "explain", "explanation.json")
+        assert explanation["explainer"] == ("tree" if name == "species" else "permutation")
+        loaded = registry.load_model(name, champion.version)
+        assert type(loaded[-1]).__name__ in (
+            "ExtraTreesClassifier",
+            "TransformedTargetRegressor",
+            "HistGradientBoostingRegressor",
+        )
+        assert loaded.predict(penguins.head(3)).shape == (3,)
+
+
+def own_spec(candidates: list[Any], **models: Any) -> retrainer.Spec:
+    source = {"url": "sqlite:///x.db", "query": "SELECT 1"}
+    return spec_from_dict(
+        {"name": "x", "source": source, "target": "y", "models": {"candidates": candidates, **models}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("candidates", "models", "message"),
+    [
+        (
+            ["lightgbm", {"name": "lightgbm2", "estimator": "sklearn.svm:SVC"}],
+            {},
+            "SVC classifier without predict_proba",
+        ),
+        (
+            [{"name": "a", "estimator": "sklearn.svm:SVC", "params": {"probability": True}}] * 2,
+            {},
+            "'a' is listed twice",
+        ),
+        ([{"name": "a", "estimator": "sklearn.svm"}], {}, "must be 'package.module:ClassOrFactory'"),
+        (
+            [{"name": "a", "estimator": "sklearn.linear_model:Ridge", "params": {"alpha": "x", "nope": 1}}],
+            {},
+            "failed: TypeError",
+        ),
+        (
+            ["xgboost"],
+            {"search_space": {"xgboost": {"eta": {"low": 0, "high": 1, "log": True}}}},
+            "log range needs low > 0",
+        ),
+        (["xgboost"], {"search_space": {"xgboost": {"eta": {"choices": []}}}}, "choices must be a non-empty list"),
+    ],
+)
+def test_spec_errors_of_your_own_estimator(candidates: list[Any], models: dict[str, Any], message: str) -> None:
+    from retrainer.errors import SpecError
+
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        own_spec(candidates, **models)
+
+
+def test_a_fixed_param_is_not_searched_and_the_first_trial_is_the_librarys_default() -> None:
+    entry = {
+        "name": "trees",
+        "estimator": "sklearn.ensemble:ExtraTreesClassifier",
+        "params": {"n_estimators": 20},
+        "search_space": {"n_estimators": {"low": 10, "high": 50}, "min_samples_leaf": {"low": 1, "high": 20}},
+    }
+    candidate = own_spec([entry]).models.catalogue["trees"]
+    assert set(candidate.space) == {"min_samples_leaf"} and candidate.defaults == {"min_samples_leaf": 1}
+    assert candidate.build({"min_samples_leaf": 3}, 1, 1, "classifier").get_params()["n_estimators"] == 20

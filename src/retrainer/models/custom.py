@@ -116,11 +116,12 @@ def custom_candidate(
         raise ValueError(f"search_space: {path} has no parameter {unknown[0]!r} (it has {', '.join(sorted(own))})")
     module = type(estimator).__module__.split(".")[0]
     distributions = importlib.metadata.packages_distributions().get(module, [module])
+    space = {p: bounds for p, bounds in search_space.items() if p not in params}  # a fixed param is not searched
     return Candidate(
         name,
         ImportedBuilder(path, tuple(sorted(params.items()))),
-        space={p: bounds for p, bounds in search_space.items() if p not in params},  # fixed wins
-        defaults={p: own[p] for p, bounds in search_space.items() if p in own and _inside(own[p], bounds)},
+        space=space,
+        defaults={p: own[p] for p, bounds in space.items() if p in own and _inside(own[p], bounds)},
         kinds=kinds,
         requirements=(distributions[0],),
         estimator=path,
