@@ -253,3 +253,18 @@ def test_a_fixed_param_is_not_searched_and_the_first_trial_is_the_librarys_defau
     candidate = own_spec([entry]).models.catalogue["trees"]
     assert set(candidate.space) == {"min_samples_leaf"} and candidate.defaults == {"min_samples_leaf": 1}
     assert candidate.build({"min_samples_leaf": 3}, 1, 1, "classifier").get_params()["n_estimators"] == 20
+
+
+def test_editing_your_estimators_module_changes_the_models_cache_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "my_churn_models.py"
+    module.write_text("from sklearn.ensemble import ExtraTreesClassifier as Trees\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = own_spec([{"name": "trees", "estimator": "my_churn_models:Trees"}])
+    before = spec.section_digest("models")
+
+    module.write_text("from sklearn.ensemble import ExtraTreesClassifier as Trees  # tuned differently\n")
+
+    assert spec.section_digest("models") != before
+    assert spec.section_digest("evaluation") == own_spec(["lightgbm"]).section_digest("evaluation")

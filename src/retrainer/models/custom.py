@@ -53,6 +53,31 @@ def load_object(path: str) -> Any:
     return found
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions providing it (a scan of site-packages: once)."""
+    return dict(importlib.metadata.packages_distributions())
+
+
+def code_version(path: str) -> str:
+    """What the model's behaviour depends on beyond the spec: the installed version of the package that
+    provides `path` and a hash of its module's source file, so editing or upgrading your estimator
+    re-runs tuning and training instead of reusing their cache."""
+    import hashlib
+    import importlib.util
+
+    module_name = path.partition(":")[0]
+    top = module_name.split(".")[0]
+    parts = []
+    for distribution in _distributions().get(top, []):
+        parts.append(f"{distribution}=={importlib.metadata.version(distribution)}")
+    found = importlib.util.find_spec(module_name)
+    if found is not None and found.origin and found.origin.endswith(".py"):
+        with open(found.origin, "rb") as source:
+            parts.append(hashlib.sha256(source.read()).hexdigest()[:16])
+    return ";".join(parts)
+
+
 def kinds_of(estimator: Any) -> frozenset[str]:
     """The kinds of model `estimator` can be: a classifier needs predict_proba, a regressor predict."""
     estimator_type = None
@@ -115,7 +140,7 @@ def custom_candidate(
     if unknown:
         raise ValueError(f"search_space: {path} has no parameter {unknown[0]!r} (it has {', '.join(sorted(own))})")
     module = type(estimator).__module__.split(".")[0]
-    distributions = importlib.metadata.packages_distributions().get(module, [module])
+    distributions = _distributions().get(module, [module])
     space = {p: bounds for p, bounds in search_space.items() if p not in params}  # a fixed param is not searched
     return Candidate(
         name,

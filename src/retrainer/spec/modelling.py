@@ -155,6 +155,15 @@ class ModelsSpec(_Section):
         return [entry if isinstance(entry, str) else entry.name for entry in self.candidates]
 
     @property
+    def own_code_versions(self) -> dict[str, str]:
+        """Per own estimator, its package's version and module's hash (part of the stages' cache keys)."""
+        from retrainer.models.custom import code_version
+
+        return {
+            entry.name: code_version(entry.estimator) for entry in self.candidates or () if not isinstance(entry, str)
+        }
+
+    @property
     def catalogue(self) -> dict[str, Candidate]:
         """The built-in candidates and this spec's own estimators: what every stage builds models from."""
         own = [entry.candidate() for entry in self.candidates or () if not isinstance(entry, str)]
