@@ -144,6 +144,11 @@ def test_a_third_party_estimator_pins_its_own_package() -> None:
     model = candidate.build({"max_depth": 3}, 7, 1, "regressor")
     assert model.get_params()["random_state"] == 7  # the run's seed, as the built-ins get it
     assert f"xgboost=={xgboost.__version__}" in _pip_requirements(Pipeline([("model", model)]))
+    from retrainer.transforms import DerivedFeatures
+
+    pins = _pip_requirements(Pipeline([("derived", DerivedFeatures()), ("model", model)]))
+    assert any(pin.startswith("retrainer==") for pin in pins)  # its transformer is retrainer's
+    assert not any(pin.startswith("torch==") for pin in pins)  # torch is the MLP's need, not every model's
 
 
 @pytest.mark.slow

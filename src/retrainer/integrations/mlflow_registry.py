@@ -309,13 +309,16 @@ def _pip_requirements(model: Any) -> list[str]:
     """
     from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
-    modules = {type(step).__module__.split(".")[0] for step in _steps(model)}
+    paths = {type(step).__module__ for step in _steps(model)}
+    modules = {path.split(".")[0] for path in paths}
     wanted = {"scikit-learn", "pandas", "numpy", "scipy", "skops"}
     owners = packages_distributions()
     for module in modules - {"retrainer"}:
         wanted |= set(owners.get(module, ()))
-    if "retrainer" in modules:  # the MLP: its class lives in retrainer, its predictions need torch
-        wanted |= {"retrainer", "torch"}
+    if "retrainer" in modules:  # its transformers (derived features) live in retrainer
+        wanted.add("retrainer")
+    if "retrainer.models.mlp" in paths:  # the MLP's predictions need torch; no other model does
+        wanted.add("torch")
     pins = []
     for package in sorted(wanted):
         try:
