@@ -25,3 +25,10 @@ def make_scaled_forest(n_estimators: int = 50, max_depth: int | None = None, **p
     from sklearn.ensemble import ExtraTreesClassifier
 
     return ExtraTreesClassifier(n_estimators=n_estimators, max_depth=max_depth, **params)
+
+
+def make_unsaveable_classifier() -> ClosureClassifier:
+    """Holds a lambda before it is even fitted: refused when the spec loads."""
+    classifier = ClosureClassifier()
+    classifier.link_ = lambda z: z
+    return classifier

@@ -239,6 +239,7 @@ def own_spec(candidates: list[Any], **models: Any) -> retrainer.Spec:
             "log range needs low > 0",
         ),
         (["xgboost"], {"search_space": {"xgboost": {"eta": {"choices": []}}}}, "choices must be a non-empty list"),
+        ([{"name": "a", "estimator": "own_estimators:make_unsaveable_classifier"}], {}, "a model that cannot be saved"),
     ],
 )
 def test_spec_errors_of_your_own_estimator(candidates: list[Any], models: dict[str, Any], message: str) -> None:

@@ -131,6 +131,7 @@ def custom_candidate(
         raise ValueError(f"{path} builds a {type(estimator).__name__} classifier without predict_proba")
     if not kinds:
         raise ValueError(f"{path} builds a {type(estimator).__name__} with neither predict_proba nor predict")
+    _check_saveable(path, estimator)
     for param, bounds in search_space.items():
         problem = range_problem(param, bounds)
         if problem:
@@ -151,6 +152,19 @@ def custom_candidate(
         requirements=(distributions[0],),
         estimator=path,
     )
+
+
+def _check_saveable(path: str, estimator: Any) -> None:
+    """The unfitted estimator goes through skops (what MLflow saves models with), or ValueError now,
+    before any tuning; what it learns in `fit` is checked after the final fit (`fitting.check_saveable`)."""
+    import skops.io
+
+    try:
+        data = skops.io.dumps(estimator)
+        skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    except Exception as error:  # noqa: BLE001  (skops raises many kinds; each means the same here)
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        raise ValueError(f"{path} builds a model that cannot be saved ({reason})") from None
 
 
 def _inside(value: Any, bounds: dict[str, Any]) -> bool:
