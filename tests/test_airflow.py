@@ -342,3 +342,25 @@ def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) 
     assert champion is not None
     assert json.loads(champion.tags["retrainer.task"]) == {"task": "forecast", "horizon": 12, "series_id": None}
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
+
+
+def test_your_own_estimator_runs_as_a_dag(
+    airflow_home: Path, telco_db: Callable[..., str], write_spec: Callable[..., Path]
+) -> None:
+    """The worked example's own estimator (HistGradientBoostingClassifier) tuned and promoted by Airflow's tasks."""
+    telco_db()
+    own = yaml.safe_load((ROOT / "examples" / "telco_churn" / "own_model.yaml").read_text())["models"]["candidates"][1]
+    models = {"candidates": [own], "n_trials": 2, "cv_folds": 2}
+    spec_path = write_spec(name="own.yaml", models=models)
+    [dag_file] = export_dags([spec_path], airflow_home / "dags")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_telco_test")
+    assert dag is not None
+
+    dag_run = dag.test()
+
+    assert str(dag_run.state) in ("success", "DagRunState.SUCCESS")
+    spec = retrainer.load_spec(spec_path)
+    champion = Registry(default_tracking_uri(RunStore(spec.store))).by_alias("telco-test", "champion")
+    assert champion is not None and champion.tags["retrainer.candidate"] == "hist_gb"
