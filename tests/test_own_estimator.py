@@ -114,6 +114,15 @@ def test_your_own_estimator_is_tuned_registered_pinned_served_and_compared(tmp_p
     print(second.outcome, second.reason)
     assert second.outcome == "kept_champion", second.reason
     assert "vs champion" in second.reason
+
+    # the same estimator under a gate it cannot pass: rejected, nothing registered
+    registered = len(registry.versions(NAME))
+    third = retrainer.run(
+        write_spec(tmp_path, telco, deep_merge(weak_run, {"evaluation": {"thresholds": {"roc_auc": 0.95}}}))
+    )
+    print(third.outcome, third.reason)
+    assert third.outcome == "rejected" and "roc_auc" in third.reason
+    assert len(registry.versions(NAME)) == registered
     assert registry.by_alias(NAME, "champion").version == champion.version  # type: ignore[union-attr]
 
 
