@@ -344,16 +344,20 @@ def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) 
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
 
 
-def test_the_run_store_is_a_setting_of_the_deployment_not_the_exporting_machine(
+def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
     airflow_home: Path,
     telco_db: Callable[..., str],
     write_spec: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The DAG file once held only the absolute store path of the machine that exported it."""
+    """One DAG run, two deployment properties: the worked example's own estimator
+    (HistGradientBoostingClassifier) is tuned and promoted by Airflow's tasks, and the run store is
+    the deployment's Airflow Variable, not the absolute path of the machine that exported the DAG."""
     telco_db()
-    spec_path = write_spec(name="deployed.yaml", models={"candidates": ["logistic_regression"], "n_trials": 1})
+    own = yaml.safe_load((ROOT / "examples" / "telco_churn" / "own_model.yaml").read_text())["models"]["candidates"][1]
+    models = {"candidates": [own], "n_trials": 2, "cv_folds": 2}
+    spec_path = write_spec(name="own.yaml", models=models)
     [dag_file] = export_dags([spec_path], airflow_home / "dags")
     assert "retrainer_telco_test_store" in dag_file.read_text()
     deployed = tmp_path / "deployed-store"
@@ -362,7 +366,11 @@ def test_the_run_store_is_a_setting_of_the_deployment_not_the_exporting_machine(
 
     dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_telco_test")
     assert dag is not None
+
     dag_run = dag.test()
+
     assert str(dag_run.state).endswith("success")
     assert next(RunStore(str(deployed)).iter_runs())["status"] == "promoted"
     assert not (tmp_path / "store" / "runs").exists()  # the exported default was not used
+    champion = Registry(default_tracking_uri(RunStore(str(deployed)))).by_alias("telco-test", "champion")
+    assert champion is not None and champion.tags["retrainer.candidate"] == "hist_gb"

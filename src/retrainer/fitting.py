@@ -46,7 +46,9 @@ def make_model(
 
     task = task or from_info(None)
     fixed = spec.models.params.get(candidate, {})
-    estimator = build_estimator(candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs, task.estimator_type)
+    estimator = build_estimator(
+        candidate, {**params, **fixed}, spec.seed, spec.models.n_jobs, task.estimator_type, spec.models.catalogue
+    )
     return Pipeline([("preprocess", clone(preprocessor)), ("model", task.wrap(estimator, spec, calibrate))])
 
 
@@ -182,6 +184,26 @@ def out_of_fold_proba(
     for score_rows, scored in parts:
         output[score_rows] = scored
     return output
+
+
+def check_saveable(model: Any, candidate: str, spec: Spec) -> None:
+    """Raise SpecError when the fitted `model` cannot go through skops (what MLflow saves it with):
+    said after the final fit, before anything is registered, naming the candidate at fault."""
+    import skops.io
+
+    try:
+        data = skops.io.dumps(model)
+        skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    except Exception as error:  # noqa: BLE001  (skops raises many kinds; each means the same here)
+        from retrainer.errors import SpecError
+
+        own = spec.models.catalogue[candidate].estimator
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        raise SpecError(
+            f"models.candidates: {candidate}{f' ({own})' if own else ''}: its fitted model cannot be saved ({reason})",
+            hint="keep fitted attributes to arrays, numbers, strings and scikit-learn objects (no lambdas or "
+            "local classes): see docs/recipes/bring-your-own-model.md",
+        ) from None
 
 
 def best_threshold(metric: str, y: np.ndarray, proba: np.ndarray) -> tuple[float, float]:

@@ -187,7 +187,7 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
     console.print(
         f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
         f"{'task ' + spec.task + '; ' if spec.task else ''}"
-        f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
+        f"candidates {', '.join(spec.models.names) if spec.models.names else 'the task defaults'}"
     )
     return 0
 

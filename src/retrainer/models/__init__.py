@@ -16,7 +16,7 @@ instead. `mlp` is opt-in (not in the default candidates): it needs torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ class Candidate:
     kinds: frozenset[str] = frozenset({CLASSIFIER, REGRESSOR})
     early_stopping: bool = False  # a booster that stops on an inner validation split
     requirements: tuple[str, ...] = ()  # pip packages its saved model needs beyond scikit-learn
+    estimator: str | None = None  # a user's own estimator (`package.module:factory`, models/custom.py)
 
 
 def _for_kind(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -267,15 +268,40 @@ def search_space(
     overrides: dict[str, dict[str, Any]] | None = None,
     fixed: dict[str, Any] | None = None,
     kind: str = CLASSIFIER,
+    catalogue: Mapping[str, Candidate] = CATALOGUE,
 ) -> dict[str, dict[str, Any]]:
-    """The candidate's default space for `kind`, the spec's ranges applied and fixed params removed."""
-    space = _for_kind(kind, {**CATALOGUE[name].space, **(overrides or {})})
+    """The candidate's default space for `kind`, the spec's ranges applied and fixed params removed.
+
+    `catalogue` is the run's (`spec.models.catalogue`: the built-ins and the spec's own estimators)."""
+    space = _for_kind(kind, {**catalogue[name].space, **(overrides or {})})
     return {param: bounds for param, bounds in space.items() if param not in (fixed or {})}
 
 
-def default_params(name: str, kind: str = CLASSIFIER) -> dict[str, Any]:
+def default_params(name: str, kind: str = CLASSIFIER, catalogue: Mapping[str, Candidate] = CATALOGUE) -> dict[str, Any]:
     """The candidate's known-good first trial for `kind`."""
-    return _for_kind(kind, CATALOGUE[name].defaults)
+    return _for_kind(kind, catalogue[name].defaults)
+
+
+def range_problem(param: str, bounds: Any) -> str | None:
+    """What is wrong with one search-space range (`{low, high[, log]}` or `{choices}`), in words, or None."""
+    if not isinstance(bounds, dict):
+        return f"{param}: expected {{low, high}} or {{choices: [...]}}, got {bounds!r}"
+    if "choices" in bounds:
+        choices = bounds["choices"]
+        if not isinstance(choices, list) or not choices or set(bounds) - {"choices"}:
+            return f"{param}: choices must be a non-empty list, alone"
+        return None
+    if set(bounds) - {"low", "high", "log"} or not {"low", "high"} <= set(bounds):
+        return f"{param}: expected {{low, high}} (and optionally log: true), got keys {', '.join(sorted(bounds))}"
+    low, high = bounds["low"], bounds["high"]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+    if not numbers:
+        return f"{param}: low and high must be numbers, got {low!r} and {high!r}"
+    if low > high:
+        return f"{param}: low {low} is above high {high}"
+    if bounds.get("log") and low <= 0:
+        return f"{param}: a log range needs low > 0, got {low}"
+    return None
 
 
 def is_int_range(bounds: dict[str, Any]) -> bool:
@@ -332,8 +358,15 @@ def neighbour(
     return point
 
 
-def build_estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int = 1, kind: str = CLASSIFIER) -> Any:
-    return CATALOGUE[name].build(params, seed, n_jobs, kind)
+def build_estimator(
+    name: str,
+    params: dict[str, Any],
+    seed: int,
+    n_jobs: int = 1,
+    kind: str = CLASSIFIER,
+    catalogue: Mapping[str, Candidate] = CATALOGUE,
+) -> Any:
+    return catalogue[name].build(params, seed, n_jobs, kind)
 
 
 def fit_params(name: str, params: dict[str, Any], y: Any) -> dict[str, Any]:

@@ -142,10 +142,14 @@ def _key_text(part: object) -> str:
     return text if text and text.isprintable() and text.strip() == text else repr(text)
 
 
+# pydantic's names for validators and union members in an error's path: not keys the user wrote
+HIDDEN_LOC_PARTS = ("function-after", "function-before", "builtin-candidate", "own-estimator")
+
+
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
     lines = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
+        loc = tuple(p for p in error["loc"] if p not in HIDDEN_LOC_PARTS)
         key = ".".join(_key_text(p) for p in loc) or "(top level)"
         if error["type"] == "extra_forbidden":
             parent = _model_for_path(loc[:-1])

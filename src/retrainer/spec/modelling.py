@@ -3,24 +3,65 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from retrainer.metrics import METRICS, REGISTRY
-from retrainer.models import CATALOGUE, CLASSIFIER, DEFAULT_CANDIDATES
+from retrainer.models import CATALOGUE, CLASSIFIER, DEFAULT_CANDIDATES, Candidate, range_problem
 from retrainer.spec.common import _did_you_mean, _Section, parse_duration
 
 CANDIDATES = tuple(CATALOGUE)
 
 
+class OwnEstimator(_Section):
+    """A candidate of your own: any scikit-learn-compatible estimator importable where retrainer runs.
+
+    Checked when the spec loads (imported, built with `params`, its methods and ranges read), then
+    tuned, trained, gated, compared, explained, registered and served like a built-in candidate."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Its name in the run (not a built-in's).")
+    estimator: str = Field(
+        description="'package.module:ClassOrFactory', called with params and each trial's values, e.g. "
+        "'sklearn.ensemble:HistGradientBoostingClassifier'."
+    )
+    search_space: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per param: {low, high, log} or {choices}, as for the built-ins."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Fixed keyword arguments.")
+
+    @model_validator(mode="after")
+    def _usable(self) -> OwnEstimator:
+        if self.name in CATALOGUE:
+            raise ValueError(f"name {self.name!r} is a built-in candidate; give your estimator another name")
+        self.candidate()  # imports and builds it once: every problem is a load-time error
+        return self
+
+    def candidate(self) -> Candidate:
+        """Its catalogue entry (the import is cached per process)."""
+        from retrainer.models.custom import custom_candidate
+
+        return custom_candidate(self.name, self.estimator, self.search_space, self.params)
+
+
+def _entry_kind(value: Any) -> str:
+    return "own-estimator" if isinstance(value, dict | OwnEstimator) else "builtin-candidate"
+
+
+# a built-in's name or a mapping for your own: told apart first, so an error speaks of the one meant
+CandidateEntry = Annotated[
+    Annotated[str, Tag("builtin-candidate")] | Annotated[OwnEstimator, Tag("own-estimator")], Discriminator(_entry_kind)
+]
+
+
 class ModelsSpec(_Section):
     """Candidate algorithms and the Optuna search over them."""
 
-    candidates: list[str] | None = Field(
+    candidates: list[CandidateEntry] | None = Field(
         None,
         description=(
-            f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in). Default: "
+            f"Algorithms to tune: any of {', '.join(CANDIDATES)} (`mlp` is opt-in), or your own estimator as "
+            "{name, estimator: 'package.module:Class', search_space, params}. Default: "
             f"{', '.join(DEFAULT_CANDIDATES[CLASSIFIER])} for classifiers; ridge instead of logistic_regression "
             "for regression."
         ),
@@ -80,17 +121,53 @@ class ModelsSpec(_Section):
 
     @field_validator("candidates")
     @classmethod
-    def _known_candidates(cls, value: list[str] | None) -> list[str] | None:
+    def _known_candidates(cls, value: list[Any] | None) -> list[Any] | None:
         if value is None:
             return None
         if not value:
             raise ValueError("list at least one candidate")
-        for name in value:
-            if name not in CANDIDATES:
+        names = [entry if isinstance(entry, str) else entry.name for entry in value]
+        for name in (entry for entry in value if isinstance(entry, str)):
+            if name not in CANDIDATES:  # a bare name is a built-in; your own estimator is a mapping
                 raise ValueError(
                     f"unknown candidate {name!r}{_did_you_mean(name, CANDIDATES)}; choose from {', '.join(CANDIDATES)}"
                 )
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"candidate {twice[0]!r} is listed twice")
         return value
+
+    @field_validator("search_space")
+    @classmethod
+    def _valid_ranges(cls, value: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+        for candidate, space in value.items():
+            for param, bounds in space.items():
+                problem = range_problem(param, bounds)
+                if problem:
+                    raise ValueError(f"{candidate}.{problem}")
+        return value
+
+    @property
+    def names(self) -> list[str] | None:
+        """The candidates' names (built-in or your own), or None for the task's defaults."""
+        if self.candidates is None:
+            return None
+        return [entry if isinstance(entry, str) else entry.name for entry in self.candidates]
+
+    @property
+    def own_code_versions(self) -> dict[str, str]:
+        """Per own estimator, its package's version and module's hash (part of the stages' cache keys)."""
+        from retrainer.models.custom import code_version
+
+        return {
+            entry.name: code_version(entry.estimator) for entry in self.candidates or () if not isinstance(entry, str)
+        }
+
+    @property
+    def catalogue(self) -> dict[str, Candidate]:
+        """The built-in candidates and this spec's own estimators: what every stage builds models from."""
+        own = [entry.candidate() for entry in self.candidates or () if not isinstance(entry, str)]
+        return {**CATALOGUE, **{candidate.name: candidate for candidate in own}}
 
     @field_validator("timeout")
     @classmethod

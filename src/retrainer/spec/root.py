@@ -107,6 +107,8 @@ class Spec(_Section):
         for name in sections:
             section, _, key = name.partition(".")
             picked[name] = (data.get(section) or {}).get(key) if key else data.get(section)
+        if "models" in sections and self.models.own_code_versions:  # your estimator's code is part of the models
+            picked["models:own_code"] = self.models.own_code_versions
         return _digest(picked)
 
     def digest(self) -> str:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from retrainer.fitting import best_threshold, fit_model, make_model, out_of_fold_proba
+from retrainer.fitting import best_threshold, check_saveable, fit_model, make_model, out_of_fold_proba
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.tasks import from_info
 
@@ -34,6 +34,7 @@ def train(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     started = time.perf_counter()
     fit_model(model, candidate, fixed, X, y, task=task)
     seconds = time.perf_counter() - started
+    check_saveable(model, candidate, spec)
     info: dict[str, Any] = {
         "candidate": candidate,
         "params": fixed,

@@ -220,7 +220,7 @@ class Task(ABC):
         """The spec's candidates, else the defaults for this task's kind of estimator."""
         from retrainer.models import DEFAULT_CANDIDATES
 
-        return list(spec.models.candidates or DEFAULT_CANDIDATES[self.estimator_type])
+        return list(spec.models.names or DEFAULT_CANDIDATES[self.estimator_type])
 
     # ------------------------------------------------------------------ the spec
     def check_spec(self, spec: Spec) -> None:
@@ -260,15 +260,21 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
                 problems.append(f"models: class_weight ({candidate}) applies to classifiers only")
     if task != "regression" and spec.target.transform != "none":
         problems.append("target.transform applies to regression only")
-    from retrainer.models import CATALOGUE
+    from retrainer.models.custom import needs
 
-    for candidate in spec.models.candidates or ():
-        known = CATALOGUE.get(candidate)
-        if known is not None and cls.estimator_type not in known.kinds:
-            fits = [name for name, c in CATALOGUE.items() if cls.estimator_type in c.kinds]
+    catalogue = spec.models.catalogue
+    for candidate in spec.models.names or ():
+        known = catalogue.get(candidate)
+        if known is None or cls.estimator_type in known.kinds:
+            continue
+        if known.estimator:  # your own: say what it lacks
             problems.append(
-                f"models.candidates: {candidate} cannot train a {task} model (choose from {', '.join(fits)})"
+                f"models.candidates: {candidate} ({known.estimator}) cannot train a {task} model: "
+                f"it needs {needs(cls.estimator_type)}"
             )
+            continue
+        fits = [name for name, c in catalogue.items() if cls.estimator_type in c.kinds and not c.estimator]
+        problems.append(f"models.candidates: {candidate} cannot train a {task} model (choose from {', '.join(fits)})")
     return problems
 
 

@@ -109,11 +109,15 @@ def run_trials(
     champion = champion_params(ctx) if worker == 0 and any(not s.trials for s in studies.values()) else None
     cap = spec.models.n_trials
     kind = task.estimator_type
-    spaces = {c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c), kind) for c in candidates}
+    catalogue = spec.models.catalogue
+    spaces = {
+        c: search_space(c, spec.models.search_space.get(c), spec.models.params.get(c), kind, catalogue)
+        for c in candidates
+    }
     for candidate, study in studies.items():
         if not study.trials and worker == 0:  # known-good defaults first, enqueued once
             space = spaces[candidate]
-            defaults = {k: v for k, v in default_params(candidate, kind).items() if k in space}
+            defaults = {k: v for k, v in default_params(candidate, kind, catalogue).items() if k in space}
             study.enqueue_trial(defaults, user_attrs={"proposal": "defaults"})
             if champion and champion[0] == candidate:
                 warm = params_in_space(champion[1], space)

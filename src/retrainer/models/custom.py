@@ -1,0 +1,175 @@
+"""A user's own estimator as a candidate, made from its spec entry so no stage tells it from a built-in.
+
+    models:
+      candidates:
+        - lightgbm
+        - {name: hgb, estimator: "sklearn.ensemble:HistGradientBoostingClassifier",
+           search_space: {learning_rate: {low: 0.02, high: 0.3, log: true}}, params: {max_iter: 200}}
+
+`estimator` is `package.module:attribute`, a class or a factory that returns a scikit-learn-compatible
+estimator when called with keyword parameters (the fixed `params`, then each trial's values from
+`search_space`). What it can train follows from what it has: `predict_proba` makes a classifier
+(binary, multiclass), `predict` without it (or scikit-learn's tags saying regressor) a regressor.
+It gets the run's seed and threads as `random_state` and `n_jobs` when it has those parameters and
+the spec does not fix them. Its first trial is the library's own defaults for the searched parameters
+(those inside the ranges). Everything raises `ValueError` with the message the spec error shows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from typing import Any
+
+from retrainer.models import CLASSIFIER, REGRESSOR, Candidate, range_problem
+
+
+@functools.lru_cache(maxsize=64)
+def load_object(path: str) -> Any:
+    """The class or factory `path` names (`package.module:attribute`), imported once per process."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"estimator {path!r} must be 'package.module:ClassOrFactory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        missing = getattr(error, "name", None) or module_name
+        raise ValueError(
+            f"cannot import {path!r}: no module named {missing!r} "
+            "(install its package where retrainer runs, or put it on PYTHONPATH)"
+        ) from None
+    found: Any = module
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            close = difflib.get_close_matches(part, [n for n in dir(found) if not n.startswith("_")], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"cannot import {path!r}: {module_name} has no attribute {part!r}{hint}")
+        found = getattr(found, part)
+    if not callable(found):
+        raise ValueError(f"estimator {path!r} is not a class or a factory function")
+    return found
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions providing it (a scan of site-packages: once)."""
+    return dict(importlib.metadata.packages_distributions())
+
+
+def code_version(path: str) -> str:
+    """What the model's behaviour depends on beyond the spec: the installed version of the package that
+    provides `path` and a hash of its module's source file, so editing or upgrading your estimator
+    re-runs tuning and training instead of reusing their cache."""
+    import hashlib
+    import importlib.util
+
+    module_name = path.partition(":")[0]
+    top = module_name.split(".")[0]
+    parts = []
+    for distribution in _distributions().get(top, []):
+        parts.append(f"{distribution}=={importlib.metadata.version(distribution)}")
+    found = importlib.util.find_spec(module_name)
+    if found is not None and found.origin and found.origin.endswith(".py"):
+        with open(found.origin, "rb") as source:
+            parts.append(hashlib.sha256(source.read()).hexdigest()[:16])
+    return ";".join(parts)
+
+
+def kinds_of(estimator: Any) -> frozenset[str]:
+    """The kinds of model `estimator` can be: a classifier needs predict_proba, a regressor predict."""
+    estimator_type = None
+    try:
+        from sklearn.utils import get_tags
+
+        estimator_type = get_tags(estimator).estimator_type
+    except Exception:  # noqa: BLE001  (a duck-typed estimator without scikit-learn's tags)
+        estimator_type = None
+    has_proba, has_predict = hasattr(estimator, "predict_proba"), hasattr(estimator, "predict")
+    if estimator_type == "classifier" or (estimator_type is None and has_proba):
+        return frozenset({CLASSIFIER}) if has_proba and has_predict else frozenset()
+    return frozenset({REGRESSOR}) if has_predict else frozenset()
+
+
+def needs(kind: str) -> str:
+    """What an estimator must have to be a `kind` (for the error when it does not)."""
+    return "predict_proba (a classifier's probabilities)" if kind == CLASSIFIER else "predict (a regressor's values)"
+
+
+@dataclass(frozen=True)
+class ImportedBuilder:
+    """Builds the estimator at `path` with the fixed `params` and a trial's: a plain value, so it pickles."""
+
+    path: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, trial: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+        given = {**dict(self.params), **trial}
+        estimator = load_object(self.path)(**given)
+        own = estimator.get_params() if hasattr(estimator, "get_params") else {}
+        # threads only when asked for: some estimators warn that n_jobs is deprecated (LogisticRegression)
+        offered = (("random_state", seed), *((("n_jobs", n_jobs),) if n_jobs != 1 else ()))
+        extra = {k: v for k, v in offered if k in own and k not in given}
+        return estimator.set_params(**extra) if extra else estimator
+
+
+def custom_candidate(
+    name: str, path: str, search_space: dict[str, dict[str, Any]], params: dict[str, Any]
+) -> Candidate:
+    """The catalogue entry for a spec's `{name, estimator, search_space, params}`; ValueError when unusable."""
+    factory = load_object(path)
+    try:
+        estimator = factory(**params)
+    except Exception as error:  # noqa: BLE001  (whatever the user's constructor raises, said in one line)
+        raise ValueError(f"{path}({', '.join(params)}) failed: {type(error).__name__}: {error}") from None
+    if not hasattr(estimator, "fit"):
+        raise ValueError(f"{path} builds a {type(estimator).__name__}, which has no fit method")
+    kinds = kinds_of(estimator)
+    if not kinds and hasattr(estimator, "predict"):  # e.g. SVC without probability=True
+        raise ValueError(f"{path} builds a {type(estimator).__name__} classifier without predict_proba")
+    if not kinds:
+        raise ValueError(f"{path} builds a {type(estimator).__name__} with neither predict_proba nor predict")
+    _check_saveable(path, estimator)
+    for param, bounds in search_space.items():
+        problem = range_problem(param, bounds)
+        if problem:
+            raise ValueError(f"search_space.{problem}")
+    own = estimator.get_params() if hasattr(estimator, "get_params") else {}
+    unknown = sorted(set(search_space) - set(own)) if own else []
+    if unknown:
+        raise ValueError(f"search_space: {path} has no parameter {unknown[0]!r} (it has {', '.join(sorted(own))})")
+    module = type(estimator).__module__.split(".")[0]
+    distributions = _distributions().get(module, [module])
+    space = {p: bounds for p, bounds in search_space.items() if p not in params}  # a fixed param is not searched
+    return Candidate(
+        name,
+        ImportedBuilder(path, tuple(sorted(params.items()))),
+        space=space,
+        defaults={p: own[p] for p, bounds in space.items() if p in own and _inside(own[p], bounds)},
+        kinds=kinds,
+        requirements=(distributions[0],),
+        estimator=path,
+    )
+
+
+def _check_saveable(path: str, estimator: Any) -> None:
+    """The unfitted estimator goes through skops (what MLflow saves models with), or ValueError now,
+    before any tuning; what it learns in `fit` is checked after the final fit (`fitting.check_saveable`)."""
+    import skops.io
+
+    try:
+        data = skops.io.dumps(estimator)
+        skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    except Exception as error:  # noqa: BLE001  (skops raises many kinds; each means the same here)
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        raise ValueError(f"{path} builds a model that cannot be saved ({reason})") from None
+
+
+def _inside(value: Any, bounds: dict[str, Any]) -> bool:
+    if "choices" in bounds:
+        return value in bounds["choices"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return bool(bounds["low"] <= value <= bounds["high"])
