@@ -177,8 +177,10 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
         monkeypatch.setenv(name, value)
 
     spec_file = tmp_path / "pipeline.yaml"
-    if "spec_text" in case:
-        spec_file.write_text(case["spec_text"])
+    if case.get("spec_is_directory"):  # the path given to `run` is a folder
+        spec_file.mkdir()
+    elif "spec_text" in case:
+        spec_file.write_bytes(case["spec_text"].encode(case.get("spec_encoding", "utf-8")))
     else:
         spec = deep_merge(base_spec(tmp_path, champion_registry), _fill_dir(case.get("spec", {}), tmp_path))
         spec_file.write_text(yaml.safe_dump(spec))
