@@ -218,3 +218,48 @@ def test_no_color_is_respected_and_completion_scripts_are_offered() -> None:
 
     assert complete("retrainer expl") == ["explain-spec"]
     assert complete("retrainer doctor --ai") == ["--airflow"]
+
+
+def test_explain_spec_masks_passwords_that_the_environment_put_into_urls(
+    write_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAINER_EXPLAIN_PG", "postgresql+psycopg://etl:s3cret@db.example.com:5432/crm")
+    monkeypatch.setenv("RETRAINER_EXPLAIN_PASS", "hunter2")
+    monkeypatch.setenv("RETRAINER_EXPLAIN_HOOK", "https://hooks.example.com/T000/s3cret-hook")
+    spec = write_spec(
+        source={"url": "${RETRAINER_EXPLAIN_PG}", "query": "SELECT * FROM customers"},
+        models={"study_storage": "postgresql://optuna:${RETRAINER_EXPLAIN_PASS}@db/optuna", "n_trials": 1},
+        notify={"slack": {"webhook_url": "${RETRAINER_EXPLAIN_HOOK}"}},
+    )
+
+    code, output = invoke("explain-spec", str(spec))
+
+    assert code == 0, output
+    for secret in ("s3cret", "hunter2", "s3cret-hook"):
+        assert secret not in output
+    explained = yaml.safe_load(output)
+    assert explained["source"]["url"] == "postgresql+psycopg://etl:***@db.example.com:5432/crm"
+    assert explained["models"]["study_storage"] == "postgresql://optuna:***@db/optuna"
+
+
+def test_dvc_export_writes_the_env_reference_not_the_password(
+    write_spec: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression for issue 25: params.yaml goes into git, so a password from the environment must not."""
+    monkeypatch.setenv("RETRAINER_DVC_PG", "postgresql+psycopg://etl:s3cret@db.example.com:5432/crm")
+    monkeypatch.setenv("RETRAINER_DVC_PASS", "hunter2")
+    spec = write_spec(
+        source={"url": "${RETRAINER_DVC_PG}", "query": "SELECT * FROM customers"},
+        tracking={"uri": "postgresql://mlflow:${RETRAINER_DVC_PASS}@db/mlflow"},
+        models={"study_storage": "postgresql://optuna:${RETRAINER_DVC_PASS:-x}@db/optuna", "n_trials": 1},
+    )
+    spec.with_name("pipeline.prod.yaml").write_text("source: {url: '${RETRAINER_DVC_PG}?sslmode=require'}\n")
+
+    code, output = invoke("dvc", "export", str(spec), "--env", "prod", "--out", str(tmp_path / "dvc"))
+
+    assert code == 0, output
+    written = "".join(p.read_text() for p in (tmp_path / "dvc").iterdir() if p.is_file()) + output
+    assert "s3cret" not in written and "hunter2" not in written
+    params = yaml.safe_load((tmp_path / "dvc" / "params.yaml").read_text())
+    assert params["source"]["url"] == "${RETRAINER_DVC_PG}?sslmode=require"
+    assert params["tracking"]["uri"] == "postgresql://mlflow:${RETRAINER_DVC_PASS}@db/mlflow"
