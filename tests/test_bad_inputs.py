@@ -101,6 +101,15 @@ EDITS: dict[str, Callable[..., pd.DataFrame]] = {
 }
 
 
+def _damaged_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """The rows as Parquet whose footer is intact but whose data pages are not (bytes flipped in the first half)."""
+    frame.to_parquet(path, compression="snappy")
+    damaged = bytearray(path.read_bytes())
+    for offset in range(200, len(damaged) // 2, 97):
+        damaged[offset] ^= 0x5A
+    path.write_bytes(bytes(damaged))
+
+
 def _fill_dir(value: Any, case_dir: Path) -> Any:
     if isinstance(value, dict):
         return {k: _fill_dir(v, case_dir) for k, v in value.items()}
@@ -173,6 +182,8 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
     engine.dispose()
     for name, content in case.get("files", {}).items():
         (tmp_path / name).write_text(content)
+    for name in case.get("damaged_parquet", []):
+        _damaged_parquet(frame, tmp_path / name)
     for name, value in case.get("env", {}).items():
         monkeypatch.setenv(name, value)
 

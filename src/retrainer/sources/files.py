@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,11 +126,28 @@ class ParquetSource(CsvSource):
         out = destination()
         with pq.ParquetWriter(out, schema) as writer:
             for group in range(parquet.metadata.num_row_groups):  # one at a time: iter_batches reads ahead
-                for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[group]):
+                for batch in self._batches(parquet, group, chunk_rows):
                     batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                     writer.write_batch(keep(batch) if keep else batch, row_group_size=chunk_rows)
         parquet.close()
         return out
+
+    def _batches(self, parquet: Any, group: int, chunk_rows: int) -> Iterator[Any]:
+        """One row group's batches; a page that does not decode (a valid footer over damaged data: pyarrow's
+        ArrowInvalid or a codec's OSError, neither naming the file) is a SourceError naming the file."""
+        batches = parquet.iter_batches(batch_size=chunk_rows, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - pyarrow and its codecs raise many kinds
+                parquet.close()
+                raise SourceError(
+                    f"cannot read {self.path}: row group {group} is damaged: {first_line(error)}",
+                    hint="the footer is valid but the data pages are not: write the file again",
+                ) from None
+            yield batch
 
     def _open(self) -> Any:
         import pyarrow.parquet as pq
