@@ -110,12 +110,15 @@ def _damaged_parquet(frame: pd.DataFrame, path: Path) -> None:
     path.write_bytes(bytes(damaged))
 
 
-def _fill_dir(value: Any, case_dir: Path) -> Any:
+def _fill_dir(value: Any, case_dir: Path, champion_db: str = "") -> Any:
+    """`{dir}` is the case's folder, `{champion_db}` the champion registry's SQLite file."""
     if isinstance(value, dict):
-        return {k: _fill_dir(v, case_dir) for k, v in value.items()}
+        return {k: _fill_dir(v, case_dir, champion_db) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill_dir(v, case_dir) for v in value]
-    return value.replace("{dir}", str(case_dir)) if isinstance(value, str) else value
+        return [_fill_dir(v, case_dir, champion_db) for v in value]
+    if isinstance(value, str):
+        return value.replace("{dir}", str(case_dir)).replace("{champion_db}", champion_db)
+    return value
 
 
 # ------------------------------------------------------------------------------------ the registry
@@ -193,7 +196,10 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
     elif "spec_text" in case:
         spec_file.write_bytes(case["spec_text"].encode(case.get("spec_encoding", "utf-8")))
     else:
-        spec = deep_merge(base_spec(tmp_path, champion_registry), _fill_dir(case.get("spec", {}), tmp_path))
+        spec = deep_merge(
+            base_spec(tmp_path, champion_registry),
+            _fill_dir(case.get("spec", {}), tmp_path, champion_registry.removeprefix("sqlite:///")),
+        )
         spec_file.write_text(yaml.safe_dump(spec))
 
     result = runner.invoke(app, ["-q", "run", str(spec_file), *case.get("args", [])])
@@ -201,7 +207,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
 
     assert result.exit_code == expect["exit_code"], output
     assert "Traceback" not in output
-    assert expect["message"] in output, output
+    assert _fill_dir(expect["message"], tmp_path) in output, output
     if expect["exit_code"] in (5, 6):  # a rejection: the outcome line says why
         assert output.startswith("rejected: "), output
     else:

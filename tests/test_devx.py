@@ -263,3 +263,56 @@ def test_dvc_export_writes_the_env_reference_not_the_password(
     params = yaml.safe_load((tmp_path / "dvc" / "params.yaml").read_text())
     assert params["source"]["url"] == "${RETRAINER_DVC_PG}?sslmode=require"
     assert params["tracking"]["uri"] == "postgresql://mlflow:${RETRAINER_DVC_PASS}@db/mlflow"
+
+
+# ------------------------------------------------------------------------- a damaged MLflow store
+def _damaged_copy(tmp_path: Path) -> Path:
+    """A real SQLite file (the MLflow schema's shape: several tables) with its pages after the first overwritten."""
+    import sqlite3
+
+    path = tmp_path / "mlflow.db"
+    with sqlite3.connect(path) as connection:
+        for table in range(20):
+            connection.execute(f"CREATE TABLE t{table} (id INTEGER PRIMARY KEY, name TEXT)")
+            connection.executemany(f"INSERT INTO t{table} (name) VALUES (?)", [(f"row {i}" * 5,) for i in range(200)])
+    connection.close()
+    damaged = bytearray(path.read_bytes())
+    for offset in range(100, len(damaged), 53):  # the header's first 100 bytes stay: it still opens
+        damaged[offset] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+def test_a_damaged_or_unwritable_sqlite_store_is_named_and_a_healthy_one_passes(tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    from retrainer.integrations.sqlite_health import sqlite_damage
+
+    assert sqlite_damage(tmp_path / "absent.db") is None  # MLflow creates it
+    healthy = tmp_path / "ok.db"
+    sqlite3.connect(healthy).execute("CREATE TABLE t (x)").connection.close()
+    assert sqlite_damage(healthy) is None
+    assert sqlite3.connect(healthy).execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]  # probe gone
+    assert (sqlite_damage(_damaged_copy(tmp_path)) or "").startswith("is damaged: ")
+    assert sqlite_damage(tmp_path) == "is a directory, not a SQLite file"
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(healthy)], check=False).returncode == 0:
+        try:  # an immutable file: what an unwritable one is to root, who ignores permissions
+            assert sqlite_damage(healthy) == "is not writable (attempt to write a readonly database)"
+        finally:
+            subprocess.run(["chattr", "-i", str(healthy)], check=True)
+
+
+def test_doctor_and_run_name_a_damaged_mlflow_store_before_any_training(
+    write_spec: Callable[..., Path], telco_db: Callable[..., str], tmp_path: Path
+) -> None:
+    telco_db()
+    damaged = _damaged_copy(tmp_path)
+    spec = write_spec(tracking={"uri": f"sqlite:///{damaged}"})
+
+    code, output = invoke("doctor", str(spec))
+    assert code == 1 and f"{damaged} is damaged: " in output, output
+
+    code, output = invoke("-q", "run", str(spec))
+    assert code == 7 and output.startswith(f"error (RegistryError): the MLflow store {damaged} is damaged"), output
+    assert not (tmp_path / "store" / "cache" / "extract").exists(), "worked before checking the registry"

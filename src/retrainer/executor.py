@@ -154,6 +154,8 @@ def run(
     forcing = force
     raised: BaseException | None = None
     try:
+        if spec.tracking.uri or store.is_local:  # a damaged registry stops the run before any training
+            ctx.registry.check()
         for stage in pipeline.stages:
             forcing = forcing or stage.name == from_stage
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
