@@ -139,3 +139,18 @@ def test_rejected_batch_exits_5_and_lists_every_failure(
     assert "rejected" in output
     assert "1,001 values outside [0.0, 120.0]" in output
     assert "duplicated ids" in output
+
+
+def test_user_values_that_look_like_rich_markup_print_as_text(tmp_path: Path) -> None:
+    """Brackets in a column name, a path or a message are data: Rich must neither swallow nor choke on them."""
+    folder = tmp_path / "[bold]specs"
+    folder.mkdir()
+    spec = folder / "p.yaml"
+    spec.write_text("name: p\nsource: {path: '[red]data.csv'}\ntarget: '[/]churn[b]'\n")
+    code, output = invoke("validate", str(spec))
+    assert code == 0, output
+    assert "target [/]churn[b]" in output and "[red]data.csv" in output
+
+    spec.write_text("name: p\nsource: {path: data.csv}\ntarget: churn\nmodels: {candidates: ['[/]']}\n")
+    code, output = invoke("validate", str(spec))
+    assert code == 3 and "unknown candidate '[/]'" in output and "[bold]specs" in output, output

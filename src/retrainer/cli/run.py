@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     EnvOpt,
@@ -134,12 +135,12 @@ def _print_outcome(result: RunResult) -> None:
         "rejected": "yellow",
     }.get(result.outcome, "red")
     version = f" v{result.model_version}" if result.model_version else ""
-    console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {result.reason}")
+    console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {escape(result.reason)}")
     if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
-            console.print(f"  [yellow]-[/] {failure}")
+            console.print(f"  [yellow]-[/] {escape(failure)}")
     if not state["quiet"]:
-        console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {result.store}[/]")
+        console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {escape(result.store)}[/]")
         _print_report_path(result)
 
 
@@ -150,7 +151,7 @@ def _print_report_path(result: RunResult) -> None:
     store = RunStore(result.store)
     path = report_path(store, result.run_id)
     if store.exists(path):
-        console.print(f"[dim]report {path}[/]")
+        console.print(f"[dim]report {escape(str(path))}[/]")
 
 
 @guarded
@@ -164,7 +165,8 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
 
     shown = source if spec.source.path else safe_url(str(source))
     console.print(
-        f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
+        f"[green]ok[/]: pipeline [bold]{escape(spec.name)}[/] reads {escape(shown)}; "
+        f"target {escape(spec.target.column)}; "
         f"{'task ' + spec.task + '; ' if spec.task else ''}"
         f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
     )
