@@ -165,7 +165,7 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
 
     shown = source if spec.source.path else safe_url(str(source))
     console.print(
-        f"[green]ok[/]: pipeline [bold]{escape(spec.name)}[/] reads {escape(shown)}; "
+        f"[green]ok[/]: pipeline [bold]{escape(spec.name)}[/] reads {escape(str(shown))}; "
         f"target {escape(spec.target.column)}; "
         f"{'task ' + spec.task + '; ' if spec.task else ''}"
         f"candidates {', '.join(spec.models.candidates) if spec.models.candidates else 'the task defaults'}"
