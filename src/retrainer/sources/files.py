@@ -33,13 +33,30 @@ def read_file(path: str) -> pd.DataFrame:
     try:
         if path.lower().endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
     except FileNotFoundError:
         raise SourceError(f"source file {path} not found", hint=_NOT_FOUND_HINT) from None
     except Exception as error:  # noqa: BLE001 - pyarrow and the csv parser raise many kinds
         raise SourceError(
             f"cannot read {path}: {first_line(error)}", hint="check the file is valid Parquet/CSV"
         ) from None
+    refuse_repeated_columns(header, path)  # pandas renamed the second `tenure` to `tenure.1` without a word
+    return frame
+
+
+def refuse_repeated_columns(columns: list[str], where: str) -> None:
+    """SourceError naming every column that appears more than once: which of two `tenure`s is the real
+    one cannot be guessed, and the second silently became a feature of its own."""
+    from collections import Counter
+
+    repeated = {name: count for name, count in Counter(columns).items() if count > 1}
+    if repeated:
+        listed = ", ".join(f"'{name}' ({count} times)" for name, count in repeated.items())
+        raise SourceError(
+            f"{where}: column names repeat: {listed}",
+            hint="rename or drop the copies (in SQL: select each column once, or alias it with AS)",
+        )
 
 
 class CsvSource:
