@@ -154,3 +154,14 @@ def test_user_values_that_look_like_rich_markup_print_as_text(tmp_path: Path) ->
     spec.write_text("name: p\nsource: {path: data.csv}\ntarget: churn\nmodels: {candidates: ['[/]']}\n")
     code, output = invoke("validate", str(spec))
     assert code == 3 and "unknown candidate '[/]'" in output and "[bold]specs" in output, output
+
+
+def test_kept_champion_names_the_champion_kept_and_the_challenger_that_lost(capsys: pytest.CaptureFixture[str]) -> None:
+    from retrainer.cli.run import _print_outcome
+    from retrainer.executor import RunResult
+
+    result = RunResult(
+        run_id="r", pipeline="p", outcome="kept_champion", reason="not better", model_version=2, champion_version=1
+    )
+    _print_outcome(result)
+    assert capsys.readouterr().out.startswith("kept champion v1 (challenger v2 registered, not promoted): not better")

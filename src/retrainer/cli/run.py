@@ -135,6 +135,10 @@ def _print_outcome(result: RunResult) -> None:
         "rejected": "yellow",
     }.get(result.outcome, "red")
     version = f" v{result.model_version}" if result.model_version else ""
+    if result.outcome == "kept_champion" and result.champion_version:  # the version kept, not the one that lost
+        version = f" v{result.champion_version}"
+        if result.model_version and result.model_version != result.champion_version:
+            version += f" (challenger v{result.model_version} registered, not promoted)"
     console.print(f"[bold {colour}]{result.outcome.replace('_', ' ')}[/]{version}: {escape(result.reason)}")
     if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
