@@ -165,3 +165,11 @@ def test_kept_champion_names_the_champion_kept_and_the_challenger_that_lost(caps
     )
     _print_outcome(result)
     assert capsys.readouterr().out.startswith("kept champion v1 (challenger v2 registered, not promoted): not better")
+
+
+def test_flags_show_no_value_placeholder_in_help() -> None:
+    code, output = invoke("run", "--help")
+    assert code == 0
+    flag_lines = [line for line in output.splitlines() if "--force" in line or "--json" in line]
+    assert flag_lines and not any("<bool>" in line for line in flag_lines), output
+    assert "<str>" in output  # options that take a value still show its type

@@ -17,6 +17,25 @@ import typer
 from retrainer.cli import history, project, registry, run, serving
 from retrainer.cli.shared import state
 
+
+def _flags_show_no_type() -> None:
+    """Typer 0.29 with Click 8.5 shows a `<bool>` placeholder beside every flag (`--force <bool>`), as if
+    it took a value; a flag takes none, so its type column stays empty, as it did before."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_retrainer", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._retrainer = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign, assignment]
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     name="retrainer",
     help="Retrain models on fresh data; replace the production model only when the new one is proven better.",
