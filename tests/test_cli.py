@@ -173,3 +173,22 @@ def test_flags_show_no_value_placeholder_in_help() -> None:
     flag_lines = [line for line in output.splitlines() if "--force" in line or "--json" in line]
     assert flag_lines and not any("<bool>" in line for line in flag_lines), output
     assert "<str>" in output  # options that take a value still show its type
+
+
+def test_a_unique_prefix_names_a_run_and_an_ambiguous_one_lists_the_matches(tmp_path: Path) -> None:
+    from retrainer.errors import StoreError
+    from retrainer.store import RunStore
+
+    store = RunStore(str(tmp_path / "store"))
+    for run_id in ("20261205-171607-39eaef", "20261205-180836-c14d02", "20261205-180848-d27bf8"):
+        store.write_run(run_id, {"run_id": run_id, "pipeline": "p", "reason": "[red] is a label, " + "x" * 200})
+    assert store.resolve_run_id("20261205-17") == "20261205-171607-39eaef"
+    assert store.resolve_run_id("20261205-180836-c14d02") == "20261205-180836-c14d02"
+    with pytest.raises(StoreError, match="2 runs start with it"):
+        store.resolve_run_id("20261205-180")
+    with pytest.raises(StoreError, match="no run 'zzz'"):
+        store.resolve_run_id("zzz")
+
+    code, output = invoke("runs", "--store", str(tmp_path / "store"))
+    assert code == 0 and "20261205-180848-d27bf8" in output  # whole ids, even at 80 columns
+    assert "[red]" in output and output.count("x") >= 3 * 200  # each reason whole (wrapped, not cut), as text

@@ -268,6 +268,27 @@ class RunStore:
         except FileNotFoundError:
             raise StoreError(f"no run {run_id!r} in {self.url}", hint="list runs with `retrainer runs`") from None
 
+    def resolve_run_id(self, prefix: str) -> str:
+        """The run id that `prefix` starts (a full id as it is): `runs` may cut ids on a narrow terminal, and
+        typing the first characters is enough. StoreError when no run or more than one matches."""
+        if self.fs.exists(posixpath.join(self.run_dir(prefix), "run.json")):
+            return prefix
+        pattern = posixpath.join(self.root, "runs", "*", "run.json")
+        matches = sorted(
+            name
+            for name in (posixpath.basename(posixpath.dirname(p)) for p in self.fs.glob(pattern))
+            if name.startswith(prefix)
+        )
+        if len(matches) == 1:
+            return str(matches[0])
+        if not matches:
+            raise StoreError(f"no run {prefix!r} in {self.url}", hint="list runs with `retrainer runs`")
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise StoreError(
+            f"run {prefix!r} is ambiguous in {self.url}: {len(matches)} runs start with it ({shown})",
+            hint="type more of the id",
+        )
+
     def iter_runs(self) -> Iterator[dict[str, Any]]:
         """Every run record, newest first."""
         pattern = posixpath.join(self.root, "runs", "*", "run.json")

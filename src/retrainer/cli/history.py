@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     EnvOpt,
@@ -34,7 +35,11 @@ def runs(
         return 0
     from rich.table import Table
 
-    table = Table("run", "pipeline", "status", "seconds", "version", "reason", title=f"runs in {store}")
+    table = Table(title=f"runs in {store}")
+    table.add_column("run", no_wrap=True)  # whole: `report` takes it (or its first characters)
+    for column in ("pipeline", "status", "seconds", "version"):
+        table.add_column(column)
+    table.add_column("reason", overflow="fold")  # the whole reason, wrapped: it says why
     for record in records:
         seconds = record.get("seconds")
         table.add_row(
@@ -43,7 +48,7 @@ def runs(
             record.get("status", ""),
             f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
             str(record.get("model_version") or ""),
-            (record.get("reason") or "")[:90],
+            escape(record.get("reason") or ""),
         )
     console.print(table)
     return 0
@@ -51,7 +56,9 @@ def runs(
 
 @guarded
 def report(
-    run_id: Annotated[str, typer.Argument(help="Run id (see `retrainer runs`).", show_default=False)],
+    run_id: Annotated[
+        str, typer.Argument(help="Run id, or its first characters (see `retrainer runs`).", show_default=False)
+    ],
     store: StoreOpt = ".retrainer",
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of runs/<id>/report.html.")] = None,
 ) -> int:
@@ -59,7 +66,8 @@ def report(
     from retrainer.report import write_report
     from retrainer.store import RunStore
 
-    written = write_report(RunStore(store), run_id, out=str(out) if out else None)
+    run_store = RunStore(store)
+    written = write_report(run_store, run_store.resolve_run_id(run_id), out=str(out) if out else None)
     console.print(f"wrote {written}")
     return 0
 
