@@ -2,8 +2,11 @@
 
 A case file says what goes wrong (spec keys over the base Telco spec, edits to the real Telco rows,
 extra files, environment variables, command-line arguments) and what the user must see (error class,
-message fragment, exit code). Every case runs against one registry that already has a champion, and
-afterwards that registry must be exactly as it was: nothing registered, the champion unchanged.
+message fragment, exit code). A spec may also be given as raw text (`spec_text`, in `spec_encoding`) or
+be a folder (`spec_is_directory`); `damaged_parquet` writes the rows as Parquet with damaged pages, and
+`{champion_db}` in a spec value is the champion registry's SQLite file. Every case runs against one
+registry that already has a champion, and afterwards that registry must be exactly as it was: nothing
+registered, the champion unchanged.
 """
 
 from __future__ import annotations
