@@ -2,8 +2,11 @@
 
 A case file says what goes wrong (spec keys over the base Telco spec, edits to the real Telco rows,
 extra files, environment variables, command-line arguments) and what the user must see (error class,
-message fragment, exit code). Every case runs against one registry that already has a champion, and
-afterwards that registry must be exactly as it was: nothing registered, the champion unchanged.
+message fragment, exit code). A spec may also be given as raw text (`spec_text`, in `spec_encoding`) or
+be a folder (`spec_is_directory`); `damaged_parquet` writes the rows as Parquet with damaged pages, and
+`{champion_db}` in a spec value is the champion registry's SQLite file. Every case runs against one
+registry that already has a champion, and afterwards that registry must be exactly as it was: nothing
+registered, the champion unchanged.
 """
 
 from __future__ import annotations
@@ -101,12 +104,24 @@ EDITS: dict[str, Callable[..., pd.DataFrame]] = {
 }
 
 
-def _fill_dir(value: Any, case_dir: Path) -> Any:
+def _damaged_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """The rows as Parquet whose footer is intact but whose data pages are not (bytes flipped in the first half)."""
+    frame.to_parquet(path, compression="snappy")
+    damaged = bytearray(path.read_bytes())
+    for offset in range(200, len(damaged) // 2, 97):
+        damaged[offset] ^= 0x5A
+    path.write_bytes(bytes(damaged))
+
+
+def _fill_dir(value: Any, case_dir: Path, champion_db: str = "") -> Any:
+    """`{dir}` is the case's folder, `{champion_db}` the champion registry's SQLite file."""
     if isinstance(value, dict):
-        return {k: _fill_dir(v, case_dir) for k, v in value.items()}
+        return {k: _fill_dir(v, case_dir, champion_db) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill_dir(v, case_dir) for v in value]
-    return value.replace("{dir}", str(case_dir)) if isinstance(value, str) else value
+        return [_fill_dir(v, case_dir, champion_db) for v in value]
+    if isinstance(value, str):
+        return value.replace("{dir}", str(case_dir)).replace("{champion_db}", champion_db)
+    return value
 
 
 # ------------------------------------------------------------------------------------ the registry
@@ -173,14 +188,21 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
     engine.dispose()
     for name, content in case.get("files", {}).items():
         (tmp_path / name).write_text(content)
+    for name in case.get("damaged_parquet", []):
+        _damaged_parquet(frame, tmp_path / name)
     for name, value in case.get("env", {}).items():
         monkeypatch.setenv(name, value)
 
     spec_file = tmp_path / "pipeline.yaml"
-    if "spec_text" in case:
-        spec_file.write_text(case["spec_text"])
+    if case.get("spec_is_directory"):  # the path given to `run` is a folder
+        spec_file.mkdir()
+    elif "spec_text" in case:
+        spec_file.write_bytes(case["spec_text"].encode(case.get("spec_encoding", "utf-8")))
     else:
-        spec = deep_merge(base_spec(tmp_path, champion_registry), _fill_dir(case.get("spec", {}), tmp_path))
+        spec = deep_merge(
+            base_spec(tmp_path, champion_registry),
+            _fill_dir(case.get("spec", {}), tmp_path, champion_registry.removeprefix("sqlite:///")),
+        )
         spec_file.write_text(yaml.safe_dump(spec))
 
     result = runner.invoke(app, ["-q", "run", str(spec_file), *case.get("args", [])])
@@ -188,7 +210,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_champion(
 
     assert result.exit_code == expect["exit_code"], output
     assert "Traceback" not in output
-    assert expect["message"] in output, output
+    assert _fill_dir(expect["message"], tmp_path) in output, output
     if expect["exit_code"] in (5, 6):  # a rejection: the outcome line says why
         assert output.startswith("rejected: "), output
     else:

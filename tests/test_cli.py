@@ -167,7 +167,7 @@ def test_commands_find_the_store_up_the_tree_and_never_create_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "project" / ".retrainer"
-    long_reason = "kept champion v1 (challenger v2): " + "the gain was inside the noise; " * 6
+    long_reason = "kept champion v1 (challenger v2): [red] is a label; " + "the gain was inside the noise; " * 6
     _fake_run(store, "20261205-101010-abcdef", long_reason)
     (tmp_path / "project" / "sub" / "deeper").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "project" / "sub" / "deeper")
@@ -175,6 +175,7 @@ def test_commands_find_the_store_up_the_tree_and_never_create_one(
     assert code == 0, output
     assert "20261205-101010-abcdef" in output  # whole, even at 80 columns
     assert output.count("noise") == 6 and "…" not in output  # the reason wraps, it is not cut
+    assert "[red]" in output  # as text, not Rich markup
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -233,3 +234,18 @@ def test_serve_on_a_port_in_use_is_one_line_and_says_nothing_of_serving(served_m
     assert code == 12
     assert f"error (PortUnavailable): cannot serve on 127.0.0.1:{port}: Address already in use" in output
     assert "serving" not in output and "Traceback" not in output
+
+
+def test_user_values_that_look_like_rich_markup_print_as_text(tmp_path: Path) -> None:
+    """Brackets in a column name, a path or a message are data: Rich must neither swallow nor choke on them."""
+    folder = tmp_path / "[bold]specs"
+    folder.mkdir()
+    spec = folder / "p.yaml"
+    spec.write_text("name: p\nsource: {path: '[red]data.csv'}\ntarget: '[/]churn[b]'\n")
+    code, output = invoke("validate", str(spec))
+    assert code == 0, output
+    assert "target [/]churn[b]" in output and "[red]data.csv" in output
+
+    spec.write_text("name: p\nsource: {path: data.csv}\ntarget: churn\nmodels: {candidates: ['[/]']}\n")
+    code, output = invoke("validate", str(spec))
+    assert code == 3 and "unknown candidate '[/]'" in output and "[bold]specs" in output, output

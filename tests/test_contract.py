@@ -145,3 +145,12 @@ def test_freshness_rejects_a_stale_batch_against_the_run_date() -> None:
 def test_max_age_without_time_column_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"max_age .* needs 'time_column'"):
         spec_from_dict({"name": "t", "source": {"path": "x.csv"}, "target": "y", "validation": {"max_age": "1d"}})
+
+
+def test_a_column_given_twice_in_a_reviewed_contract_is_an_error(tmp_path: Path) -> None:
+    """A reviewer who adds a column's rule below the inferred one must not lose either without a word."""
+    path = tmp_path / "contract.yaml"
+    path.write_text("columns:\n  tenure: {type: integer, min: 0}\n  churn: {type: string}\n  tenure: {type: string}\n")
+    with pytest.raises(SpecError) as info:
+        read_contract(path)
+    assert "duplicate key 'tenure' on lines 2 and 4" in info.value.message

@@ -218,3 +218,101 @@ def test_no_color_is_respected_and_completion_scripts_are_offered() -> None:
 
     assert complete("retrainer expl") == ["explain-spec"]
     assert complete("retrainer doctor --ai") == ["--airflow"]
+
+
+def test_explain_spec_masks_passwords_that_the_environment_put_into_urls(
+    write_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAINER_EXPLAIN_PG", "postgresql+psycopg://etl:s3cret@db.example.com:5432/crm")
+    monkeypatch.setenv("RETRAINER_EXPLAIN_PASS", "hunter2")
+    monkeypatch.setenv("RETRAINER_EXPLAIN_HOOK", "https://hooks.example.com/T000/s3cret-hook")
+    spec = write_spec(
+        source={"url": "${RETRAINER_EXPLAIN_PG}", "query": "SELECT * FROM customers"},
+        models={"study_storage": "postgresql://optuna:${RETRAINER_EXPLAIN_PASS}@db/optuna", "n_trials": 1},
+        notify={"slack": {"webhook_url": "${RETRAINER_EXPLAIN_HOOK}"}},
+    )
+
+    code, output = invoke("explain-spec", str(spec))
+
+    assert code == 0, output
+    for secret in ("s3cret", "hunter2", "s3cret-hook"):
+        assert secret not in output
+    explained = yaml.safe_load(output)
+    assert explained["source"]["url"] == "postgresql+psycopg://etl:***@db.example.com:5432/crm"
+    assert explained["models"]["study_storage"] == "postgresql://optuna:***@db/optuna"
+
+
+def test_dvc_export_writes_the_env_reference_not_the_password(
+    write_spec: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression for issue 25: params.yaml goes into git, so a password from the environment must not."""
+    monkeypatch.setenv("RETRAINER_DVC_PG", "postgresql+psycopg://etl:s3cret@db.example.com:5432/crm")
+    monkeypatch.setenv("RETRAINER_DVC_PASS", "hunter2")
+    spec = write_spec(
+        source={"url": "${RETRAINER_DVC_PG}", "query": "SELECT * FROM customers"},
+        tracking={"uri": "postgresql://mlflow:${RETRAINER_DVC_PASS}@db/mlflow"},
+        models={"study_storage": "postgresql://optuna:${RETRAINER_DVC_PASS:-x}@db/optuna", "n_trials": 1},
+    )
+    spec.with_name("pipeline.prod.yaml").write_text("source: {url: '${RETRAINER_DVC_PG}?sslmode=require'}\n")
+
+    code, output = invoke("dvc", "export", str(spec), "--env", "prod", "--out", str(tmp_path / "dvc"))
+
+    assert code == 0, output
+    written = "".join(p.read_text() for p in (tmp_path / "dvc").iterdir() if p.is_file()) + output
+    assert "s3cret" not in written and "hunter2" not in written
+    params = yaml.safe_load((tmp_path / "dvc" / "params.yaml").read_text())
+    assert params["source"]["url"] == "${RETRAINER_DVC_PG}?sslmode=require"
+    assert params["tracking"]["uri"] == "postgresql://mlflow:${RETRAINER_DVC_PASS}@db/mlflow"
+
+
+# ------------------------------------------------------------------------- a damaged MLflow store
+def _damaged_copy(tmp_path: Path) -> Path:
+    """A real SQLite file (the MLflow schema's shape: several tables) with its pages after the first overwritten."""
+    import sqlite3
+
+    path = tmp_path / "mlflow.db"
+    with sqlite3.connect(path) as connection:
+        for table in range(20):
+            connection.execute(f"CREATE TABLE t{table} (id INTEGER PRIMARY KEY, name TEXT)")
+            connection.executemany(f"INSERT INTO t{table} (name) VALUES (?)", [(f"row {i}" * 5,) for i in range(200)])
+    connection.close()
+    damaged = bytearray(path.read_bytes())
+    for offset in range(100, len(damaged), 53):  # the header's first 100 bytes stay: it still opens
+        damaged[offset] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+def test_a_damaged_or_unwritable_sqlite_store_is_named_and_a_healthy_one_passes(tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    from retrainer.integrations.sqlite_health import sqlite_damage
+
+    assert sqlite_damage(tmp_path / "absent.db") is None  # MLflow creates it
+    healthy = tmp_path / "ok.db"
+    sqlite3.connect(healthy).execute("CREATE TABLE t (x)").connection.close()
+    assert sqlite_damage(healthy) is None
+    assert sqlite3.connect(healthy).execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]  # probe gone
+    assert (sqlite_damage(_damaged_copy(tmp_path)) or "").startswith("is damaged: ")
+    assert sqlite_damage(tmp_path) == "is a directory, not a SQLite file"
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(healthy)], check=False).returncode == 0:
+        try:  # an immutable file: what an unwritable one is to root, who ignores permissions
+            assert sqlite_damage(healthy) == "is not writable (attempt to write a readonly database)"
+        finally:
+            subprocess.run(["chattr", "-i", str(healthy)], check=True)
+
+
+def test_doctor_and_run_name_a_damaged_mlflow_store_before_any_training(
+    write_spec: Callable[..., Path], telco_db: Callable[..., str], tmp_path: Path
+) -> None:
+    telco_db()
+    damaged = _damaged_copy(tmp_path)
+    spec = write_spec(tracking={"uri": f"sqlite:///{damaged}"})
+
+    code, output = invoke("doctor", str(spec))
+    assert code == 1 and f"{damaged} is damaged: " in output, output
+
+    code, output = invoke("-q", "run", str(spec))
+    assert code == 7 and output.startswith(f"error (RegistryError): the MLflow store {damaged} is damaged"), output
+    assert not (tmp_path / "store" / "cache" / "extract").exists(), "worked before checking the registry"

@@ -18,7 +18,9 @@ from retrainer.drift import (
     build_profile,
     compare_column,
     compare_to_profile,
+    describe_kind_change,
     jensen_shannon,
+    kind_changes,
     ks,
     profile_column,
     psi,
@@ -163,3 +165,21 @@ def test_the_reference_profile_of_a_large_table_comes_from_a_sample_close_to_the
     for category, share in whole["columns"]["contract"]["categories"].items():
         assert sampled["columns"]["contract"]["categories"][category] == pytest.approx(share, abs=0.03)
     assert np.abs(np.subtract(sampled["score"]["shares"], whole["score"]["shares"])).max() < 0.03
+
+
+def test_a_numeric_column_that_arrives_as_text_is_a_kind_change_with_count_and_examples(telco: pd.DataFrame) -> None:
+    """5 % 'unknown' in tenure make the column text; features would one-hot it without a word."""
+    profile = build_profile(telco)
+    batch = telco.astype({"tenure": object, "female": object})
+    batch.loc[batch.sample(frac=0.05, random_state=0).index, "tenure"] = "unknown"
+    batch["contract"] = np.arange(len(batch))  # a categorical column that arrives as numbers
+
+    changes = {c["name"]: c for c in kind_changes(profile, batch)}
+
+    assert set(changes) == {"tenure", "contract"}  # `female`, numbers held as objects, is not a change
+    assert changes["tenure"]["rows"] == round(len(telco) * 0.05) and changes["tenure"]["examples"] == ["unknown"]
+    assert describe_kind_change(changes["tenure"]) == (
+        "tenure was numeric, now text: 352 values are not numbers (e.g. 'unknown')"
+    )
+    assert changes["contract"]["now"] == "numeric"
+    assert kind_changes(profile, telco) == []

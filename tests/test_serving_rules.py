@@ -87,10 +87,14 @@ def test_an_optional_column_may_be_left_out_and_a_required_one_may_not() -> None
     ("body", "location", "kind"),
     [
         ({k: v for k, v in ROW.items() if k != "tenure"}, ["body", "tenure"], "missing"),
-        ({**ROW, "tenure": "long"}, ["body", "tenure"], "float_parsing"),
+        ({**ROW, "tenure": "long"}, ["body", "tenure"], "float_type"),
+        ({**ROW, "tenure": "5"}, ["body", "tenure"], "float_type"),  # a number in a string: strict, not coerced
+        ({**ROW, "tenure": True}, ["body", "tenure"], "float_type"),
+        ({**ROW, "tenure": float("nan")}, ["body", "tenure"], "finite_number"),
+        ({**ROW, "monthly_charges": float("inf")}, ["body", "monthly_charges"], "finite_number"),
         ({**ROW, "contract": 12}, ["body", "contract"], "string_type"),
         ({k: v for k, v in ROW.items() if k != "customer_id"}, ["body", "customer_id"], "missing"),
-        ({"rows": [ROW, {**ROW, "monthly_charges": "x"}]}, ["body", "rows", 1, "monthly_charges"], "float_parsing"),
+        ({"rows": [ROW, {**ROW, "monthly_charges": "x"}]}, ["body", "rows", 1, "monthly_charges"], "float_type"),
         ({"rows": []}, ["body", "rows"], "too_short"),
         ({"entity_ids": [None]}, ["body", "entity_ids", 0], None),
     ],
@@ -102,6 +106,18 @@ def test_a_bad_payload_names_the_offending_field(body: object, location: list[ob
     assert any(d["loc"][: len(location)] == location for d in details), details
     if kind:
         assert kind in {d["type"] for d in details}
+
+
+def test_numeric_fields_take_json_numbers_and_null_only() -> None:
+    """What is coerced: an integer to a float, null to a missing value the model imputes. Nothing else."""
+    import json
+
+    body = json.loads('{"customer_id": "C1", "tenure": 3, "contract": "x", "monthly_charges": null}')
+    assert SCHEMA.parse(body)[0] == "single"
+    for text in ('"5"', "NaN", "Infinity", "-Infinity", "true"):
+        row = f'{{"customer_id": "C1", "tenure": {text}, "contract": "x", "monthly_charges": 0}}'
+        with pytest.raises(ValidationError):
+            SCHEMA.parse(json.loads(row))
 
 
 def test_openapi_schema_lists_the_signature_columns() -> None:

@@ -66,12 +66,68 @@ def test_missing_spec_file(tmp_path: Path) -> None:
     assert info.value.hint is not None and "retrainer init" in info.value.hint
 
 
-@pytest.mark.parametrize(("text", "got"), [("- a\n- b\n", "list"), ("", "NoneType"), ("just a string\n", "str")])
+@pytest.mark.parametrize(("text", "got"), [("- a\n- b\n", "list"), ("just a string\n", "str")])
 def test_spec_must_be_a_mapping(tmp_path: Path, text: str, got: str) -> None:
     message = spec_error(write(tmp_path, text))
 
     assert "must be a YAML mapping" in message
     assert f"got {got}" in message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_an_empty_spec_file_says_it_is_empty(tmp_path: Path, text: str) -> None:
+    assert spec_error(write(tmp_path, text)) == f"{tmp_path / 'pipeline.yaml'}: the spec file is empty"
+
+
+def test_a_directory_or_a_file_that_is_not_utf8_is_one_spec_error(tmp_path: Path) -> None:
+    assert spec_error(tmp_path) == f"{tmp_path}: is a directory, not a spec file"
+    for encoding in ("utf-16", "utf-16-be", "utf-16-le"):
+        path = tmp_path / f"{encoding}.yaml"
+        path.write_bytes(("\ufeff" + MINIMAL).encode(encoding))
+        assert "the file is UTF-16; specs are read as UTF-8" in spec_error(path)
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(MINIMAL.replace("churned", "résilié").encode("latin-1"))
+    assert "not UTF-8 text (byte" in spec_error(latin)
+    bom = write(tmp_path, "\ufeff" + MINIMAL, "bom.yaml")  # UTF-8 with a byte-order mark reads as UTF-8
+    assert load_spec(bom).name == "churn"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        (MINIMAL + "evaluation: {thresholds: {roc_auc: 0.99}}\nseed: 1\nevaluation: {}\n", "evaluation", (4, 6)),
+        (MINIMAL + "models:\n  n_trials: 3\n  cv_folds: 2\n  n_trials: 30\n", "n_trials", (5, 7)),
+        (MINIMAL + "evaluation:\n  thresholds:\n    roc_auc: 0.9\n    roc_auc: 0.5\n", "roc_auc", (6, 7)),
+        (MINIMAL + "notify:\n  email: {host: h, sender: a@b, to: [c@d], host: x}\n", "host", (5, 5)),
+        ("name: a\n" + MINIMAL, "name", (1, 2)),
+    ],
+    ids=["top-level", "nested", "deeper", "flow-mapping", "first-line"],
+)
+def test_a_key_given_twice_at_any_depth_names_both_lines(
+    tmp_path: Path, text: str, key: str, lines: tuple[int, int]
+) -> None:
+    path = write(tmp_path, text)
+
+    message = spec_error(path)
+
+    assert message.startswith(f"{path}:{lines[1]}:")
+    assert f"duplicate key '{key}' on lines {lines[0]} and {lines[1]}" in message
+
+
+def test_a_merge_key_may_be_overridden_without_a_duplicate_error(tmp_path: Path) -> None:
+    text = MINIMAL + "x-base: &base {n_trials: 3, cv_folds: 2}\nmodels:\n  <<: *base\n  n_trials: 5\n"
+    spec = spec_from_dict({k: v for k, v in yaml.safe_load(text).items() if k != "x-base"})
+    assert spec.models.n_trials == 5 and spec.models.cv_folds == 2
+    from retrainer.strict_yaml import parse_yaml
+
+    assert parse_yaml(text)["models"] == {"n_trials": 5, "cv_folds": 2}
+
+
+def test_a_zero_tuning_budget_is_a_spec_error(tmp_path: Path) -> None:
+    for budget in ("0s", "0", "0m"):
+        message = spec_error(write(tmp_path, MINIMAL + f"models: {{timeout: '{budget}'}}\n"))
+        assert "models.timeout: the tuning budget must be more than 0" in message
+    assert load_spec(write(tmp_path, MINIMAL + "models: {timeout: 1s}\n")).models.timeout_seconds == 1
 
 
 # ------------------------------------------------------------------------------------ validation errors

@@ -490,3 +490,18 @@ def test_validate_stage_returns_a_report_when_everything_passes(tmp_path: Path) 
     assert report["passed"] is True
     assert len(report["checks"]) == output.metrics["checks_passed"]
     assert all(check["passed"] for check in report["checks"])
+
+
+def test_rows_without_a_label_or_an_id_are_counted_in_the_summary(tmp_path: Path) -> None:
+    frame = make_frame(40).astype({"id": object, "y": object})
+    frame.loc[:2, "y"] = None  # 3 rows without a label: split leaves them out
+    frame.loc[10:11, "id"] = None  # 2 rows without an id
+    spec = make_spec({"max_null_fraction": 0.2, "max_duplicate_fraction": 0.5}, id_column="id")
+    ctx = RunContext(spec=spec, store=RunStore(str(tmp_path / "store")), run_id="test")
+
+    output = validate(ctx, {"data": frame})
+
+    assert "warning: 3 of 40 rows have no 'y' label and are left out" in output.summary
+    assert "warning: 2 of 40 rows have a null 'id'" in output.summary
+    assert len(output.artifacts["validation"]["warnings"]) == 2
+    assert validate(ctx, {"data": make_frame(40)}).artifacts["validation"]["warnings"] == []

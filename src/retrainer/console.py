@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 _STATUS_STYLE = {"ran": "green", "cached": "cyan", "rejected": "yellow", "failed": "red", "interrupted": "red"}
@@ -49,7 +50,8 @@ class RichReporter:
             self._live.remove_task(self._stage_task)
             self._stage_task = None
         style = _STATUS_STYLE.get(status, "white")
-        self.console.print(f"  [{style}]{status:>7}[/] {stage:<9} {seconds:6.1f}s  [dim]{summary}[/]")
+        # a summary names columns and labels, which may hold brackets: text, not Rich markup
+        self.console.print(f"  [{style}]{status:>7}[/] {stage:<9} {seconds:6.1f}s  [dim]{escape(summary)}[/]")
 
     def progress(self, stage: str, label: str, done: int, total: int | None, detail: str = "") -> None:
         key = (stage, label)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from retrainer.errors import SpecError
+from retrainer.strict_yaml import parse_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +134,7 @@ def write_contract(path: Path, contract: dict[str, Any]) -> bool:
 
 def read_contract(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise SpecError(
             f"{path}: malformed contract YAML: {error}", hint="fix it or delete it to infer again"

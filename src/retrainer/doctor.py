@@ -129,6 +129,13 @@ def check_tracking(spec: Spec) -> Check:
     if uri.startswith(("http://", "https://")):
         return _http_health(uri)
     if uri.startswith("sqlite:///"):
+        from retrainer.integrations.sqlite_health import sqlite_damage, sqlite_fix
+        from retrainer.urls import sqlite_file
+
+        path = sqlite_file(uri)
+        problem = sqlite_damage(Path(path)) if path else None
+        if problem:
+            return Check("mlflow", "missing", f"{path} {problem}", sqlite_fix(problem))
         return _writable("mlflow", Path(uri.removeprefix("sqlite:///")).parent, uri)
     if is_postgres(uri):
         return check_postgres(uri, name="mlflow")

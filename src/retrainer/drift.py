@@ -230,6 +230,47 @@ def drift_reasons(stats: dict[str, float], thresholds: Thresholds) -> list[str]:
     return reasons
 
 
+def kind_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Columns whose kind changed against the reference: a numeric column that arrives as text (a few
+    "unknown" among the numbers make the whole column text, and features would one-hot it without a
+    word), or a categorical one that arrives as numbers. Each with how many values and a few examples."""
+    import pandas as pd
+
+    changes = []
+    for name, reference in profile["columns"].items():
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        numeric_now = is_numeric(series) or pd.api.types.is_datetime64_any_dtype(series.dtype)
+        if reference["kind"] == "numeric" and not numeric_now:
+            present = series.dropna()
+            junk = present[pd.to_numeric(present, errors="coerce").isna()]
+            if junk.empty:  # numbers held as text or objects: the same values
+                continue
+            examples = [str(v) for v in junk.astype(str).unique()[:3]]
+            changes.append({"name": name, "was": "numeric", "now": "text", "rows": len(junk), "examples": examples})
+        elif reference["kind"] == "categorical" and numeric_now and len(series.dropna()):
+            examples = [str(v) for v in series.dropna().unique()[:3]]
+            changes.append(
+                {
+                    "name": name,
+                    "was": "categorical",
+                    "now": "numeric",
+                    "rows": int(series.notna().sum()),
+                    "examples": examples,
+                }
+            )
+    return changes
+
+
+def describe_kind_change(change: dict[str, Any]) -> str:
+    """One change in words: `tenure was numeric, now text: 352 values are not numbers (e.g. 'unknown')`."""
+    shown = ", ".join(repr(e) for e in change["examples"])
+    if change["now"] == "text":
+        return f"{change['name']} was numeric, now text: {change['rows']:,} values are not numbers (e.g. {shown})"
+    return f"{change['name']} was categorical, now numbers (e.g. {shown})"
+
+
 def compare_to_profile(
     profile: dict[str, Any],
     frame: pd.DataFrame,

@@ -201,6 +201,8 @@ def _run_locked(
     forcing = force
     raised: BaseException | None = None
     try:
+        if spec.tracking.uri or store.is_local:  # a damaged registry stops the run before any training
+            ctx.registry.check()
         for stage in pipeline.stages:
             forcing = forcing or stage.name == from_stage
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)

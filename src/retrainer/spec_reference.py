@@ -32,8 +32,21 @@ def annotated_yaml(spec: BaseModel) -> str:
     doc = _first_paragraph(type(spec).__doc__)
     if doc:
         lines.append(f"# {doc}")
-    _model_lines(spec, spec.model_dump(mode="json"), 0, lines)
+    _model_lines(spec, masked(spec.model_dump(mode="json")), 0, lines)
     return "\n".join(lines) + "\n"
+
+
+def masked(value: Any) -> Any:
+    """Every string with a URL password masked, at any depth: a `${VAR}` the spec interpolated may have put
+    a database password into `source.url`, `tracking.uri` or any other URL, and printing the spec must not
+    show it. Secret keys (webhook URLs, passwords) are `SecretStr` and dump as asterisks already."""
+    from retrainer.urls import safe_url
+
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return safe_url(value) if isinstance(value, str) else value
 
 
 def _model_lines(model: BaseModel, data: dict[str, Any], depth: int, lines: list[str]) -> None:

@@ -27,11 +27,16 @@ def as_text(value: Any) -> str:
     return {"true": "1", "false": "0", "yes": "1", "no": "0", "y": "1", "n": "0", "t": "1", "f": "0"}.get(text, text)
 
 
+def shown_labels(labels: list[Any]) -> str:
+    """Labels as the user wrote them, for messages: `0.0, 1e+30`, `'No', 'Yes'`, not `np.float64(0.0)`."""
+    return ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in labels)
+
+
 def positive_label(values: pd.Series, target: TargetSpec) -> Any:
     """The label that means "positive": the one the spec gives, else inferred from two labels."""
     labels = list(values.dropna().unique())
     if len(labels) > 2:
-        shown = ", ".join(repr(v) for v in sorted(labels, key=str)[:6])
+        shown = shown_labels(sorted(labels, key=str)[:6])
         raise DataValidationError(
             f"target '{target.column}' has {len(labels)} distinct labels ({shown}...); a binary target has 2",
             failures=[f"target: {len(labels)} labels, expected 2"],
@@ -40,7 +45,8 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
         matches = [v for v in labels if as_text(v) == as_text(target.positive)]
         if labels and not matches:
             raise DataValidationError(
-                f"target '{target.column}': positive label {target.positive!r} never occurs (labels: {labels})",
+                f"target '{target.column}': positive label {target.positive!r} never occurs"
+                f" (labels: {shown_labels(labels)})",
                 failures=[f"target: positive label {target.positive!r} not found"],
                 hint="fix target.positive in the spec",
             )
@@ -50,7 +56,7 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
             return label
     if len(labels) == 2:
         raise DataValidationError(
-            f"target '{target.column}': cannot tell which of {labels} is positive",
+            f"target '{target.column}': cannot tell which of {shown_labels(labels)} is positive",
             failures=["target: positive class ambiguous"],
             hint=(
                 f"set target: {{column: {target.column}, positive: <label>}} in the spec, "

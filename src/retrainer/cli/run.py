@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from retrainer.cli.shared import (
     EnvOpt,
@@ -158,9 +159,9 @@ def _print_outcome(result: RunResult) -> None:
     console.print(f"[bold {colour}]{escape(words)}[/]: {escape(result.reason)}")
     if result.error is not None and getattr(result.error, "failures", None) and not state["quiet"]:
         for failure in result.error.failures:  # type: ignore[attr-defined]
-            console.print(f"  [yellow]-[/] {failure}")
+            console.print(f"  [yellow]-[/] {escape(failure)}")
     if not state["quiet"]:
-        console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {result.store}[/]")
+        console.print(f"[dim]run {result.run_id} in {result.seconds:.1f}s; store {escape(result.store)}[/]")
         _print_report_path(result)
 
 
@@ -171,7 +172,7 @@ def _print_report_path(result: RunResult) -> None:
     store = RunStore(result.store)
     path = report_path(store, result.run_id)
     if store.exists(path):
-        console.print(f"[dim]report {path}[/]")
+        console.print(f"[dim]report {escape(str(path))}[/]")
 
 
 @guarded
@@ -185,7 +186,8 @@ def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
 
     shown = source if spec.source.path else safe_url(str(source))
     console.print(
-        f"[green]ok[/]: pipeline [bold]{spec.name}[/] reads {shown}; target {spec.target.column}; "
+        f"[green]ok[/]: pipeline [bold]{escape(spec.name)}[/] reads {escape(str(shown))}; "
+        f"target {escape(spec.target.column)}; "
         f"{'task ' + spec.task + '; ' if spec.task else ''}"
         f"candidates {', '.join(spec.models.names) if spec.models.names else 'the task defaults'}"
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
@@ -78,9 +79,10 @@ def guarded(command: Callable[P, int | None]) -> Callable[P, None]:
         except RetrainerError as error:
             if state["debug"]:
                 errors.print_exception()
-            errors.print(f"[bold red]error[/] ({type(error).__name__}): {error.message}")
+            # messages carry user values (labels like `[red]`, column names, paths): text, not Rich markup
+            errors.print(f"[bold red]error[/] ({type(error).__name__}): {escape(error.message)}")
             if error.hint:
-                errors.print(f"[dim]hint: {error.hint}[/]")
+                errors.print(f"[dim]hint: {escape(error.hint)}[/]")
             code = error.exit_code
         except KeyboardInterrupt:
             errors.print("[yellow]interrupted[/]: finished stages are cached; run the same command to resume")
@@ -88,7 +90,7 @@ def guarded(command: Callable[P, int | None]) -> Callable[P, None]:
         except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback with --debug
             if state["debug"]:
                 errors.print_exception()
-            errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {error}")
+            errors.print(f"[bold red]unexpected error[/]: {type(error).__name__}: {escape(str(error))}")
             errors.print("[dim]hint: run again with --debug for the traceback, and please report it[/]")
             code = 1
         raise typer.Exit(code)

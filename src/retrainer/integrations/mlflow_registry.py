@@ -59,6 +59,20 @@ class Registry:
             )
         return cls(default_tracking_uri(store), artifact_root=str(store.local_path("mlartifacts", ".keep").parent))
 
+    def check(self) -> None:
+        """Raise RegistryError, naming the file, when the local SQLite store is damaged: asked before any
+        training, so a corrupt `mlflow.db` stops a run at its start, not at register."""
+        from retrainer.integrations.sqlite_health import sqlite_damage, sqlite_fix
+        from retrainer.urls import sqlite_file
+
+        path = sqlite_file(self.tracking_uri)
+        problem = sqlite_damage(Path(path)) if path else None
+        if problem:
+            raise RegistryError(
+                f"the MLflow store {path} {problem}",
+                hint=sqlite_fix(problem),
+            )
+
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
@@ -68,6 +82,9 @@ class Registry:
             from mlflow import MlflowClient
 
             logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown our progress
+            # its store logs a failed statement with the whole traceback (90 lines) before raising what
+            # `_errors` turns into one RegistryError line
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client
@@ -334,14 +351,23 @@ class Registry:
         except RegistryError:
             raise
         except MlflowException as error:
-            raise RegistryError(
-                f"cannot {action} at {self.safe_uri}: {error.message}",
+            raise RegistryError(  # its first line: the rest is SQL and a link, not what the user must read
+                f"cannot {action} at {self.safe_uri}: {_cause_line(error.message)}",
                 hint="check tracking.uri and that the MLflow server is reachable",
             ) from None
         except OSError as error:
             raise RegistryError(
                 f"cannot {action} at {self.safe_uri}: {error}", hint="check tracking.uri and disk space"
             ) from None
+
+
+def _cause_line(message: str) -> str:
+    """The line of an MLflow error that says what failed: SQLAlchemy puts a note on autoflush first and the
+    statement and a link after the driver's own line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    noise = ("(raised as a result of", "[SQL:", "[parameters:", "(Background on this error")
+    useful = [line for line in lines if not line.startswith(noise)]
+    return (useful or lines or [message])[0]
 
 
 def _info(version: ModelVersion, aliases: tuple[str, ...] | None = None) -> VersionInfo:

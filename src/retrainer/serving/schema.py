@@ -4,16 +4,21 @@ A row must carry every input column of the model (numbers may be null: the model
 the optional ones (missing values in training: MLflow's `mlflow models serve` lets a row leave them
 out too), and the entity id; anything else in the row is ignored. Errors keep pydantic's location, so a bad payload
 gets a 422 that names the offending row and field, e.g. `["body", "rows", 3, "tenure"]`.
+
+Numeric fields are strict: a JSON number (an integer reads as a float) or null, and nothing else. A
+number in a string (`"5"`), `true`, `NaN` and `Infinity` are a 422, not coerced: a client that sends
+them has a bug the model's imputer would otherwise hide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, create_model
 
-_NUMERIC = {"double": float, "float": float, "long": float, "integer": float}
+_NUMBER = Annotated[float, Strict(), AllowInfNan(False)]  # a finite JSON number; "5", true and NaN are refused
+_NUMERIC = {"double": _NUMBER, "float": _NUMBER, "long": _NUMBER, "integer": _NUMBER}
 _TYPES: dict[str, Any] = {**_NUMERIC, "string": str, "boolean": bool, "datetime": str}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,13 +33,30 @@ def read_file(path: str) -> pd.DataFrame:
     try:
         if path.lower().endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
     except FileNotFoundError:
         raise SourceError(f"source file {path} not found", hint=_NOT_FOUND_HINT) from None
     except Exception as error:  # noqa: BLE001 - pyarrow and the csv parser raise many kinds
         raise SourceError(
             f"cannot read {path}: {first_line(error)}", hint="check the file is valid Parquet/CSV"
         ) from None
+    refuse_repeated_columns(header, path)  # pandas renamed the second `tenure` to `tenure.1` without a word
+    return frame
+
+
+def refuse_repeated_columns(columns: list[str], where: str) -> None:
+    """SourceError naming every column that appears more than once: which of two `tenure`s is the real
+    one cannot be guessed, and the second silently became a feature of its own."""
+    from collections import Counter
+
+    repeated = {name: count for name, count in Counter(columns).items() if count > 1}
+    if repeated:
+        listed = ", ".join(f"'{name}' ({count} times)" for name, count in repeated.items())
+        raise SourceError(
+            f"{where}: column names repeat: {listed}",
+            hint="rename or drop the copies (in SQL: select each column once, or alias it with AS)",
+        )
 
 
 class CsvSource:
@@ -126,11 +143,28 @@ class ParquetSource(CsvSource):
         out = destination()
         with pq.ParquetWriter(out, schema) as writer:
             for group in range(parquet.metadata.num_row_groups):  # one at a time: iter_batches reads ahead
-                for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[group]):
+                for batch in self._batches(parquet, group, chunk_rows):
                     batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                     writer.write_batch(keep(batch) if keep else batch, row_group_size=chunk_rows)
         parquet.close()
         return out
+
+    def _batches(self, parquet: Any, group: int, chunk_rows: int) -> Iterator[Any]:
+        """One row group's batches; a page that does not decode (a valid footer over damaged data: pyarrow's
+        ArrowInvalid or a codec's OSError, neither naming the file) is a SourceError naming the file."""
+        batches = parquet.iter_batches(batch_size=chunk_rows, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - pyarrow and its codecs raise many kinds
+                parquet.close()
+                raise SourceError(
+                    f"cannot read {self.path}: row group {group} is damaged: {first_line(error)}",
+                    hint="the footer is valid but the data pages are not: write the file again",
+                ) from None
+            yield batch
 
     def _open(self) -> Any:
         import pyarrow.parquet as pq

@@ -14,6 +14,7 @@ from retrainer.errors import SpecError
 from retrainer.spec.common import _did_you_mean
 from retrainer.spec.operations import SECRET_KEYS
 from retrainer.spec.root import Spec
+from retrainer.strict_yaml import DuplicateKeyError, parse_yaml
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -64,16 +65,37 @@ def spec_from_dict(data: dict[str, Any], origin: str = "<dict>") -> Spec:
         ) from None
 
 
+def _read_text(path: Path) -> str:
+    """The file's text as UTF-8, or a SpecError that says why it is not one."""
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, not a spec file", hint="give the path of the YAML file in it")
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpecError(f"{path}: the file is UTF-16; specs are read as UTF-8", hint="save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})", hint="save it as UTF-8"
+        ) from None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A spec file's top-level mapping; every way a file can fail to be one is a SpecError naming it."""
     if not path.exists():
         raise SpecError(f"{path}: spec file not found", hint="check the path, or create one with `retrainer init`")
+    text = _read_text(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, DuplicateKeyError):
+            raise SpecError(f"{path}{where}: {problem}", hint="keep one of the two, merging what each sets") from None
         raise SpecError(f"{path}{where}: malformed YAML: {problem}") from None
+    if data is None:
+        raise SpecError(f"{path}: the spec file is empty", hint="write the spec, or create one with `retrainer init`")
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the spec must be a YAML mapping (key: value), got {type(data).__name__}")
     return data

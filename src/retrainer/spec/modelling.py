@@ -172,8 +172,9 @@ class ModelsSpec(_Section):
     @field_validator("timeout")
     @classmethod
     def _valid_timeout(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+        # a zero budget leaves tuning nothing to run (no trial, no default fit): say so here, not in tune
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError("the tuning budget must be more than 0 (e.g. 90s, 10m); leave it out for n_trials alone")
         return value
 
     @property

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainer.drift import Thresholds, compare_to_profile
+from retrainer.drift import Thresholds, compare_to_profile, describe_kind_change, kind_changes
 from retrainer.errors import DriftBlocked
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import ParquetFile
@@ -62,6 +62,7 @@ def drift_report(
         "score": score.as_dict() if score else None,
         "drifted_features": [f.name for f in features if f.drifted],
         "missing_features": sorted(set(rules.features or profile["columns"]) - set(frame.columns)),
+        "kind_changes": kind_changes(profile, frame),
     }
 
 
@@ -163,6 +164,10 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         summary += f": {', '.join(drifted[:6])}{'...' if len(drifted) > 6 else ''}"
     if score_drifted:
         summary += "; prediction score drifted"
+    for change in report["kind_changes"]:  # a warning whatever the policy: features would silently re-type it
+        note = f"warning: {describe_kind_change(change)} vs champion v{version}"
+        ctx.logger.warning("%s", note)
+        summary += f"; {note}"
     return StageOutput(artifacts={"drift": report}, metrics=metrics, summary=summary)
 
 

@@ -21,6 +21,7 @@ def fingerprint(ctx: RunContext) -> str:
 
 
 def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    from retrainer.sources.files import refuse_repeated_columns
     from retrainer.store import ParquetFile, frame_digest, parquet_digest
 
     source = ctx.source
@@ -34,6 +35,7 @@ def extract(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     else:
         data = source.read()
         rows, columns, digest = len(data), list(map(str, data.columns)), frame_digest(data)
+    refuse_repeated_columns(columns, source.describe())  # SQL keeps both `tenure`s of `SELECT *, tenure`
     ctx.logger.info("extracted %d rows x %d columns", rows, len(columns))
     lineage = {
         **source.lineage(),

@@ -339,6 +339,18 @@ def _time_checks(frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> lis
     ]
 
 
+def _silent_row_notes(frame: pd.DataFrame, spec: Spec) -> list[str]:
+    """What passes the checks but must not pass unseen: rows without a label (split drops them) and
+    rows without an id (they cannot be traced or joined), each with its count."""
+    notes = []
+    target = spec.target.column
+    if target in frame.columns and (unlabelled := int(frame[target].isna().sum())):
+        notes.append(f"warning: {unlabelled:,} of {len(frame):,} rows have no '{target}' label and are left out")
+    if spec.id_column and spec.id_column in frame.columns and (no_id := int(frame[spec.id_column].isna().sum())):
+        notes.append(f"warning: {no_id:,} of {len(frame):,} rows have a null '{spec.id_column}'")
+    return notes
+
+
 def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec, frame = ctx.spec, inputs["data"]
     checks = check_data(frame, spec, ctx.as_of)
@@ -364,6 +376,11 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             hint="fix the data at the source or relax `validation` in the spec; the champion is unchanged",
         )
     summary = f"{len(checks)} checks passed"
+    notes = _silent_row_notes(frame, spec)
+    for note in notes:
+        ctx.logger.warning("%s", note)
+    report["warnings"] = notes
+    summary += "".join(f"; {note}" for note in notes)
     if contract is not None and contract["status"] == "absent":
         _write_contract(ctx, frame, contract)
         summary += f"; contract written to {Path(contract['path']).name}"
