@@ -27,8 +27,9 @@ demo: $(STAMP)
 	$(BIN)/retrainer models telco-churn
 
 # Two workers (one per core); a file's tests stay on one worker, so its fixtures are built once.
+# The 30 slowest tests are listed at the end: the suite's time budget is watched from CI's log.
 test: lint chromium
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 # Every benchmark script in order, each printing its table (docs/benchmarks.md holds the latest):
 # `make bench BENCH=overhead,extract` runs a subset. See benchmarks/run_all.py for the list.

@@ -91,7 +91,7 @@ class RunStore:
         if not self.is_local:
             raise StoreError(f"run store {self.url} is not local; {'/'.join(parts)} needs a local path")
         path = Path(self.path(*parts))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.makedirs(str(path.parent))  # a StoreError naming the folder, not a bare OSError
         return path
 
     def cache_dir(self, stage: str, key: str) -> str:
