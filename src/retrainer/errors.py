@@ -9,6 +9,7 @@
     │   ├── DriftBlocked            drift found, and drift.policy is block  exit 5
     │   └── LeakageFound            a feature leaks the target              exit 5
     ├── GateFailed                  the model failed an evaluation gate     exit 6
+    │   └── NotReady                the registered version failed readiness exit 13
     ├── RegistryError               the model registry refused or failed    exit 7
     ├── StoreError                  the run store cannot be read or written exit 8
     ├── StageError                  a stage failed for another reason       exit 9
@@ -16,7 +17,7 @@
     ├── StoreNotFound               no run store where a command looked     exit 11
     └── PortUnavailable             `serve` cannot bind its address         exit 12
 
-`DataValidationError` and `GateFailed` are *rejections*, not crashes: the run ends with
+`DataValidationError` and `GateFailed` (and `NotReady`) are *rejections*, not crashes: the run ends with
 outcome "rejected" and production is left as it was.
 """
 
@@ -151,6 +152,14 @@ class GateFailed(RejectedError):
     fix = "tune longer (`models.n_trials`, more candidates), add data, or revisit `evaluation.thresholds`"
 
 
+class NotReady(GateFailed):
+    """The registered version failed its readiness check: it does not load, answer as evaluated or
+    install in a fresh process, or it is over a bound of `readiness` (size, load time, latency, memory)."""
+
+    exit_code = 13
+    fix = "each failing check is listed: install what the model needs, fix its saving, or revisit `readiness`"
+
+
 class RegistryError(RetrainerError):
     """The MLflow registry could not be reached or refused an operation."""
 
@@ -202,6 +211,7 @@ EXIT_CODES: dict[str, int] = {
         SourceError,
         DataValidationError,
         GateFailed,
+        NotReady,
         RegistryError,
         StoreError,
         StageError,

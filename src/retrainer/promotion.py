@@ -20,6 +20,8 @@ from retrainer.errors import RegistryError
 from retrainer.integrations.locks import lock_description, registry_lock
 from retrainer.integrations.mlflow_registry import CHALLENGER, CHAMPION, PREVIOUS, VALIDATED_TAG
 
+READINESS_TAG = "retrainer.readiness"  # `passed` or `failed`, written by the readiness stage
+
 if TYPE_CHECKING:
     from retrainer.model_registry import ModelRegistry
     from retrainer.store import RunStore
@@ -32,6 +34,12 @@ def move_champion(
     target = registry.version(name, version)
     if target.tags.get(VALIDATED_TAG) != "true":
         raise RegistryError(f"{name} v{version} was never fully validated by retrainer; refusing to make it champion")
+    if target.tags.get(READINESS_TAG) == "failed":  # it did not load, answer or install as it must to serve
+        raise RegistryError(
+            f"{name} v{version} failed its readiness check; refusing to make it champion: "
+            + target.tags.get("retrainer.reason", ""),
+            hint="fix what the reason names and run the pipeline again: it checks the version again",
+        )
     current = registry.by_alias(name, CHAMPION)
     if current is not None and current.version == version:
         if current.tags.get("retrainer.outcome") == "promoted":

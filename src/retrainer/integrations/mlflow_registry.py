@@ -161,6 +161,22 @@ class Registry:
             signature = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
         return None if signature is None else [str(c) for c in signature.inputs.input_names()]
 
+    def model_directory(self, name: str, version: int | str) -> Path:
+        """The version's model files (MLmodel, the model, requirements.txt) as a local directory: where
+        they are, for a local store; else a copy under a temporary directory."""
+        import tempfile
+
+        import mlflow.artifacts
+
+        with self._errors(f"read the files of {name} v{version}"), self._active_uri():
+            uri = self.client.get_model_version_download_uri(name, str(version))
+            if uri.startswith("file://") or "://" not in uri:
+                local = Path(uri.removeprefix("file://"))
+                if local.is_dir():
+                    return local
+            target = tempfile.mkdtemp(prefix="retrainer-model-")
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=target))
+
     def run_json_artifact(self, run_id: str, path: str) -> Any | None:
         """A JSON artifact of an MLflow run (e.g. a version's `retrainer/reference_profile.json`), or None."""
         import tempfile

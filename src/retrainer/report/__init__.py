@@ -57,9 +57,10 @@ class RunArtifacts(Mapping[str, Any]):
                     self.manifests[stage["name"]] = manifest
                     self.refs.update({n: ArtifactRef(**r) for n, r in manifest["artifacts"].items()})
                     break
-        if "fairness" not in self.refs:  # a rejected fairness stage leaves its evidence in the run directory
-            with contextlib.suppress(FileNotFoundError):
-                self._loaded["fairness"] = store.read_json(posixpath.join(run_dir, "fairness.json"))
+        for rejected in ("fairness", "readiness"):  # a rejected stage leaves its evidence in the run directory
+            if rejected not in self.refs:
+                with contextlib.suppress(FileNotFoundError):
+                    self._loaded[rejected] = store.read_json(posixpath.join(run_dir, f"{rejected}.json"))
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._loaded:

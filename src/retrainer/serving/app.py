@@ -29,7 +29,7 @@ from retrainer.serving.deployment import Deployment, ModelWatcher, logger
 from retrainer.serving.metrics import ServingMetrics
 from retrainer.serving.prediction_log import BatchingWriter, PredictionLog, log_rows
 from retrainer.serving.router import route
-from retrainer.serving.schema import PredictResponse, RequestSchema, error_details
+from retrainer.serving.schema import PredictResponse, RequestSchema, error_details, request_frame
 
 if TYPE_CHECKING:
     from retrainer.integrations.mlflow_registry import Registry
@@ -144,16 +144,15 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
 
     def score(deployment: Deployment, rows: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
         """Each row answered by its arm's version, in that version's task's words and at its own threshold."""
-        frame = _frame(rows, schema.columns)
+        frame = request_frame(rows, schema.columns)
         has_challenger = deployment.challenger is not None
         arms = [route(e, config.challenger_share, config.name, has_challenger=has_challenger) for e in ids]
         answers: list[dict[str, Any]] = [{} for _ in rows]
         for arm in set(arms):
             chosen = [i for i, a in enumerate(arms) if a == arm]
             part = frame if len(chosen) == len(rows) else frame.iloc[chosen]
-            model = deployment.arm(arm)
-            for i, answer in zip(chosen, model.answer(part), strict=True):
-                answers[i] = {"entity_id": ids[i], "alias": model.alias, "version": model.version, **answer}
+            for i, answer in zip(chosen, deployment.arm(arm).respond(part, [ids[i] for i in chosen]), strict=True):
+                answers[i] = answer
         return answers
 
     batcher = _MicroBatcher(lambda rows, ids: score(watcher.current, rows, ids))
@@ -325,11 +324,3 @@ class _MicroBatcher:
                 future.set_result(answers[start : start + len(rows)])
             start += len(rows)
 
-
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
-    """The request's rows as a frame of the served columns, one pass per column; each version's
-    `answer` (`retrainer.pyfunc.answer`) turns it into its model's input (numbers as float64...)."""
-    import pandas as pd
-
-    data = {column: [row.get(column) for row in rows] for column in columns}
-    return pd.DataFrame(data, columns=columns, dtype=object)

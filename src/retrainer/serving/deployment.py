@@ -42,6 +42,13 @@ class LoadedModel:
         flavor too, so MLflow's tools (`mlflow models serve`, `mlflow.pyfunc`) answer the same."""
         return answer(self.model, self.task, self.threshold, self.inputs, frame)
 
+    def respond(self, frame: pd.DataFrame, ids: list[str]) -> list[dict[str, Any]]:
+        """What `/predict` answers for each row: its entity id, this alias and version, and `answer`'s fields."""
+        return [
+            {"entity_id": entity, "alias": self.alias, "version": self.version, **answered}
+            for entity, answered in zip(ids, self.answer(frame), strict=True)
+        ]
+
     def describe(self) -> dict[str, Any]:
         """For /metadata: the version, its run and the threshold it decides at (tasks that have one)."""
         threshold = self.threshold if self.task.has_decision_threshold else None
@@ -151,9 +158,7 @@ class ModelWatcher:
                     f"{self.name} v{version} is a {task.name} model, the served one a {self.task.name} model",
                     hint="restart `retrainer serve` to serve a model of another task",
                 )
-            model = self.registry.load_model(self.name, version)
-            threshold = info.decision_threshold(self.default_threshold)
-            cached = LoadedModel(alias, version, info.run_id, model, tuple(inputs), task, threshold)
+            cached = load_version(self.registry, self.name, version, alias, self.default_threshold, inputs)
             self._cache = {**{v: m for v, m in self._cache.items() if v in self._live()}, version: cached}
         return replace(cached, alias=alias)
 
@@ -162,3 +167,20 @@ class ModelWatcher:
         if current is None:
             return set()
         return {current.champion.version} | ({current.challenger.version} if current.challenger else set())
+
+
+def load_version(
+    registry: Registry,
+    name: str,
+    version: int,
+    alias: str,
+    default_threshold: float = 0.5,
+    inputs: list[tuple[str, str]] | None = None,
+) -> LoadedModel:
+    """One registered version loaded as `retrainer serve` loads it: its model by its `models:/` URI, its
+    signature, task and threshold from the registry (the readiness check loads a candidate this way too)."""
+    inputs = registry.input_schema(name, version) if inputs is None else inputs
+    info = registry.version(name, version)
+    model = registry.load_model(name, version)
+    threshold = info.decision_threshold(default_threshold)
+    return LoadedModel(alias, version, info.run_id, model, tuple(inputs), info.task, threshold)

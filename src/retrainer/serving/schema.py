@@ -65,6 +65,15 @@ class RequestSchema:
         return {k: v for k, v in schema.items() if k != "$defs"}, schema.get("$defs", {})
 
 
+def request_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """The request's rows as a frame of the served columns, one pass per column; each version's
+    `answer` (`retrainer.pyfunc.answer`) turns it into its model's input (numbers as float64...)."""
+    import pandas as pd
+
+    data = {column: [row.get(column) for row in rows] for column in columns}
+    return pd.DataFrame(data, columns=columns, dtype=object)
+
+
 def error_details(error: ValidationError, prefix: tuple[str | int, ...] = ("body",)) -> list[dict[str, Any]]:
     """pydantic's errors as FastAPI writes them: location, message and type, without the input echoed."""
     return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in error.errors()]

@@ -52,6 +52,7 @@ from retrainer.spec.operations import (
     ServingSpec,
     SlackSpec,
 )
+from retrainer.spec.readiness import LatencyBounds, ReadinessSpec
 from retrainer.spec.root import Spec
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "FeaturesSpec",
     "ForecastSpec",
     "Improvement",
+    "LatencyBounds",
     "LeakageSpec",
     "ModelsSpec",
     "NotifyEvent",
@@ -78,6 +80,7 @@ __all__ = [
     "OrchestrationSpec",
     "PredictionLogSpec",
     "PromotionSpec",
+    "ReadinessSpec",
     "RedisSpec",
     "ReportSpec",
     "ServingSpec",

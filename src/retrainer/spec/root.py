@@ -11,6 +11,7 @@ from retrainer.spec.data import DriftSpec, FeaturesSpec, LeakageSpec, SourceSpec
 from retrainer.spec.forecast import ForecastSpec
 from retrainer.spec.modelling import EvaluationSpec, ModelsSpec, PromotionSpec, TrackingSpec
 from retrainer.spec.operations import NotifySpec, OrchestrationSpec, ReportSpec, ServingSpec
+from retrainer.spec.readiness import ReadinessSpec
 from retrainer.spec_checks import SPEC_CHECKS
 
 
@@ -45,6 +46,7 @@ class Spec(_Section):
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    readiness: ReadinessSpec = Field(default_factory=ReadinessSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     report: ReportSpec = Field(default_factory=ReportSpec)

@@ -1,0 +1,318 @@
+"""Readiness: before the alias moves, load the registered version as serving will, and measure it.
+
+A fresh process (`python -m retrainer.serving.readiness`, this interpreter) loads the version by its
+`models:/` URI, answers the test rows through the serving code (request schema, response building,
+JSON in and out) and times one-row and batch requests; the champion is measured the same way, so the
+figures compare. The version must load, answer every row as the evaluated model did (labels exactly,
+numbers to 1e-9 relative), and find each requirement it declares installed at its pin: these always
+hold. Size, load time, latency, memory and the slowdown against the champion are gates only where
+`readiness` bounds them; past the defaults below they only warn.
+
+A failure tags the version (`retrainer.readiness: failed` and the reason), keeps the champion, and
+ends the run "rejected" (`NotReady`), notified like any gate; a later run of the same model checks
+it again (after the missing package is installed, say). A crash here moves nothing: the run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrainer.errors import NotReady, StageError
+from retrainer.integrations.mlflow_registry import CHAMPION
+from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.promotion import READINESS_TAG
+from retrainer.tasks import from_info
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainer.spec import ReadinessSpec
+
+FIGURES_TAG = "retrainer.readiness_figures"  # json: size, load, p95 latencies, memory, slowdown
+# past these a figure warns (in the log and the report) without failing: a bound in the spec gates
+WARN_AT = {"model_mb": 500.0, "load_s": 30.0, "p95_ms": 100.0, "batch_p95_ms": 1000.0, "memory_mb": 4096.0}
+WARN_SLOWDOWN = 2.0
+RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE = 1e-9, 1e-12
+
+
+def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    spec, decision = ctx.spec, inputs["decision"]
+    name, version = spec.registry_name, int(inputs["registration"]["version"])
+    if decision["winner"] == "unchanged":  # nothing new registered: no alias will move to it
+        record = {"checked": False, "version": version, "reason": "nothing new registered"}
+        return StageOutput(artifacts={"readiness": record}, summary="nothing new to check")
+    registry = ctx.registry
+    champion = registry.by_alias(name, CHAMPION)
+    champion_version = champion.version if champion is not None and champion.version != version else None
+    task = from_info(inputs["target_info"])
+    columns = inputs["training"]["input_columns"]
+    rows = inputs["test"].head(spec.readiness.check_rows)
+    evaluation = inputs["evaluation"]
+    threshold = float(evaluation.get("decision_threshold", spec.evaluation.decision_threshold))
+    expected = task.response(task.predict(inputs["model"], rows[columns]), threshold)
+    entity_id = serving_entity_id(spec)
+    measured = probe(
+        registry.tracking_uri,
+        name,
+        [(version, "candidate"), *([(champion_version, "champion")] if champion_version else [])],
+        request_rows(rows, columns, entity_id),
+        entity_id=entity_id,
+        rules=spec.readiness,
+        default_threshold=spec.evaluation.decision_threshold,
+    )
+    candidate = measured[0]
+    champion_figures = figures(measured[1]) if len(measured) > 1 and not measured[1].get("error") else None
+    failures, warnings = judge(candidate, expected, spec.readiness, champion_figures)
+    if len(measured) > 1 and measured[1].get("error"):
+        warnings.append(f"champion v{champion_version} could not be measured: {measured[1]['error']['message']}")
+    record = {
+        "checked": True,
+        "version": version,
+        "passed": not failures,
+        "failures": failures,
+        "warnings": warnings,
+        "figures": figures(candidate),
+        "champion": {"version": champion_version, "figures": champion_figures} if champion_version else None,
+        "latency_ms": {kind: (candidate.get("latency_ms") or {}).get(kind, {}).get("samples", []) for kind in KINDS},
+        "requirements": candidate.get("requirements", []),
+        "rows_checked": len(rows),
+        "bounds": spec.readiness.model_dump(mode="json"),
+    }
+    for warning in warnings:
+        ctx.logger.warning("readiness of %s v%s: %s", name, version, warning)
+    shown = {k: _rounded(v) for k, v in record["figures"].items() if v is not None}
+    tags = {READINESS_TAG: "passed" if not failures else "failed", FIGURES_TAG: json.dumps(shown, sort_keys=True)}
+    if failures:
+        reason = f"v{version} is not ready to serve: " + "; ".join(failures)
+        tags["retrainer.reason"] = reason[:5000]
+        registry.tag_version(name, version, tags)
+        # the report reads it from the run directory: a rejected stage saves no artifacts
+        ctx.store.write_json(posixpath.join(ctx.store.run_dir(ctx.run_id), "readiness.json"), record)
+        raise NotReady(reason, failures=failures, hint=NotReady.fix)
+    registry.tag_version(name, version, tags)
+    return StageOutput(artifacts={"readiness": record}, metrics=_metrics(record), summary=summary(record))
+
+
+KINDS = ("one_row", "batch")
+
+
+def serving_entity_id(spec: Any) -> str:
+    """The request field `retrainer serve` routes by (`ServingConfig.from_spec`'s rule), else a stand-in."""
+    series = (spec.forecast.series_id or "series_id") if spec.forecast else None
+    return str(spec.serving.entity_id or spec.id_column or series or "id")
+
+
+def request_rows(rows: pd.DataFrame, columns: list[str], entity_id: str) -> list[dict[str, Any]]:
+    """The test rows as a client sends them in JSON: missing values null, times in ISO form, an entity id
+    on each (the row's own where the data has one)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = rows[columns].astype(object).where(rows[columns].notna(), None)
+    ids = rows[entity_id].astype(str).tolist() if entity_id in rows.columns else [str(i) for i in range(len(rows))]
+    records = frame.to_dict(orient="records")
+    for record, entity in zip(records, ids, strict=True):
+        for key, value in record.items():
+            if isinstance(value, pd.Timestamp | np.datetime64):
+                record[key] = pd.Timestamp(value).isoformat()
+            elif isinstance(value, np.generic):
+                record[key] = value.item()
+        record.setdefault(entity_id, entity)
+    return records
+
+
+def probe(
+    tracking_uri: str,
+    name: str,
+    versions: list[tuple[int, str]],
+    rows: list[dict[str, Any]],
+    *,
+    entity_id: str,
+    rules: ReadinessSpec,
+    default_threshold: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Run the probe in a fresh process on `versions` ((version, role): the candidate first); its results."""
+    with tempfile.TemporaryDirectory(prefix="retrainer-readiness-") as work:
+        rows_file, request_file, result_file = (Path(work, n) for n in ("rows.json", "request.json", "result.json"))
+        rows_file.write_text(json.dumps(rows))
+        request = {
+            "tracking_uri": tracking_uri,
+            "name": name,
+            "models": [{"version": v, "role": role, "answers": role == "candidate"} for v, role in versions],
+            "rows_file": str(rows_file),
+            "entity_id": entity_id,
+            "default_threshold": default_threshold,
+            "batch_rows": rules.batch_rows,
+            "requests": rules.requests,
+            "batches": rules.batches,
+        }
+        request_file.write_text(json.dumps(request))
+        # the child imports what this process can (your estimator's module too), as `retrainer serve` would
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        command = [sys.executable, "-m", "retrainer.serving.readiness", str(request_file), str(result_file)]
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=rules.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            message = f"the fresh process did not finish within readiness.timeout ({rules.timeout:g} s)"
+            return [{"version": v, "role": role, "error": {"stage": "load", "message": message}} for v, role in versions]
+        if done.returncode != 0 or not result_file.exists():
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            raise StageError(f"the readiness probe failed (exit {done.returncode}): {tail}")
+        results: list[dict[str, Any]] = json.loads(result_file.read_text())["models"]
+        return results
+
+
+def figures(measured: Mapping[str, Any]) -> dict[str, float | None]:
+    """The headline figures of one measured version (None where it broke before them)."""
+    latency = measured.get("latency_ms") or {}
+    size = measured.get("size_bytes")
+    return {
+        "model_mb": size / 1e6 if size is not None else None,
+        "load_s": measured.get("load_s"),
+        **{f"{p}_ms": latency.get("one_row", {}).get(p) for p in ("p50", "p95", "p99")},
+        **{f"batch_{p}_ms": latency.get("batch", {}).get(p) for p in ("p50", "p95", "p99")},
+        "memory_mb": measured.get("peak_memory_mb"),
+    }
+
+
+def judge(
+    measured: Mapping[str, Any],
+    expected: list[dict[str, Any]],
+    rules: ReadinessSpec,
+    champion: Mapping[str, float | None] | None = None,
+) -> tuple[list[str], list[str]]:
+    """(failures, warnings) of one measured version: what always fails, then the spec's bounds."""
+    failures: list[str] = []
+    error = measured.get("error")
+    if error:
+        where = {"load": "does not load", "schema": "the serving schema refuses its test rows", "score": "fails"}
+        failures.append(f"{where.get(error['stage'], 'fails')} in a fresh process: {error['message']}")
+    failures += [
+        f"requirement {r['requirement']} {r['problem']}" for r in measured.get("requirements", []) if r.get("problem")
+    ]
+    if not error:
+        difference = answers_differ(expected, measured.get("answers", []))
+        if difference:
+            failures.append(f"answers differently once loaded than when evaluated: {difference}")
+    found = figures(measured)
+    bounds = {
+        "model_mb": rules.max_model_mb,
+        "load_s": rules.max_load_s,
+        "memory_mb": rules.max_memory_mb,
+        **{f"{p}_ms": getattr(rules.max_latency_ms, p) for p in ("p50", "p95", "p99")},
+        **{f"batch_{p}_ms": getattr(rules.max_batch_latency_ms, p) for p in ("p50", "p95", "p99")},
+    }
+    warnings: list[str] = []
+    for key, value in found.items():
+        bound = bounds.get(key)
+        if value is None:
+            continue
+        if bound is not None and value > bound:
+            failures.append(f"{_words(key)} {_shown(key, value)} is over the bound {_shown(key, bound)}")
+        elif bound is None and key in WARN_AT and value > WARN_AT[key]:
+            warnings.append(f"{_words(key)} {_shown(key, value)} is past {_shown(key, WARN_AT[key])} (no bound set)")
+    ratio = slowdown(found, champion)
+    if ratio is not None:
+        limit = rules.max_slowdown_vs_champion
+        if limit is not None and ratio > limit:
+            failures.append(f"one-row p95 latency is {ratio:.1f}x the champion's, over the bound {limit:g}x")
+        elif limit is None and ratio > WARN_SLOWDOWN:
+            warnings.append(f"one-row p95 latency is {ratio:.1f}x the champion's (no bound set)")
+    return failures, warnings
+
+
+def slowdown(found: Mapping[str, float | None], champion: Mapping[str, float | None] | None) -> float | None:
+    """The version's one-row p95 latency as a multiple of the champion's (None without both)."""
+    mine, theirs = found.get("p95_ms"), (champion or {}).get("p95_ms")
+    return mine / theirs if mine is not None and theirs else None
+
+
+def answers_differ(expected: list[dict[str, Any]], found: list[dict[str, Any]]) -> str:
+    """'' when `found` answers each row as `expected` does (labels exactly, numbers to 1e-9 relative),
+    else how many rows differ and the first difference, in words."""
+    if len(expected) != len(found):
+        return f"{len(found)} answers for {len(expected)} evaluated ones"
+    differing = [(i, why) for i, (a, b) in enumerate(zip(expected, found, strict=True)) if (why := _differs(a, b))]
+    if not differing:
+        return ""
+    row, why = differing[0]
+    return f"{len(differing)} of {len(expected):,} test rows differ (row {row}: {why})"
+
+
+def _differs(expected: Any, found: Any, field: str = "") -> str:
+    if isinstance(expected, dict) and isinstance(found, dict):
+        if set(expected) != set(found):
+            return f"fields {sorted(map(str, expected))} evaluated, {sorted(map(str, found))} served"
+        return next((why for key in expected if (why := _differs(expected[key], found[key], f"{field}{key}."))), "")
+    name = field.rstrip(".") or "answer"
+    if _is_number(expected) and _is_number(found):
+        a, b = float(expected), float(found)
+        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE):
+            return ""
+        return f"{name} {a:.6g} evaluated, {b:.6g} served"
+    if expected is None and found is None:
+        return ""
+    same = str(expected) == str(found) if isinstance(found, str) or isinstance(expected, str) else expected == found
+    return "" if same else f"{name} {expected!r} evaluated, {found!r} served"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def summary(record: Mapping[str, Any]) -> str:
+    """'v3 ready: 0.21 MB, loads in 0.84 s, p95 1.9 ms (batch of 100: 6.2 ms), 312 MB, 1.1x the champion'."""
+    found = record["figures"]
+    text = (
+        f"v{record['version']} ready: {_shown('model_mb', found['model_mb'])}, loads in {_shown('load_s', found['load_s'])}, "
+        f"p95 {_shown('p95_ms', found['p95_ms'])} (batch: {_shown('batch_p95_ms', found['batch_p95_ms'])}), "
+        f"{_shown('memory_mb', found['memory_mb'])}"
+    )
+    champion = record.get("champion") or {}
+    ratio = slowdown(found, champion.get("figures"))
+    return text + (f", {ratio:.1f}x the champion's p95" if ratio is not None else "")
+
+
+def _metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    return {f"readiness_{k}": float(v) for k, v in record["figures"].items() if v is not None}
+
+
+def _words(key: str) -> str:
+    return {
+        "model_mb": "model size",
+        "load_s": "load time",
+        "memory_mb": "peak memory",
+    }.get(key, ("batch " if key.startswith("batch_") else "one-row ") + key.split("_")[-2] + " latency")
+
+
+def _shown(key: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if key.endswith("_mb"):
+        return f"{value:,.2f} MB" if value < 10 else f"{value:,.0f} MB"
+    if key.endswith("_s"):
+        return f"{value:.2f} s"
+    return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def _rounded(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+STAGE = Stage(
+    name="readiness",
+    func=readiness,
+    needs=("decision", "registration", "model", "training", "test", "evaluation", "target_info"),
+    makes=("readiness",),
+    cacheable=False,
+    code=("retrainer.serving",),
+)
