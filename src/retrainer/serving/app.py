@@ -323,4 +323,3 @@ class _MicroBatcher:
             if not future.done():
                 future.set_result(answers[start : start + len(rows)])
             start += len(rows)
-

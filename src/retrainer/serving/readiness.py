@@ -124,17 +124,15 @@ def _requests(
         return json.dumps(answers[0] if shape == "single" else {"predictions": answers})
 
     answers: list[dict[str, Any]] = []
-    for start in range(0, len(rows), batch_rows):
+    for start in range(0, len(rows) if keep_answers else 0, batch_rows):  # the champion is only timed
         answered = json.loads(serve(json.dumps({"rows": rows[start : start + batch_rows]})))["predictions"]
         answers += [{k: v for k, v in a.items() if k not in IDENTITY} for a in answered]
     singles = [json.dumps(rows[i % len(rows)]) for i in range(int(request["requests"]) + 1)]
     filled = (rows * (batch_rows // len(rows) + 2))[: batch_rows + len(rows)]
-    batches = [
-        json.dumps({"rows": filled[(i * 7) % len(rows) :][:batch_rows]}) for i in range(int(request["batches"]))
-    ]
+    batches = [json.dumps({"rows": filled[(i * 7) % len(rows) :][:batch_rows]}) for i in range(int(request["batches"]))]
     first = _timed(serve, singles[:1])[0]  # the first request pays for lazy set-up: shown apart
     return {
-        "answers": answers if keep_answers else [],
+        "answers": answers,
         "first_request_ms": first,
         "latency_ms": {"one_row": _summary(_timed(serve, singles[1:])), "batch": _summary(_timed(serve, batches))},
     }
@@ -160,16 +158,12 @@ def requirement_problems(path: Path) -> list[dict[str, Any]]:
     """Each requirement of the model's `requirements.txt`, with its problem where it has one: not
     installed, installed at a version the pin excludes, or installed but its modules do not import."""
     import importlib
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+    from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import InvalidRequirement, Requirement
 
     if not path.exists():
         return [{"requirement": "requirements.txt", "problem": "the model declares no requirements file"}]
-    modules: dict[str, list[str]] = {}
-    for module, distributions in packages_distributions().items():
-        for distribution in distributions:
-            modules.setdefault(_canonical(distribution), []).append(module)
     checked = []
     for line in path.read_text().splitlines():
         line = line.split("#")[0].strip()
@@ -184,14 +178,15 @@ def requirement_problems(path: Path) -> list[dict[str, Any]]:
         if wanted.marker is not None and not wanted.marker.evaluate():
             continue
         try:
-            entry["installed"] = version(wanted.name)
+            installed = distribution(wanted.name)
+            entry["installed"] = installed.version
         except PackageNotFoundError:
             checked.append({**entry, "problem": "not installed"})
             continue
         if wanted.specifier and not wanted.specifier.contains(entry["installed"], prereleases=True):
             entry["problem"] = f"installed {entry['installed']}, the model needs {wanted.specifier}"
         else:
-            for module in _import_names(wanted.name, modules.get(_canonical(wanted.name), [])):
+            for module in _import_names(wanted.name, _top_level_modules(installed)):
                 try:
                     importlib.import_module(module)
                 except Exception as error:  # noqa: BLE001 - any import failure is the finding
@@ -199,6 +194,19 @@ def requirement_problems(path: Path) -> list[dict[str, Any]]:
                     break
         checked.append(entry)
     return checked
+
+
+def _top_level_modules(installed: Any) -> list[str]:
+    """The modules a distribution installs at the top level: its `top_level.txt`, else its files."""
+    listed = (installed.read_text("top_level.txt") or "").split()
+    if listed:
+        return listed
+    found = set()
+    for file in installed.files or ():
+        parts = file.parts
+        if (len(parts) > 1 and parts[1] == "__init__.py") or (len(parts) == 1 and file.suffix == ".py"):
+            found.add(parts[0].removesuffix(".py"))
+    return sorted(found) or [_canonical(installed.metadata["Name"]).replace("-", "_")]
 
 
 def _import_names(distribution: str, modules: list[str]) -> list[str]:

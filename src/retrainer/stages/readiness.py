@@ -74,13 +74,14 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     failures, warnings = judge(candidate, expected, spec.readiness, champion_figures)
     if len(measured) > 1 and measured[1].get("error"):
         warnings.append(f"champion v{champion_version} could not be measured: {measured[1]['error']['message']}")
-    record = {
+    found = figures(candidate)
+    record: dict[str, Any] = {
         "checked": True,
         "version": version,
         "passed": not failures,
         "failures": failures,
         "warnings": warnings,
-        "figures": figures(candidate),
+        "figures": found,
         "champion": {"version": champion_version, "figures": champion_figures} if champion_version else None,
         "latency_ms": {kind: (candidate.get("latency_ms") or {}).get(kind, {}).get("samples", []) for kind in KINDS},
         "requirements": candidate.get("requirements", []),
@@ -89,7 +90,10 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     }
     for warning in warnings:
         ctx.logger.warning("readiness of %s v%s: %s", name, version, warning)
-    shown = {k: _rounded(v) for k, v in record["figures"].items() if v is not None}
+    shown = {k: _rounded(v) for k, v in found.items() if v is not None}
+    ratio = slowdown(found, champion_figures)
+    if ratio is not None:
+        shown["slowdown_vs_champion"] = _rounded(ratio)
     tags = {READINESS_TAG: "passed" if not failures else "failed", FIGURES_TAG: json.dumps(shown, sort_keys=True)}
     if failures:
         reason = f"v{version} is not ready to serve: " + "; ".join(failures)
@@ -163,7 +167,9 @@ def probe(
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=rules.timeout, check=False)
         except subprocess.TimeoutExpired:
             message = f"the fresh process did not finish within readiness.timeout ({rules.timeout:g} s)"
-            return [{"version": v, "role": role, "error": {"stage": "load", "message": message}} for v, role in versions]
+            return [
+                {"version": v, "role": role, "error": {"stage": "load", "message": message}} for v, role in versions
+            ]
         if done.returncode != 0 or not result_file.exists():
             tail = " | ".join(done.stderr.strip().splitlines()[-3:])
             raise StageError(f"the readiness probe failed (exit {done.returncode}): {tail}")
@@ -256,7 +262,9 @@ def _differs(expected: Any, found: Any, field: str = "") -> str:
     name = field.rstrip(".") or "answer"
     if _is_number(expected) and _is_number(found):
         a, b = float(expected), float(found)
-        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE):
+        if (math.isnan(a) and math.isnan(b)) or math.isclose(
+            a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE
+        ):
             return ""
         return f"{name} {a:.6g} evaluated, {b:.6g} served"
     if expected is None and found is None:
@@ -273,7 +281,8 @@ def summary(record: Mapping[str, Any]) -> str:
     """'v3 ready: 0.21 MB, loads in 0.84 s, p95 1.9 ms (batch of 100: 6.2 ms), 312 MB, 1.1x the champion'."""
     found = record["figures"]
     text = (
-        f"v{record['version']} ready: {_shown('model_mb', found['model_mb'])}, loads in {_shown('load_s', found['load_s'])}, "
+        f"v{record['version']} ready: {_shown('model_mb', found['model_mb'])}, "
+        f"loads in {_shown('load_s', found['load_s'])}, "
         f"p95 {_shown('p95_ms', found['p95_ms'])} (batch: {_shown('batch_p95_ms', found['batch_p95_ms'])}), "
         f"{_shown('memory_mb', found['memory_mb'])}"
     )
