@@ -48,8 +48,8 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec, decision = ctx.spec, inputs["decision"]
     name, version = spec.registry_name, int(inputs["registration"]["version"])
     if decision["winner"] == "unchanged":  # nothing new registered: no alias will move to it
-        record = {"checked": False, "version": version, "reason": "nothing new registered"}
-        return StageOutput(artifacts={"readiness": record}, summary="nothing new to check")
+        skipped = {"checked": False, "version": version, "reason": "nothing new registered"}
+        return StageOutput(artifacts={"readiness": skipped}, summary="nothing new to check")
     registry = ctx.registry
     champion = registry.by_alias(name, CHAMPION)
     champion_version = champion.version if champion is not None and champion.version != version else None
