@@ -32,3 +32,19 @@ def make_unsaveable_classifier() -> ClosureClassifier:
     classifier = ClosureClassifier()
     classifier.link_ = lambda z: z
     return classifier
+
+
+class ForgetfulClassifier(LogisticRegression):
+    """Learns a shift of its scores at fit, but keeps it on the class, not the instance: the saved model
+    lacks it, so a fresh process answers differently from the model that was evaluated."""
+
+    learned_shift = 0.0
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> ForgetfulClassifier:  # noqa: N803
+        super().fit(X, y, sample_weight=sample_weight)
+        type(self).learned_shift = 0.05
+        return self
+
+    def predict_proba(self, X: Any) -> Any:  # noqa: N803
+        positive = np.clip(super().predict_proba(X)[:, 1] + type(self).learned_shift, 0.0, 1.0)
+        return np.column_stack([1.0 - positive, positive])

@@ -44,15 +44,20 @@ def models(
 
     scores = [json.loads(info.metrics_text or "{}") for info in versions]
     shown = shown_metrics(scores[0], limit=2)  # the newest version's task decides the columns
-    table = Table("version", "aliases", "outcome", "candidate", *shown, title=f"{name} @ {registry.safe_uri}")
+    table = Table(
+        "version", "aliases", "outcome", "candidate", *shown, "size MB", "p95 ms", title=f"{name} @ {registry.safe_uri}"
+    )
     table.add_column("reason", overflow="fold")
     for info, metrics in zip(versions, scores, strict=True):
+        ready = json.loads(info.tags.get("retrainer.readiness_figures") or "{}")  # measured by the readiness stage
+        not_ready = info.tags.get("retrainer.readiness") == "failed"
         table.add_row(
             str(info.version),
             ", ".join(info.aliases),
-            info.tags.get("retrainer.outcome", "-"),
+            info.tags.get("retrainer.outcome") or ("not ready" if not_ready else "-"),
             info.tags.get("retrainer.candidate", ""),
             *(fmt(metrics.get(metric)) for metric in shown),
+            *(f"{ready[key]:.2f}" if key in ready else "" for key in ("model_mb", "p95_ms")),
             escape(info.tags.get("retrainer.reason", "")),  # whole: the column wraps
         )
     console.print(table)
