@@ -13,6 +13,8 @@ is not the other's, and neither inherits what the other loaded (a module-level c
 The result holds, per version: `error` (where it broke: load, schema, score), the answers to every
 row, `size_bytes`, `load_s`, `latency_ms` (`one_row`, `batch`: p50/p95/p99 and the samples),
 `first_request_ms`, `peak_memory_mb`, `baseline_memory_mb`, `requirements` (each with its problem).
+A forecaster's rows are answered as its `python_function` flavor answers them (`/forecast` takes a
+series and a horizon, not rows).
 """
 
 from __future__ import annotations
@@ -120,9 +122,14 @@ def _requests(
         except ValidationError as error:
             raise _Refused(json.dumps(error_details(error)[:3])) from None
         found = [dict(row) for row in parsed]
-        answers = loaded.respond(request_frame(found, schema.columns), [str(row[entity_id]) for row in found])
-        return json.dumps(answers[0] if shape == "single" else {"predictions": answers})
+        frame = request_frame(found, schema.columns)
+        # a forecaster's answer is a backtest over the rows sent: its python_function answer
+        answers = loaded.answer(frame) if forecaster else loaded.respond(frame, [str(r[entity_id]) for r in found])
+        return json.dumps(answers[0] if shape == "single" and answers else {"predictions": answers})
 
+    forecaster = loaded.task.name == "forecast"
+    if forecaster:  # its answers to rows depend on all the rows sent together (a backtest): send them at once
+        return _forecaster_requests(loaded, rows, request, serve, keep_answers=keep_answers)
     answers: list[dict[str, Any]] = []
     for start in range(0, len(rows) if keep_answers else 0, batch_rows):  # the champion is only timed
         answered = json.loads(serve(json.dumps({"rows": rows[start : start + batch_rows]})))["predictions"]
@@ -136,6 +143,33 @@ def _requests(
         "first_request_ms": first,
         "latency_ms": {"one_row": _summary(_timed(serve, singles[1:])), "batch": _summary(_timed(serve, batches))},
     }
+
+
+def _forecaster_requests(
+    loaded: Any, rows: list[dict[str, Any]], request: dict[str, Any], serve: Any, *, keep_answers: bool
+) -> dict[str, Any]:
+    """A forecaster: the rows answered in one request; timed are `POST /forecast` requests (a series, the
+    model's horizon), with no batch form (without exogenous columns: their futures are the client's)."""
+    from retrainer.serving import forecasts
+
+    answers = json.loads(serve(json.dumps({"rows": rows})))["predictions"] if keep_answers else []
+    forecaster = loaded.model[-1]
+    result: dict[str, Any] = {"answers": answers, "latency_ms": {}}
+    if list(forecaster.exogenous):
+        return result
+    horizon = int(loaded.task.info()["horizon"])
+    every = sorted(set(forecaster.history_["unique_id"].astype(str)))
+    bodies = [
+        json.dumps({"series_id": every[i % len(every)], "horizon": horizon}) for i in range(request["requests"] + 1)
+    ]
+
+    def forecast(body: str) -> str:
+        series, ahead, future = forecasts.parse(json.loads(body), horizon)
+        return json.dumps(forecasts.answer(loaded, series, ahead, future))
+
+    result["first_request_ms"] = _timed(forecast, bodies[:1])[0]
+    result["latency_ms"]["one_row"] = _summary(_timed(forecast, bodies[1:]))
+    return result
 
 
 def _timed(serve: Any, bodies: list[str]) -> list[float]:
