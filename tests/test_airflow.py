@@ -75,6 +75,9 @@ def test_generated_dag_loads_in_a_dagbag_with_the_specs_schedule_and_retries(
     assert dag is not None
     assert dag.schedule == "@weekly"
     names = default_pipeline().names
+    # the readiness gate is a task of its own, between register and promote (issue 26)
+    assert names.index("register") + 1 == names.index("readiness") == names.index("promote") - 1
+    assert dag.get_task("promote").upstream_task_ids == {"readiness"}
     tune = names.index("tune")
     order = ["prerequisites", *names[:tune], "tune_worker", *names[tune:]]
     assert [t.task_id for t in dag.topological_sort()] == order

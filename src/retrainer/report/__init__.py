@@ -4,7 +4,7 @@
 and its cache key), loads every artifact those stages made, draws the plots and writes
 `runs/<id>/report.html`. The executor calls it when a run ends; `retrainer report RUN_ID` calls it
 for any past run. Sections, in order: decision and reason, data quality, drift, tuning history,
-metrics with confidence intervals, slices, fairness, explanation, lineage.
+metrics with confidence intervals, slices, fairness, explanation, readiness, lineage.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SECTIONS = (
     "Slices",
     "Fairness",
     "Explanation",
+    "Readiness",
     "Lineage",
 )
 

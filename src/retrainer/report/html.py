@@ -60,6 +60,7 @@ def render(
         _slices(artifacts),
         _fairness(artifacts, task),
         _explanation(artifacts, plots, task),
+        _readiness(artifacts),
         _lineage(record, artifacts),
     ]
     title = f"retrainer report: {record.get('pipeline', '')} run {record.get('run_id', '')}"
@@ -420,6 +421,54 @@ def _explanation(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], task:
             ),
         ]
     return _section("Explanation", *parts)
+
+
+def _readiness(artifacts: Mapping[str, Any]) -> str:
+    """The registered version loaded in a fresh process: its figures beside the champion's, and latency."""
+    from retrainer.report.readiness_plots import latency_histogram
+
+    ready = artifacts.get("readiness")
+    if not ready or not ready.get("checked"):
+        why = (ready or {}).get("reason") or "the run stopped before the readiness check"
+        return _section("Readiness", _missing(f"not checked: {why}"))
+    found, champion = ready["figures"], (ready.get("champion") or {})
+    theirs = champion.get("figures") or {}
+    labels = {
+        "model_mb": "model size, MB",
+        "load_s": "load time, s",
+        "p50_ms": "one row p50, ms",
+        "p95_ms": "one row p95, ms",
+        "p99_ms": "one row p99, ms",
+        "batch_p50_ms": "batch p50, ms",
+        "batch_p95_ms": "batch p95, ms",
+        "batch_p99_ms": "batch p99, ms",
+        "memory_mb": "peak memory, MB",
+    }
+    rows = [(label, found.get(key), theirs.get(key) if champion else None) for key, label in labels.items()]
+    ratio = ready.get("slowdown_vs_champion")
+    verdict = _verdict(ready.get("passed"), "ready to serve", "NOT READY")
+    against = ""
+    if ratio:
+        against = f"; {ratio:.1f}x slower than" if ratio >= 1 else f"; {1 / ratio:.1f}x faster than"
+        against += f" champion v{champion['version']} (one-row p95)"
+    intro = f"<p>v{ready['version']}: {verdict.html}, {ready.get('rows_checked', 0):,} test rows checked{against}.</p>"
+    listed = [
+        *(("failure", f) for f in ready.get("failures", [])),
+        *(("warning", w) for w in ready.get("warnings", [])),
+    ]
+    requirements = [
+        (r["requirement"], r.get("installed"), _verdict(not r.get("problem")), r.get("problem") or "")
+        for r in ready.get("requirements", [])
+    ]
+    champion_title = f"champion v{champion['version']}" if champion else "champion"
+    return _section(
+        "Readiness",
+        intro,
+        _table(("finding", ""), listed) if listed else "",
+        _table(("figure", f"v{ready['version']}", champion_title), rows),
+        _img(latency_histogram(ready.get("latency_ms") or {}, ready.get("bounds") or {}), "request latency"),
+        _table(("requirement", "installed", "result", "problem"), requirements) if requirements else "",
+    )
 
 
 def _lineage(record: Mapping[str, Any], artifacts: Mapping[str, Any]) -> str:
