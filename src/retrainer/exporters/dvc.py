@@ -33,10 +33,10 @@ POINTER_DIR = ".retrainer-dvc"
 DATA_FILE = "data/extract.parquet"
 PARAMS_FILE = "params.yaml"
 _STR = "tag:yaml.org,2002:str"
-REGISTRY_STAGES = ("compare", "register", "promote")
-# What compare, register, promote and notify read from the spec: they are not cached, so their
-# Stage declares no sections, but DVC must re-run them when these change.
-REGISTRY_SECTIONS = ("name", "evaluation", "promotion", "tracking", "notify")
+REGISTRY_STAGES = ("compare", "register", "readiness", "promote")
+# What compare, register, readiness, promote and notify read from the spec: they are not cached, so
+# their Stage declares no sections, but DVC must re-run them when these change.
+REGISTRY_SECTIONS = ("name", "evaluation", "promotion", "readiness", "tracking", "notify")
 _ALWAYS_CHANGED_NOTE = (
     "# DVC cannot hash a database: extract runs on every `dvc repro`. It is cheap: retrainer\n"
     "# fingerprints the source with one aggregate query and reuses its cache, and the pointer (so\n"
@@ -121,7 +121,7 @@ def render_stages(params: dict[str, Any]) -> str:
 
 
 def _dvc_name(stage: str) -> str:
-    """compare, register and promote run as one DVC stage named `promote`."""
+    """compare, register, readiness and promote run as one DVC stage named `promote`."""
     return "promote" if stage in REGISTRY_STAGES else stage
 
 
