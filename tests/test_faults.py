@@ -35,6 +35,8 @@ KILL_POINTS = (
     *(f"before:{stage}" for stage in STAGES),
     "register:logged",  # MLflow run logged, no version yet
     "register:versioned",  # version created, not yet tagged validated
+    "before:readiness",
+    "readiness:measured",  # the fresh process measured the version; nothing tagged yet
     "before:promote",
     "alias:previous:before",
     "alias:champion:before",  # `previous` moved, `champion` not yet

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import NotReady, StageError
+from retrainer.faults import kill_point
 from retrainer.integrations.mlflow_registry import CHAMPION
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.promotion import READINESS_TAG
@@ -69,6 +70,7 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         rules=spec.readiness,
         default_threshold=spec.evaluation.decision_threshold,
     )
+    kill_point("readiness:measured")  # measured, nothing tagged yet: a crash here must move nothing
     candidate = measured[0]
     champion_figures = figures(measured[1]) if len(measured) > 1 and not measured[1].get("error") else None
     failures, warnings = judge(candidate, expected, spec.readiness, champion_figures)
