@@ -129,8 +129,10 @@ def test_a_challenger_is_judged_with_its_confidence_interval_and_the_report_show
     positions = [page.index(f"<h2>{title}</h2>") for title in SECTIONS]
     assert positions == sorted(positions)
     assert page.index(second.reason.split(";")[0].replace("'", "&#x27;")) < positions[1]
-    # drift per feature (against the champion), comparison, ROC, PR, calibration, confusion, SHAP, importances
-    assert page.count("data:image/png;base64,") == 8
+    # drift per feature (against the champion), comparison, ROC, PR, calibration, confusion, SHAP, importances,
+    # and the readiness check's latency histogram
+    assert page.count("data:image/png;base64,") == 9
+    assert "slower than champion v" in page or "faster than champion v" in page  # measured the same way
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from elsewhere
     assert "Drift" in page  # the drift stage ran against the champion (policy report, the default)
     assert "disparate impact" in page and "Month-to-month" in page and "Trials" in page
