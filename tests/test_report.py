@@ -319,7 +319,8 @@ def test_a_multiclass_report_draws_k_classes_and_names_the_task_s_metrics(tmp_pa
     assert "<th>positives</th>" not in page  # a multiclass slice counts rows, not positives
     assert "<th>accuracy</th>" in page and f"selection rates: {classes[-1]}" in page and "accuracy gap" in page
     assert "SHAP by class" in page and "not measured: no champion with a reference profile yet" in page
-    assert page.count("data:image/png;base64,") == 8  # comparison, 4 of the output, SHAP, importances, by class
+    # comparison, 4 of the output, SHAP, importances, by class, readiness latency
+    assert page.count("data:image/png;base64,") == 9
 
 
 def test_a_regression_report_shows_residuals_and_error_by_slice_and_no_roc(tmp_path: Path) -> None:
