@@ -97,7 +97,8 @@ def measure(request: dict[str, Any], rows: list[dict[str, Any]], entry: dict[str
         directory = registry.model_directory(name, version)
         result["size_bytes"] = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
         result["requirements"] = requirement_problems(Path(directory, "requirements.txt"))
-        copied = next((p for p in Path(directory).parents if p.name.startswith("retrainer-model-")), None)
+        here = Path(directory)
+        copied = next((p for p in (here, *here.parents) if p.name.startswith("retrainer-model-")), None)
         if copied is not None:  # a remote store's files, downloaded for this: not kept
             import shutil
 
