@@ -27,13 +27,13 @@ KINDS = ("logistic_regression", "lightgbm", "xgboost", "mlp")
 
 
 def main(kinds: list[str]) -> None:
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     import retrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        load(f"sqlite:///{directory / 'telco.db'}", telco_frame())
+        load(f"sqlite:///{directory / 'telco.db'}", telco_frame(), TABLE)
         base = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
         base["evaluation"] = {"metric": "roc_auc"}  # no gates: every kind is registered and measured
         base["promotion"] = {"min_improvement": {"metric": "roc_auc", "absolute": 0.0}}
@@ -59,7 +59,9 @@ def main(kinds: list[str]) -> None:
             against = f"{ratio:.2f}x v{champion['version']}" if ratio else "(no champion)"
             cells = f"{f['model_mb']:>6.2f} {f['load_s']:>7.2f} {f['p50_ms']:>7.2f} {f['p95_ms']:>7.2f}"
             cells += f" {f['batch_p50_ms']:>9.2f} {f['batch_p95_ms']:>9.2f} {f['memory_mb']:>8.0f}"
-            print(f"{kind:<20} {cells}  {against}; {result.outcome} v{result.model_version}")
+            print(f"{kind:<20} {cells}  {against}; {result.outcome} v{record['version']}")
+            for failure in record.get("failures", []):
+                print(f"{'':<20} not ready: {failure}")
         print(f"load average (1 min) after {os.getloadavg()[0]:.1f}")
 
 

@@ -43,6 +43,13 @@ class ReadinessSpec(_Section):
     requests: int = Field(200, ge=10, le=100_000, description="One-row requests timed.")
     batches: int = Field(20, ge=3, le=10_000, description="Batch requests timed.")
     check_rows: int = Field(5000, ge=1, description="Test rows scored and compared with the evaluated answers.")
+    tolerance: float = Field(
+        1e-6,
+        gt=0,
+        le=0.01,
+        description="Relative difference allowed between a number evaluated and served (labels must be equal): "
+        "float32 models (the MLP) answer a batch of 100 and the whole test set about 1e-7 apart.",
+    )
     timeout: float = Field(600.0, gt=0, description="Seconds the fresh process may take; longer is a failure.")
 
     @field_validator("check_rows")

@@ -4,8 +4,8 @@ A fresh process (`python -m retrainer.serving.readiness`, this interpreter) load
 `models:/` URI, answers the test rows through the serving code (request schema, response building,
 JSON in and out) and times one-row and batch requests; the champion is measured the same way, so the
 figures compare. The version must load, answer every row as the evaluated model did (labels exactly,
-numbers to 1e-9 relative), and find each requirement it declares installed at its pin: these always
-hold. Size, load time, latency, memory and the slowdown against the champion are gates only where
+numbers to `readiness.tolerance`, 1e-6 relative), and find each requirement it declares installed at
+its pin: these always hold. Size, load time, latency, memory and the slowdown against the champion are gates only where
 `readiness` bounds them; past the defaults below they only warn.
 
 A failure tags the version (`retrainer.readiness: failed` and the reason), keeps the champion, and
@@ -42,7 +42,7 @@ FIGURES_TAG = "retrainer.readiness_figures"  # json: size, load, p95 latencies, 
 # past these a figure warns (in the log and the report) without failing: a bound in the spec gates
 WARN_AT = {"model_mb": 500.0, "load_s": 30.0, "p95_ms": 100.0, "batch_p95_ms": 1000.0, "memory_mb": 4096.0}
 WARN_SLOWDOWN = 2.0
-RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE = 1e-9, 1e-12
+ABSOLUTE_TOLERANCE = 1e-12  # beside `readiness.tolerance` (relative): a probability of 0 served as 1e-17
 
 
 def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
@@ -208,7 +208,7 @@ def judge(
         f"requirement {r['requirement']} {r['problem']}" for r in measured.get("requirements", []) if r.get("problem")
     ]
     if not error:
-        difference = answers_differ(expected, measured.get("answers", []))
+        difference = answers_differ(expected, measured.get("answers", []), rules.tolerance)
         if difference:
             failures.append(f"answers differently once loaded than when evaluated: {difference}")
     found = figures(measured)
@@ -244,31 +244,34 @@ def slowdown(found: Mapping[str, float | None], champion: Mapping[str, float | N
     return mine / theirs if mine is not None and theirs else None
 
 
-def answers_differ(expected: list[dict[str, Any]], found: list[dict[str, Any]]) -> str:
-    """'' when `found` answers each row as `expected` does (labels exactly, numbers to 1e-9 relative),
-    else how many rows differ and the first difference, in words."""
+def answers_differ(expected: list[dict[str, Any]], found: list[dict[str, Any]], tolerance: float = 1e-6) -> str:
+    """'' when `found` answers each row as `expected` does (labels exactly, numbers to `tolerance`
+    relative), else how many rows differ and the first difference, in words."""
     if len(expected) != len(found):
         return f"{len(found)} answers for {len(expected)} evaluated ones"
-    differing = [(i, why) for i, (a, b) in enumerate(zip(expected, found, strict=True)) if (why := _differs(a, b))]
+    pairs = enumerate(zip(expected, found, strict=True))
+    differing = [(i, why) for i, (a, b) in pairs if (why := _differs(a, b, tolerance))]
     if not differing:
         return ""
     row, why = differing[0]
     return f"{len(differing)} of {len(expected):,} test rows differ (row {row}: {why})"
 
 
-def _differs(expected: Any, found: Any, field: str = "") -> str:
+def _differs(expected: Any, found: Any, tolerance: float, field: str = "") -> str:
     if isinstance(expected, dict) and isinstance(found, dict):
         if set(expected) != set(found):
             return f"fields {sorted(map(str, expected))} evaluated, {sorted(map(str, found))} served"
-        return next((why for key in expected if (why := _differs(expected[key], found[key], f"{field}{key}."))), "")
+        for key in expected:
+            why = _differs(expected[key], found[key], tolerance, f"{field}{key}.")
+            if why:
+                return why
+        return ""
     name = field.rstrip(".") or "answer"
     if _is_number(expected) and _is_number(found):
         a, b = float(expected), float(found)
-        if (math.isnan(a) and math.isnan(b)) or math.isclose(
-            a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE
-        ):
+        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=tolerance, abs_tol=ABSOLUTE_TOLERANCE):
             return ""
-        return f"{name} {a:.6g} evaluated, {b:.6g} served"
+        return f"{name} {a:.10g} evaluated, {b:.10g} served"
     if expected is None and found is None:
         return ""
     same = str(expected) == str(found) if isinstance(found, str) or isinstance(expected, str) else expected == found
