@@ -30,6 +30,7 @@ ORDER = (
     "orchestration",
     "serving",
     "forecast",  # task: forecast vs a hand-written statsforecast backtest (issue 20)
+    "readiness",  # each Telco candidate loaded and timed in a fresh process (issue 26)
 )
 # scripts run more than once, or with arguments: one argument list per run ((): its defaults)
 RUNS: dict[str, tuple[tuple[str, ...], ...]] = {
