@@ -27,6 +27,7 @@ from retrainer.spec.data import (
     TargetSpec,
     ValidationSpec,
 )
+from retrainer.spec.anomaly import AnomalySpec
 from retrainer.spec.forecast import BacktestSpec, ForecastSpec
 from retrainer.spec.loading import deep_merge, expand_projects, load_spec, read_yaml, spec_from_dict
 from retrainer.spec.modelling import (
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_EVENTS",
     "SECRET_KEYS",
+    "AnomalySpec",
     "BacktestSpec",
     "CanarySpec",
     "ColumnRule",

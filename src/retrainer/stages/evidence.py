@@ -91,6 +91,7 @@ def promotion_evidence(
             groups=units,
         )
         | {metric: (result.challenger_low, result.challenger_high)},
+        "checks": task.paired_checks(proba, champion_proba),  # an anomaly detector's alert overlap
         "slices": {},
         "slice_failures": [],
         "min_slice_size": spec.evaluation.min_slice_size,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import Task, resolve
+from retrainer.tasks import Task, resolve, task_class
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +38,7 @@ def split_with_task(
     import pandas as pd
 
     target = spec.target.column
+    frame = task_class(spec).with_target(frame, spec)  # an anomaly spec without target: every row "unknown"
     has_label = frame[target].notna()
     # a shallow copy when every row is labelled: copy-on-write keeps the caller's frame as it was, and
     # the table is not held twice while the parts are cut from it

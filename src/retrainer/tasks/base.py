@@ -34,6 +34,7 @@ class Task(ABC):
     # options of the spec that only some tasks have (checked by `check_spec`)
     has_decision_threshold: ClassVar[bool] = False
     has_class_weight: ClassVar[bool] = False
+    has_positive_label: ClassVar[bool] = False  # `target.positive` applies (binary; anomaly: the known anomalies)
     explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
     explainable: ClassVar[bool] = True  # the explain stage's SHAP and permutation importance apply
     sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
@@ -62,6 +63,22 @@ class Task(ABC):
         return None
 
     # ------------------------------------------------------------------ what tables leave to the defaults
+    @classmethod
+    def with_target(cls, frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+        """The frame validation and the split read, with its target column (an anomaly spec may have no
+        target: its rows get the label "unknown"): the frame itself here."""
+        return frame
+
+    @classmethod
+    def own_spec_problems(cls, spec: Spec) -> list[str]:
+        """What the task refuses in a spec beyond the options `spec_problems` checks for every task: nothing here."""
+        return []
+
+    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None) -> dict[str, Any]:
+        """Checks of the challenger against the champion on the same rows, beside the bootstrap (an anomaly
+        detector's alert overlap), for the evidence and the report: none here."""
+        return {}
+
     @classmethod
     def data_checks(cls, frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> list[tuple[str, bool, str]]:
         """Validation's checks of this task beyond the table's, as (name, passed, message): none here."""
@@ -252,14 +269,15 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
             problems.append("evaluation.threshold_metric applies to binary models only")
         if spec.models.calibration != "none":
             problems.append("models.calibration applies to binary models only")
-        if spec.target.positive is not None:
-            problems.append("target.positive applies to binary models only")
+    if spec.target.positive is not None and not (cls.has_decision_threshold or cls.has_positive_label):
+        problems.append("target.positive applies to binary models (and known anomalies) only")
     if not cls.has_class_weight:
         for candidate, params in {**spec.models.params, **spec.models.search_space}.items():
             if "class_weight" in params:
                 problems.append(f"models: class_weight ({candidate}) applies to classifiers only")
     if task != "regression" and spec.target.transform != "none":
         problems.append("target.transform applies to regression only")
+    problems += cls.own_spec_problems(spec)
     from retrainer.models.custom import needs
 
     catalogue = spec.models.catalogue
