@@ -231,7 +231,7 @@ def _top_k(output: np.ndarray, w: np.ndarray) -> np.ndarray:
     ranked = w[:, order]
     before = np.cumsum(ranked, axis=1) - ranked
     share = np.clip(k - before, 0.0, ranked) / np.where(ranked > 0, ranked, 1.0)
-    taken = np.empty_like(share)
+    taken: np.ndarray = np.empty_like(share)
     taken[:, order] = share
     return taken
 

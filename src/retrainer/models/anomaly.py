@@ -6,8 +6,9 @@ not seen) or EllipticEnvelope and makes three things the same for each:
 - the cut-off: the score above which `alert_rate` of the training rows lie, fitted once and saved
   with the model, so serving flags at the rate the model was fitted for. A training row's LOF
   score is its own (`negative_outlier_factor_`), not one that counts it among its neighbours;
-- the stability check: `stability_seeds` copies of a seeded detector, refitted with other seeds,
-  each with its own cut-off. A row's `seed_agreement` is the share of copies that flag it too.
+- the stability check: `stability_seeds` copies refitted with other seeds on other samples of the
+  training rows (`COPY_SHARE` of them each, so a detector without a seed, LOF, is checked too), each
+  with its own cut-off. A row's `seed_agreement` is the share of copies that flag it too.
 
 `fit` never reads `y`: the labels of known anomalies are for scoring, never for fitting.
 `predict` returns one row per input row, `metrics.ANOMALY_OUTPUT`: score, cut-off, expected alert
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 METHODS = ("isolation_forest", "local_outlier_factor", "elliptic_envelope")
-SEEDED = frozenset({"isolation_forest", "elliptic_envelope"})
+COPY_SHARE = 0.8  # of the training rows, drawn afresh for each stability copy
 
 
 def build_detector(method: str, params: dict[str, Any], seed: int) -> Any:
@@ -70,12 +71,24 @@ class AnomalyDetector(BaseEstimator):
             # MinCovDet's C-steps on a 0/1 column (a one-hot category) report rounding as a rising determinant
             warnings.filterwarnings("ignore", message="Determinant has increased", category=RuntimeWarning)
             self.detector_ = build_detector(self.method, params, self.seed).fit(X)
-            copies = self.stability_seeds if self.method in SEEDED else 0
-            self.copies_ = [build_detector(self.method, params, self.seed + 1 + i).fit(X) for i in range(copies)]
+            self.copies_, cutoffs = [], []
+            for i in range(self.stability_seeds):
+                rows = self._resample(len(X), self.seed + 1 + i)
+                part = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+                self.copies_.append(build_detector(self.method, params, self.seed + 1 + i).fit(part))
+                cutoffs.append(self._cutoff(self.copies_[-1], part))
         self.cutoff_ = self._cutoff(self.detector_, X)
-        self.copy_cutoffs_ = np.array([self._cutoff(copy, X) for copy in self.copies_], dtype=float)
+        self.copy_cutoffs_ = np.array(cutoffs, dtype=float)
         self.n_features_in_ = int(np.shape(X)[1])
         return self
+
+    @staticmethod
+    def _resample(n: int, seed: int) -> np.ndarray:
+        """The rows a stability copy learns from: `COPY_SHARE` of them, drawn without replacement."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(n, size=max(2, round(COPY_SHARE * n)), replace=False))
 
     def _cutoff(self, detector: Any, X: Any) -> float:  # noqa: N803
         """The score above which `alert_rate` of the training rows lie."""
@@ -99,9 +112,9 @@ class AnomalyDetector(BaseEstimator):
 
         scores = self.score_samples(X)
         if self.copies_:
-            flags = [-np.asarray(c.score_samples(X)) >= cut for c, cut in zip(self.copies_, self.copy_cutoffs_)]
-            agreement = np.mean(flags, axis=0).astype(float)
-        else:  # a detector without a seed (LOF) gives the same alerts every time
+            copies = zip(self.copies_, self.copy_cutoffs_, strict=True)
+            agreement = np.mean([-np.asarray(c.score_samples(X)) >= cut for c, cut in copies], axis=0).astype(float)
+        else:  # no copies (stability_seeds: 0): nothing to disagree with
             agreement = np.ones(len(scores))
         n = len(scores)
         return np.column_stack([scores, np.full(n, self.cutoff_), np.full(n, self.alert_rate), agreement])

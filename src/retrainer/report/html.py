@@ -296,6 +296,9 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
             f"[{boot['low']:+.4f}, {boot['high']:+.4f}] "
             f"({'excludes' if boot['low'] > 0 or boot['high'] < 0 else 'includes'} zero)</p>"
         )
+    note = task.metrics_note(evidence)  # an anomaly detector's checks, said to be checks
+    if note:
+        parts.append(f"<p>{escape(note)}</p>")
     grid = "".join(_img(plots.get(k), k.replace("_", " ")) for k in ("comparison", *OUTPUT_STEMS))
     if not grid:
         parts.append(_missing("no plots: the report could not load the model and test set (is the spec file moved?)"))

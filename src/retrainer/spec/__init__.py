@@ -14,6 +14,7 @@ the reading of files in `loading`; import them from here.
 """
 
 from retrainer.models import DEFAULT_CANDIDATES
+from retrainer.spec.anomaly import AnomalySpec
 from retrainer.spec.common import _did_you_mean, _Section, parse_duration
 from retrainer.spec.data import (
     ColumnRule,
@@ -27,7 +28,6 @@ from retrainer.spec.data import (
     TargetSpec,
     ValidationSpec,
 )
-from retrainer.spec.anomaly import AnomalySpec
 from retrainer.spec.forecast import BacktestSpec, ForecastSpec
 from retrainer.spec.loading import deep_merge, expand_projects, load_spec, read_yaml, spec_from_dict
 from retrainer.spec.modelling import (

@@ -36,8 +36,8 @@ class AnomalySpec(_Section):
         2,
         ge=0,
         le=10,
-        description="Copies of a seeded detector refitted with other seeds; seed_agreement is the share of "
-        "the model's alerts they also raise (0: no copies).",
+        description="Copies of the detector refitted with other seeds on 80 % samples of the training rows; "
+        "seed_agreement is the share of the model's alerts they also raise (0: no copies).",
     )
     min_seed_agreement: float = Field(
         0.5, ge=0, le=1, description="Gate: the least seed_agreement a model may have (0: no gate)."

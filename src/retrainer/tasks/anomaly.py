@@ -229,10 +229,31 @@ class AnomalyTask(Task):
             )
         return failures
 
+    def metrics_note(self, evidence: Mapping[str, Any]) -> str | None:
+        """Says plainly what the label-free figures are, and how the alerts overlap with the champion's."""
+        checks = evidence.get("checks") or {}
+        overlap = ""
+        if checks.get("alert_overlap") is not None:
+            overlap = (
+                f" On the same test rows the challenger raises {checks['alerts']:,} alerts and the champion "
+                f"{checks['champion_alerts']:,}; they share {checks['alert_overlap']:.0%} of their alerts (Jaccard), "
+                f"and the challenger keeps {checks['champion_alerts_kept']:.0%} of the champion's."
+            )
+        if self.labelled:
+            return (
+                "Known anomalies score the detectors (never used to fit them). alert_rate and seed_agreement are "
+                "checks, not proof: a rate near the expected one and alerts that survive other seeds say the "
+                "detector behaves as fitted, not that its alerts are anomalies." + overlap
+            )
+        return (
+            "No labels: nothing here proves that an alert is an anomaly. alert_rate (near the expected rate), "
+            "seed_agreement (alerts that survive other seeds) and the overlap with the champion's alerts are "
+            "checks of behaviour, not of correctness; review the top alerts." + overlap
+        )
+
     def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None) -> dict[str, Any]:
         """The overlap of the challenger's alerts with the champion's on the same rows (Jaccard, and the share
         of the champion's alerts the challenger keeps): a check, not proof of either."""
-        import numpy as np
 
         if champion_output is None or len(champion_output) != len(output):
             return {}

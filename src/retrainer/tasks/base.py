@@ -79,6 +79,10 @@ class Task(ABC):
         detector's alert overlap), for the evidence and the report: none here."""
         return {}
 
+    def metrics_note(self, evidence: Mapping[str, Any]) -> str | None:
+        """What the report says beside the metrics (compare's `evidence`, `paired_checks` in it): nothing here."""
+        return None
+
     @classmethod
     def data_checks(cls, frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> list[tuple[str, bool, str]]:
         """Validation's checks of this task beyond the table's, as (name, passed, message): none here."""
