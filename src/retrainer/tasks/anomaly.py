@@ -128,11 +128,20 @@ class AnomalyTask(Task):
         return np.asarray(batched(lambda rows: model.predict(rows), frame), dtype=float)
 
     def response(self, output: np.ndarray, threshold: float) -> list[dict[str, Any]]:
-        """The score and the flag at the cut-off stored with the model (`threshold` is not read)."""
-        return [
-            {"anomaly_score": float(row[0]), "anomaly": bool(row[0] >= row[1]), "cutoff": float(row[1])}
-            for row in output
-        ]
+        """The score and the flag at the cut-off stored with the model (`threshold` is not read); `prediction`
+        is the flag as 0/1, what the prediction log keeps."""
+        answers = []
+        for row in output:
+            flagged = bool(row[0] >= row[1])
+            answers.append(
+                {
+                    "prediction": int(flagged),
+                    "anomaly": flagged,
+                    "anomaly_score": float(row[0]),
+                    "cutoff": float(row[1]),
+                }
+            )
+        return answers
 
     def logged_metrics(
         self, y: np.ndarray, predictions: pd.Series, probabilities: pd.Series, threshold: float
