@@ -344,6 +344,32 @@ def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) 
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
 
 
+def test_the_anomaly_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
+    """task: anomaly (examples/card_defaults) through the same exported DAG: the detector and its cut-off promoted."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from conftest import example_setup
+
+    data = example_setup("card_defaults").write(tmp_path / "defaults.csv")
+    spec = yaml.safe_load((ROOT / "examples" / "card_defaults" / "pipeline.yaml").read_text())
+    spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
+    spec |= {"models": {"candidates": ["isolation_forest"], "n_trials": 1, "cv_folds": 2}}
+    path = tmp_path / "card_defaults.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    [dag_file] = export_dags([path], airflow_home / "dags" / "anomaly")
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_card_defaults")
+    assert dag is not None
+    assert str(dag.test().state).endswith("success")
+
+    loaded = retrainer.load_spec(path)
+    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias("card-defaults", "champion")
+    assert champion is not None
+    assert json.loads(champion.tags["retrainer.task"]) == {"task": "anomaly", "positive": "Yes", "labelled": True}
+    metrics = json.loads(champion.tags["retrainer.metrics"])
+    assert metrics["average_precision"] >= 0.15 and 0.025 <= metrics["alert_rate"] <= 0.075  # the example's gates
+
+
 def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
     airflow_home: Path,
     telco_db: Callable[..., str],
