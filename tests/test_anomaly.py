@@ -164,8 +164,8 @@ def test_alert_overlap_with_the_champion() -> None:
         ({"anomaly": {"contamination": 0.1}}, "anomaly.contamination"),
         ({"task": "binary", "target": "y", "anomaly": {}}, "applies to task: anomaly only"),
         ({"evaluation": {"thresholds": {"precision_at_k": 0.3}}}, "precision_at_k needs known anomalies"),
-        ({"evaluation": {"metric": "roc_auc"}}, "roc_auc is not a anomaly metric"),
-        ({"models": {"candidates": ["logistic_regression"]}}, "logistic_regression cannot train a anomaly model"),
+        ({"evaluation": {"metric": "roc_auc"}}, "roc_auc is not an anomaly metric"),
+        ({"models": {"candidates": ["logistic_regression"]}}, "logistic_regression cannot train an anomaly model"),
         ({"models": {"calibration": "sigmoid"}}, "models.calibration applies to binary models only"),
     ],
 )

@@ -257,6 +257,7 @@ class Task(ABC):
 def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
     """Every option of `spec` that does not apply to the task `cls`, in words (load-time and run-time checks)."""
     task = cls.name
+    a_task = ("an " if task[0] in "aeiou" else "a ") + task  # "an anomaly model", "a binary model"
     problems = []
     named = {
         "evaluation.metric": spec.evaluation.metric,
@@ -267,7 +268,7 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
     applicable = metrics_for(task)
     for key, metric in named.items():
         if metric is not None and metric in REGISTRY and metric not in applicable:
-            problems.append(f"{key}: {metric} is not a {task} metric (choose from {', '.join(applicable)})")
+            problems.append(f"{key}: {metric} is not {a_task} metric (choose from {', '.join(applicable)})")
     if not cls.has_decision_threshold:
         if spec.evaluation.threshold_metric is not None:
             problems.append("evaluation.threshold_metric applies to binary models only")
@@ -291,12 +292,12 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
             continue
         if known.estimator:  # your own: say what it lacks
             problems.append(
-                f"models.candidates: {candidate} ({known.estimator}) cannot train a {task} model: "
+                f"models.candidates: {candidate} ({known.estimator}) cannot train {a_task} model: "
                 f"it needs {needs(cls.estimator_type)}"
             )
             continue
         fits = [name for name, c in catalogue.items() if cls.estimator_type in c.kinds and not c.estimator]
-        problems.append(f"models.candidates: {candidate} cannot train a {task} model (choose from {', '.join(fits)})")
+        problems.append(f"models.candidates: {candidate} cannot train {a_task} model (choose from {', '.join(fits)})")
     return problems
 
 
