@@ -16,7 +16,7 @@ import yaml
 from sklearn.metrics import average_precision_score
 
 import retrainer
-from retrainer.errors import SpecError
+from retrainer.errors import DataValidationError, SpecError
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.metrics import ANOMALY_OUTPUT, REGISTRY, metrics_for
 from retrainer.models.anomaly import AnomalyDetector
@@ -248,3 +248,29 @@ def test_without_labels_the_run_gates_on_checks_and_says_so(tmp_path: Path, defa
     strict = example_spec(tmp_path, "strict.yaml", target=None, evaluation=None, promotion=None, anomaly=rules)
     rejected = retrainer.run(strict)
     assert rejected.outcome == "rejected" and "seed_agreement" in rejected.reason
+
+
+def test_the_report_draws_the_scores_and_the_top_alerts_with_their_unusual_features() -> None:
+    from retrainer.report import anomaly_plots
+    from retrainer.report.figures import Scored
+
+    y, output = scored(200)
+    rng = np.random.default_rng(4)
+    rows = pd.DataFrame({"amount": rng.normal(100, 10, 200), "kind": ["a"] * 190 + ["rare"] * 10})
+    rows.loc[int(np.argmax(output[:, 0])), "amount"] = 1000.0  # the top alert: its amount is far out
+    unusual = anomaly_plots.robust_z(rows)
+    assert unusual.loc[int(np.argmax(output[:, 0])), "amount"] > 50
+    assert unusual["kind"].iloc[-1] > unusual["kind"].iloc[0] > 0  # a rarer category is more unusual
+    top = anomaly_plots.top_alerts(rows, output[:, 0])
+    assert top is not None and len(top) == anomaly_plots.TOP_ALERTS and top.columns[0] == "amount"
+
+    plots = anomaly_plots.draw(Scored(y, output, 0.5, rows=rows))
+    assert set(plots) == set(anomaly_plots.STEMS) and all(png.startswith(b"\x89PNG") for png in plots.values())
+    assert set(anomaly_plots.draw(Scored(np.full(200, -1), output, 0.5))) == {"score_distribution"}
+
+
+def test_known_anomalies_must_be_in_both_splits() -> None:
+    task = AnomalyTask("Yes")
+    with pytest.raises(DataValidationError, match="the test split has 1 known anomalies"):
+        task.check_split({"train": np.array([0, 1, 1, 0]), "test": np.array([0, 0, 1])})
+    AnomalyTask(None, labelled=False).check_split({"train": np.full(4, -1), "test": np.full(3, -1)})

@@ -2,8 +2,9 @@
 of the scores with the stored cut-off (known anomalies apart where the data has them), and the top alerts
 with their most unusual features.
 
-"Unusual" is a robust z-score against the test rows themselves: (value - median) / (1.4826 x MAD), per
-numeric input, so a feature counts for how far it is from the batch's typical row, in its own spread.
+"Unusual" is measured against the test rows themselves: a numeric input's robust z-score, (value - median)
+/ (1.4826 x MAD), so a feature counts for how far it is from the batch's typical row in its own spread; a
+category's rarity on the same scale (`robust_z`).
 """
 
 from __future__ import annotations
@@ -56,15 +57,23 @@ def score_distribution_plot(y: np.ndarray, output: np.ndarray) -> bytes:
 
 
 def robust_z(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each numeric input's robust z-score against the rows' median and MAD (a constant column: 0)."""
+    """Each input's unusualness per row: a numeric column's robust z-score against the rows' median and MAD
+    (a constant column: 0); a category's rarity as the two-sided normal z of its share of the rows (a value
+    one row in twenty holds scores 1.96, one in a thousand 3.29), always positive."""
     import numpy as np
     import pandas as pd
+    from scipy.stats import norm
 
     numeric = rows.select_dtypes(include="number").astype(float)
     median = numeric.median()
     spread = 1.4826 * (numeric - median).abs().median()
     spread = spread.where(spread > 0, numeric.std(ddof=0)).replace(0.0, np.nan)
-    return pd.DataFrame(((numeric - median) / spread).fillna(0.0), index=rows.index, columns=numeric.columns)
+    scores = ((numeric - median) / spread).fillna(0.0)
+    for column in rows.columns.difference(numeric.columns, sort=False):
+        values = rows[column].astype(str)
+        share = values.map(values.value_counts(normalize=True)).to_numpy(dtype=float)
+        scores[column] = norm.isf(share / 2)
+    return pd.DataFrame(scores, index=rows.index, columns=list(rows.columns))
 
 
 def top_alerts(rows: pd.DataFrame, scores: np.ndarray, top: int = TOP_ALERTS) -> pd.DataFrame | None:
@@ -94,5 +103,5 @@ def top_alerts_plot(alerts: pd.DataFrame, y: np.ndarray, output: np.ndarray) -> 
         labels.append(f"#{rank} score {output[row, 0]:.3g}{known}")
     axes.set_yticks(range(len(labels)), labels=labels, fontsize=7)
     axes.set_xticks(range(matrix.shape[1]), labels=[short(str(c), 16) for c in alerts.columns], fontsize=7, rotation=30)
-    axes.set_title("Top alerts: robust z-score of their most unusual features", fontsize=9)
+    axes.set_title("Top alerts: their most unusual features\n(robust z-score; a category: its rarity)", fontsize=9)
     return png(drawn)
