@@ -149,11 +149,17 @@ def test_the_gates_check_the_alert_rate_and_the_seed_agreement() -> None:
 def test_alert_overlap_with_the_champion() -> None:
     mine = np.array([[1.0, 0.5, 0.1, 1], [1.0, 0.5, 0.1, 1], [0.0, 0.5, 0.1, 1], [0.0, 0.5, 0.1, 1]])
     theirs = np.array([[1.0, 0.5, 0.1, 1], [0.0, 0.5, 0.1, 1], [1.0, 0.5, 0.1, 1], [0.0, 0.5, 0.1, 1]])
-    checks = AnomalyTask().paired_checks(mine, theirs)
+    spec = spec_from_dict(BASE)
+    checks = AnomalyTask().paired_checks(mine, theirs, spec)
     assert checks == {"alerts": 2, "champion_alerts": 2, "alert_overlap": pytest.approx(1 / 3, abs=1e-4)} | {
-        "champion_alerts_kept": 0.5
+        "champion_alerts_kept": 0.5,
+        "failures": [],
     }
-    assert AnomalyTask().paired_checks(mine, None) == {}
+    assert AnomalyTask().paired_checks(mine, None, spec) == {}
+    strict = spec_from_dict({**BASE, "anomaly": {"min_alert_overlap": 0.5}})
+    assert AnomalyTask().paired_checks(mine, theirs, strict)["failures"] == [
+        "alert overlap with the champion 33.33% < minimum 50%"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -243,6 +249,15 @@ def test_without_labels_the_run_gates_on_checks_and_says_so(tmp_path: Path, defa
     assert result.metrics["test_seed_agreement"] >= 0.6  # the example's gate
     report = (Path(spec.store) / "runs" / result.run_id / "report.html").read_text()
     assert "nothing here proves that an alert is an anomaly" in report
+
+    other = {"candidates": ["local_outlier_factor"], "n_trials": 1, "cv_folds": 3}
+    overlap = {"alert_rate": 0.05, "min_seed_agreement": 0.5, "min_alert_overlap": 0.99}
+    unlike = example_spec(
+        tmp_path, "lof.yaml", target=None, evaluation=None, promotion=None, models=other, anomaly=overlap
+    )
+    kept = retrainer.run(unlike)
+    assert kept.outcome == "kept_champion", kept.reason
+    assert "alert overlap with the champion" in kept.reason and "< minimum 99%" in kept.reason
 
     rules = {"alert_rate": 0.05, "min_seed_agreement": 1.0}  # every alert raised by every copy: too strict
     strict = example_spec(tmp_path, "strict.yaml", target=None, evaluation=None, promotion=None, anomaly=rules)

@@ -42,3 +42,10 @@ class AnomalySpec(_Section):
     min_seed_agreement: float = Field(
         0.5, ge=0, le=1, description="Gate: the least seed_agreement a model may have (0: no gate)."
     )
+    min_alert_overlap: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Gate at the comparison: the least share of alerts (Jaccard) a challenger must share with the "
+        "champion on the same test rows to replace it (None: the overlap is reported only).",
+    )

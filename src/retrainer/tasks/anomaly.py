@@ -255,17 +255,23 @@ class AnomalyTask(Task):
             "checks of behaviour, not of correctness; review the top alerts." + overlap
         )
 
-    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None) -> dict[str, Any]:
+    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None, spec: Spec) -> dict[str, Any]:
         """The overlap of the challenger's alerts with the champion's on the same rows (Jaccard, and the share
-        of the champion's alerts the challenger keeps): a check, not proof of either."""
-
+        of the champion's alerts the challenger keeps): a check, not proof of either. Below
+        `anomaly.min_alert_overlap` it keeps the champion."""
         if champion_output is None or len(champion_output) != len(output):
             return {}
         mine, theirs = output[:, 0] >= output[:, 1], champion_output[:, 0] >= champion_output[:, 1]
         both, either = int((mine & theirs).sum()), int((mine | theirs).sum())
+        overlap = round(both / either, 4) if either else None
+        least = (spec.anomaly or AnomalySpec()).min_alert_overlap
+        failures = []
+        if least is not None and overlap is not None and overlap < least:
+            failures.append(f"alert overlap with the champion {overlap:.2%} < minimum {least:.0%}")
         return {
             "alerts": int(mine.sum()),
             "champion_alerts": int(theirs.sum()),
-            "alert_overlap": round(both / either, 4) if either else None,
+            "alert_overlap": overlap,
             "champion_alerts_kept": round(both / int(theirs.sum()), 4) if theirs.any() else None,
+            "failures": failures,
         }

@@ -74,9 +74,10 @@ class Task(ABC):
         """What the task refuses in a spec beyond the options `spec_problems` checks for every task: nothing here."""
         return []
 
-    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None) -> dict[str, Any]:
+    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None, spec: Spec) -> dict[str, Any]:
         """Checks of the challenger against the champion on the same rows, beside the bootstrap (an anomaly
-        detector's alert overlap), for the evidence and the report: none here."""
+        detector's alert overlap), for the evidence and the report; those its `failures` list (in words)
+        keep the champion: none here."""
         return {}
 
     def metrics_note(self, evidence: Mapping[str, Any]) -> str | None:
