@@ -181,8 +181,11 @@ def test_spec_errors_are_one_clear_line(change: dict[str, Any], message: str) ->
 
 
 # ------------------------------------------------------------------------------ end to end (the example)
-def example_spec(tmp_path: Path, filename: str, **changes: Any) -> retrainer.Spec:
-    spec = yaml.safe_load((ROOT / "examples" / "card_defaults" / "pipeline.yaml").read_text())
+QUICK = {"n_bootstrap": 300}
+
+
+def example_spec(tmp_path: Path, filename: str, example: str = "pipeline.yaml", **changes: Any) -> retrainer.Spec:
+    spec = yaml.safe_load((ROOT / "examples" / "card_defaults" / example).read_text())
     spec |= {"source": {"path": str(tmp_path / "defaults.csv")}, "store": str(tmp_path / "store")}
     spec |= {"models": {"candidates": ["isolation_forest"], "n_trials": 2, "cv_folds": 3}}
     spec |= {"promotion": {"min_improvement": {"metric": "average_precision", "absolute": 0.01}, "n_bootstrap": 300}}
@@ -238,8 +241,8 @@ def test_card_defaults_promote_keep_reject_and_serve(tmp_path: Path, defaults: p
 
 @pytest.mark.slow
 def test_without_labels_the_run_gates_on_checks_and_says_so(tmp_path: Path, defaults: pd.DataFrame) -> None:
-    defaults.drop(columns=["default"]).to_csv(tmp_path / "defaults.csv", index=False)
-    spec = example_spec(tmp_path, "u.yaml", target=None, evaluation=None, promotion=None)
+    defaults.to_csv(tmp_path / "defaults.csv", index=False)  # unlabelled.yaml drops the labels
+    spec = example_spec(tmp_path, "u.yaml", "unlabelled.yaml", promotion=QUICK)
     assert spec.target.column == UNLABELLED
 
     result = retrainer.run(spec)
@@ -252,15 +255,13 @@ def test_without_labels_the_run_gates_on_checks_and_says_so(tmp_path: Path, defa
 
     other = {"candidates": ["local_outlier_factor"], "n_trials": 1, "cv_folds": 3}
     overlap = {"alert_rate": 0.05, "min_seed_agreement": 0.5, "min_alert_overlap": 0.99}
-    unlike = example_spec(
-        tmp_path, "lof.yaml", target=None, evaluation=None, promotion=None, models=other, anomaly=overlap
-    )
+    unlike = example_spec(tmp_path, "lof.yaml", "unlabelled.yaml", promotion=QUICK, models=other, anomaly=overlap)
     kept = retrainer.run(unlike)
     assert kept.outcome == "kept_champion", kept.reason
     assert "alert overlap with the champion" in kept.reason and "< minimum 99%" in kept.reason
 
     rules = {"alert_rate": 0.05, "min_seed_agreement": 1.0}  # every alert raised by every copy: too strict
-    strict = example_spec(tmp_path, "strict.yaml", target=None, evaluation=None, promotion=None, anomaly=rules)
+    strict = example_spec(tmp_path, "strict.yaml", "unlabelled.yaml", promotion=QUICK, anomaly=rules)
     rejected = retrainer.run(strict)
     assert rejected.outcome == "rejected" and "seed_agreement" in rejected.reason
 
