@@ -263,6 +263,79 @@ def kind_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str,
     return changes
 
 
+# what a real change against the champion's data is (a contract learnt from it, as TFDV's schema)
+NULL_JUMP = 0.10  # the null rate rose by at least this, and at least doubled
+NEW_CATEGORY_SHARE = 0.5  # most rows hold a value the champion never saw
+
+
+def contract_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The new batch against the contract the champion's training data implies: columns whose type
+    changed, whose null rate jumped, whose median lies a whole span beyond the range the champion saw
+    (times excepted), or whose values are
+    mostly categories it never saw. Drift is a shift inside these bounds; these are a broken feed (a
+    unit change, a renamed code, a join that lost its rows). Each names the column and both figures."""
+    import pandas as pd
+
+    changes = [
+        {"column": c["name"], "rule": "type", "was": c["was"], "now": c["now"], "message": describe_kind_change(c)}
+        for c in kind_changes(profile, frame)
+    ]
+    retyped = {change["column"] for change in changes}
+    for name, reference in profile["columns"].items():
+        if name not in frame.columns or name in retyped or not len(frame):
+            continue
+        series = frame[name]
+        was, now = float(reference["null_fraction"]), float(series.isna().mean())
+        if now - was >= NULL_JUMP and now >= 2 * was:
+            changes.append(
+                {
+                    "column": name,
+                    "rule": "null_rate",
+                    "was": round(was, 4),
+                    "now": round(now, 4),
+                    "message": f"{name}: null rate {was:.1%} in the champion's data, {now:.1%} now",
+                }
+            )
+        present = series.dropna()
+        if not len(present):
+            continue
+        # times move on by nature, and so do years and counters: a range is broken when the median
+        # lies a whole span beyond it (dollars become cents), not just past its edge
+        if reference["kind"] == "numeric" and reference["quantiles"]:
+            if pd.api.types.is_datetime64_any_dtype(present.dtype):
+                continue
+            median = float(pd.to_numeric(present, errors="coerce").median())
+            low, high = float(reference["quantiles"][0]), float(reference["quantiles"][-1])
+            span = high - low  # zero: constant in the champion's data, a column it could not learn from
+            if span > 0 and median == median and not low - span <= median <= high + span:
+                changes.append(
+                    {
+                        "column": name,
+                        "rule": "range",
+                        "was": [low, high],
+                        "now": median,
+                        "message": f"{name}: median {median:,.4g} outside the champion's range "
+                        f"{low:,.4g} to {high:,.4g}",
+                    }
+                )
+        elif reference["kind"] == "categorical" and OTHER_BIN not in reference["categories"]:
+            text = present.astype(str)
+            unseen = text[~text.isin(list(reference["categories"]))]
+            share = len(unseen) / len(text)
+            if share > NEW_CATEGORY_SHARE:
+                shown = ", ".join(repr(v) for v in unseen.value_counts().index[:3])
+                changes.append(
+                    {
+                        "column": name,
+                        "rule": "new_categories",
+                        "was": 0.0,
+                        "now": round(share, 4),
+                        "message": f"{name}: {share:.0%} of rows hold values the champion never saw (e.g. {shown})",
+                    }
+                )
+    return changes
+
+
 def describe_kind_change(change: dict[str, Any]) -> str:
     """One change in words: `tenure was numeric, now text: 352 values are not numbers (e.g. 'unknown')`."""
     shown = ", ".join(repr(e) for e in change["examples"])

@@ -161,11 +161,14 @@ class ValidationSpec(_Section):
         "constant_columns, cardinality, finite_values, no_future_timestamps, freshness, contract): 'error' rejects "
         "the batch, 'warn' reports it and goes on.",
     )
-    contract: Literal["off", "infer", "enforce"] = Field(
-        "off",
+    contract: Literal["off", "champion", "infer", "enforce"] = Field(
+        "champion",
         description=(
-            "Data contract `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first batch "
-            "that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
+            "'champion': the data the champion learnt from is the contract (stored with every registered "
+            "model); a new batch whose column changed type, whose null rate jumped, whose values left the "
+            "champion's range or whose categories are mostly new is rejected, naming the column and both "
+            "figures. A file `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first "
+            "batch that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
         ),
     )
     contract_path: str | None = Field(None, description="Where the contract lives, if not beside the spec.")

@@ -105,9 +105,42 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         **({"mean_abs_shap_by_class": per_class} if per_class else {}),
     }
     leader = names[order[0]] if len(order) else "none"
-    return StageOutput(
-        artifacts={"explanation": report}, summary=f"{kind} SHAP on {len(values)} rows; top feature {leader}"
+    summary = f"{kind} SHAP on {len(values)} rows; top feature {leader}"
+    if dominant := dominant_feature(report["mean_abs_shap"], columns, spec.leakage.allow):
+        report["dominant_feature"] = dominant
+        ctx.logger.warning("%s", dominant["message"])
+        summary += f"; warning: {dominant['message']}"
+    return StageOutput(artifacts={"explanation": report}, summary=summary)
+
+
+DOMINANT_SHARE = 0.6  # one input carries this share of the mean |SHAP|...
+DOMINANT_RATIO = 5.0  # ...and this many times the next input's
+
+
+def dominant_feature(
+    mean_abs_shap: Mapping[str, float], columns: list[str], allowed: list[str]
+) -> dict[str, Any] | None:
+    """The leakage guard's check after training: one input that carries most of the model's SHAP
+    importance while the others carry little (a proxy of the label the single-feature scores missed).
+    Encoded columns (`contract_Month-to-month`) count for the input they come from. A warning: a
+    model that leans on one honest feature is possible, and the figures say so."""
+    per_input: dict[str, float] = {}
+    for name, value in mean_abs_shap.items():
+        source = max((c for c in columns if name == c or name.startswith(f"{c}_")), key=len, default=name)
+        per_input[source] = per_input.get(source, 0.0) + value
+    ranked = sorted(per_input.items(), key=lambda item: -item[1])
+    total = sum(per_input.values())
+    if len(ranked) < 2 or total <= 0 or ranked[0][0] in allowed:
+        return None
+    (column, top), (runner_up, second) = ranked[0], ranked[1]
+    share = top / total
+    if share < DOMINANT_SHARE or top < DOMINANT_RATIO * second:
+        return None
+    message = (
+        f"{column} carries {share:.0%} of the model's SHAP importance, {top / max(second, 1e-12):.1f}x the next "
+        f"input ({runner_up}): a proxy of the label? (leakage.allow: [{column}] if it is known at prediction time)"
     )
+    return {"column": column, "share": round(share, 4), "next": runner_up, "message": message}
 
 
 def _split_model(model: Any) -> tuple[Any, Any]:
@@ -182,6 +215,6 @@ STAGE = Stage(
     func=explain,
     needs=("model", "training", "train", "test", "target_info"),
     makes=("explanation",),
-    spec_sections=("report", "seed", "target"),
+    spec_sections=("report", "seed", "target", "leakage.allow"),
     code=("retrainer.tasks",),
 )

@@ -386,7 +386,7 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec, frame = ctx.spec, inputs["data"]
     checks = check_data(frame, spec, ctx.as_of)
     contract: dict[str, Any] | None = None
-    if spec.validation.contract != "off":
+    if spec.validation.contract in ("infer", "enforce"):  # 'champion': the drift stage holds its data
         found, contract = contract_checks(frame, spec)
         checks += found
     failures = [c for c in checks if c.rejects]
@@ -444,7 +444,7 @@ def _fingerprint(ctx: RunContext) -> str:
     import hashlib
 
     parts = [ctx.spec.validation.contract, f"as_of={ctx.as_of}"]  # future timestamps are judged against as_of
-    if ctx.spec.validation.contract != "off":
+    if ctx.spec.validation.contract in ("infer", "enforce"):
         from retrainer.contract import contract_path
 
         path = contract_path(ctx.spec)
