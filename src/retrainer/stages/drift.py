@@ -185,5 +185,5 @@ STAGE = Stage(
     needs=("data",),
     makes=("drift",),
     spec_sections=("drift", "promotion", "tracking", "forecast"),
-    code=("retrainer.drift", "retrainer.forecasting"),
+    code=("retrainer.drift", "retrainer.forecasting", "retrainer.text"),
 )

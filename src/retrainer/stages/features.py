@@ -1,8 +1,9 @@
 """Features: the preprocessing that becomes the first half of the model.
 
 The stage builds an *unfitted* scikit-learn pipeline (derived features, then impute / encode /
-scale per column type). Tuning fits a clone of it inside every CV fold and training fits it on the
-training split only; it is saved inside the model, so serving applies exactly the same transforms.
+scale per column type, TF-IDF per free-text column: `retrainer.text` says which columns are text).
+Tuning fits a clone of it inside every CV fold and training fits it on the training split only; it
+is saved inside the model, so serving applies exactly the same transforms.
 """
 
 from __future__ import annotations
@@ -30,8 +31,36 @@ def feature_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
     return [str(c) for c in frame.columns if c not in excluded]
 
 
-def infer_roles(frame: pd.DataFrame, spec: Spec) -> tuple[list[str], list[str]]:
-    """Split model columns into numeric and categorical; datetimes feed derived features only."""
+def text_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
+    """The model columns read as free text: `features.text` as given (checked against the data), else
+    the string columns `retrainer.text.looks_like_text` calls prose (none that the spec forces another kind)."""
+    import pandas as pd
+
+    from retrainer.errors import SpecError
+    from retrainer.text import looks_like_text
+
+    if spec.features.text is not None:
+        for column in spec.features.text:
+            if column not in frame.columns:
+                known = ", ".join(str(c) for c in frame.columns[:12])
+                raise SpecError(
+                    f"features.text: '{column}' is not a model column (columns: {known})",
+                    hint="name a text column of the data that is not the target, the id or dropped",
+                )
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype):
+                raise SpecError(
+                    f"features.text: '{column}' holds {values.dtype} values, not text",
+                    hint="list it under features.numeric (or leave it to inference) and keep features.text for prose",
+                )
+        return list(spec.features.text)
+    forced = {*(spec.features.categorical or []), *(spec.features.numeric or [])}
+    return [str(c) for c in frame.columns if c not in forced and looks_like_text(frame[c])]
+
+
+def infer_roles(frame: pd.DataFrame, spec: Spec, text: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Split model columns into numeric and categorical; datetimes feed derived features only, and
+    `text` columns have a branch of their own."""
     import pandas as pd
 
     forced_cat = set(spec.features.categorical or [])
@@ -39,6 +68,8 @@ def infer_roles(frame: pd.DataFrame, spec: Spec) -> tuple[list[str], list[str]]:
     numeric, categorical = [], []
     for column in frame.columns:
         dtype = frame[column].dtype
+        if column in (text or []):
+            continue
         if column in forced_num:
             numeric.append(str(column))
         elif column in forced_cat:
@@ -59,15 +90,16 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from retrainer.transforms import CategoryCodes, ColumnMedianImputer, DerivedFeatures
+    from retrainer.transforms import CategoryCodes, ColumnMedianImputer, DerivedFeatures, TextTfidf
 
     inputs = feature_columns(train, spec)
     rules = [rule.model_dump(exclude_none=True) for rule in spec.features.derived]
     derived_sample = DerivedFeatures(rules).transform(train[inputs].head(200))
     # A column read by a date_part rule is an input to derivation only, never a feature itself.
     date_sources = {r.column for r in spec.features.derived if r.date_part}
+    text = text_columns(train[inputs], spec)
     numeric, categorical = infer_roles(
-        derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec
+        derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec, text
     )
     numeric_steps: list[tuple[str, Any]] = [("impute", ColumnMedianImputer(strategy=spec.features.impute_numeric))]
     if spec.features.scale:
@@ -82,8 +114,17 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
         )
     else:  # the codes of SimpleImputer("missing") + OrdinalEncoder, without a Python string per cell
         categorical_steps = CategoryCodes()
+    # a text column's TF-IDF is sparse and wide: the whole output is then sparse (sparse_threshold)
+    text_branches = [
+        (f"text_{i}", TextTfidf(max_features=spec.features.text_max_features), [column])
+        for i, column in enumerate(text)
+    ]
     columns = ColumnTransformer(
-        [("numeric", Pipeline(numeric_steps), numeric), ("categorical", categorical_steps, categorical)],
+        [
+            ("numeric", Pipeline(numeric_steps), numeric),
+            ("categorical", categorical_steps, categorical),
+            *text_branches,
+        ],
         remainder="drop",
         verbose_feature_names_out=False,
     )
@@ -92,6 +133,7 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
         "inputs": {c: str(train[c].dtype) for c in inputs},
         "numeric": numeric,
         "categorical": categorical,
+        "text": text,
         "derived": [rule["name"] for rule in rules],
     }
     return preprocessor, schema
@@ -105,6 +147,8 @@ def features(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     summary = (
         f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical, {len(schema['derived'])} derived"
     )
+    if schema.get("text"):
+        summary += f", {len(schema['text'])} text ({', '.join(schema['text'])}: TF-IDF words and characters)"
     return StageOutput(artifacts={"preprocessor": preprocessor, "feature_schema": schema}, summary=summary)
 
 
@@ -114,5 +158,5 @@ STAGE = Stage(
     needs=("train",),
     makes=("preprocessor", "feature_schema"),
     spec_sections=("features", "target", "id_column", "time_column", "task", "forecast"),
-    code=("retrainer.transforms", "retrainer.tasks"),
+    code=("retrainer.transforms", "retrainer.tasks", "retrainer.text"),
 )
