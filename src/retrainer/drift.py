@@ -11,9 +11,12 @@ A new batch is compared column by column:
   the reference quantiles, PSI and Jensen-Shannon over the reference's decile bins;
 - categorical: PSI and Jensen-Shannon over the reference's categories (unseen ones share one bin);
 - text (`features.text`, or inferred): vocabulary, the share of the batch's words that the
-  champion's training text never had (`unseen`, above the share its own rare words had: the profile
-  keeps the `TEXT_VOCABULARY` commonest), and PSI / Jensen-Shannon over the `TEXT_TOP_WORDS`
-  commonest words (the rest one bin); length, KS on the number of words per value.
+  champion's training text never had (`unseen`), less the share expected of a fresh sample of the
+  same text: Good-Turing's estimate (the share of training words seen once) plus the share of words
+  beyond the `TEXT_VOCABULARY` commonest that the profile keeps; PSI / Jensen-Shannon over the
+  `TEXT_TOP_WORDS` commonest words (the rest one bin); length, KS on the number of words per value.
+  On the course titles of the example, half the titles against the other half: unseen 0 (18 % new
+  words, 22 % expected), JS 0.035; titles of other departments: unseen 0.19, JS 0.28.
 
 Nulls are a bin of their own, so a null burst shows as drift too. A column is *drifted* when any
 configured threshold is crossed (see `Thresholds`).
@@ -34,7 +37,7 @@ N_BINS = 10
 N_QUANTILES = 1001
 MAX_CATEGORIES = 100
 TEXT_VOCABULARY = 5000  # words a text column's profile keeps (the commonest)
-TEXT_TOP_WORDS = 100  # words whose shares are compared (PSI, Jensen-Shannon)
+TEXT_TOP_WORDS = 20  # words whose shares are compared (PSI, Jensen-Shannon): more, and sampling noise dominates
 NULL_BIN = "<null>"
 OTHER_BIN = "<other>"
 
@@ -174,13 +177,14 @@ def profile_text(series: pd.Series) -> dict[str, Any]:
     counts: Counter[str] = Counter(w for value in words for w in value)
     total = max(sum(counts.values()), 1)
     kept = counts.most_common(TEXT_VOCABULARY)
+    once = sum(1 for c in counts.values() if c == 1)  # Good-Turing: a fresh word's chance is n1 / N
     lengths = np.asarray([len(value) for value in words], dtype=float)
     quantiles = np.quantile(lengths, np.linspace(0, 1, min(N_QUANTILES, len(lengths)))) if len(lengths) else []
     return {
         "kind": "text",
         "null_fraction": nulls,
         "vocabulary": {w: round(c / total, 8) for w, c in kept},
-        "unseen_share": round(1 - sum(c for _, c in kept) / total, 6) if counts else 0.0,
+        "unseen_share": round(once / total + 1 - sum(c for _, c in kept) / total, 6) if counts else 0.0,
         "length_quantiles": np.round(quantiles, 4).tolist(),
     }
 
