@@ -37,7 +37,7 @@ def text_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
     import pandas as pd
 
     from retrainer.errors import SpecError
-    from retrainer.text import looks_like_text
+    from retrainer.text import INFERENCE_ROWS, looks_like_text, tokens
 
     if spec.features.text is not None:
         for column in spec.features.text:
@@ -52,6 +52,12 @@ def text_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
                 raise SpecError(
                     f"features.text: '{column}' holds {values.dtype} values, not text",
                     hint="list it under features.numeric (or leave it to inference) and keep features.text for prose",
+                )
+            if not any(tokens(v) for v in values.dropna().head(INFERENCE_ROWS)):
+                shown = ", ".join(repr(v) for v in values.dropna().astype(str).unique()[:3])
+                raise SpecError(
+                    f"features.text: '{column}' has no words in the training rows (values like {shown})",
+                    hint="TF-IDF needs words of two letters or more: name a column of prose, or drop this one",
                 )
         return list(spec.features.text)
     forced = {*(spec.features.categorical or []), *(spec.features.numeric or [])}
