@@ -161,7 +161,7 @@ def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
     score = [report["score"]] if report.get("score") else []
     for entry in [*report.get("features", []), *score]:
         name = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(entry["name"]))
-        for stat in ("psi", "js", "ks", "ks_pvalue", "wasserstein"):
+        for stat in ("psi", "js", "ks", "ks_pvalue", "wasserstein", "unseen"):
             if entry.get(stat) is not None:
                 metrics[f"drift.{stat}.{name}"] = float(entry[stat])
     if report.get("reference"):
