@@ -185,3 +185,10 @@ def test_course_routing_promotes_rejects_keeps_and_serves_titles(tmp_path: Path,
         assert answer["version"] == 1
         assert list(answer["probabilities"].values()) == pytest.approx(expected.tolist(), rel=1e-9)
     assert answers[0]["prediction"] == "Mathematics" and answers[1]["prediction"] == "Law"
+
+    import mlflow.pyfunc  # MLflow's own flavor answers what retrainer serve answers, from the same TF-IDF
+
+    with registry._active_uri():
+        flavor = mlflow.pyfunc.load_model("models:/course-routing@champion")
+    mlflow_answers = flavor.predict(pd.DataFrame(rows)).to_dict(orient="records")
+    assert [a["prediction"] for a in mlflow_answers] == [a["prediction"] for a in answers]
