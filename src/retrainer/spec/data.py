@@ -8,6 +8,8 @@ from pydantic import Field, field_validator, model_validator
 
 from retrainer.spec.common import _Section, parse_duration
 
+Severity = Literal["error", "warn"]
+
 
 class SourceSpec(_Section):
     """Where the training data comes from: a SQLAlchemy URL with a query or table, or a file."""
@@ -92,25 +94,72 @@ class ColumnRule(_Section):
     max_null_fraction: float | None = Field(
         None, ge=0, le=1, description="Share of nulls allowed in this column (overrides the section's)."
     )
+    mostly: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the non-null values that must meet min, max and allowed (as pandera's and Great "
+        "Expectations' `mostly`): 0.99 lets 1 % through.",
+    )
+    severity: Severity = Field("error", description="error: a broken rule rejects the batch; warn: it is reported.")
+
+
+# The checks whose threshold has a default, and the key that writes it. Left to its default a check
+# warns; written in the spec it is a gate (`ValidationSpec.severity` overrides either way).
+DEFAULTED_CHECKS = {
+    "min_rows": "min_rows",
+    "max_null_fraction": "max_null_fraction",
+    "max_duplicate_fraction": "max_duplicate_fraction",
+    "unique_ids": "max_duplicate_fraction",
+    "target_balance": "min_class_fraction",
+    "constant_columns": "reject_constant_columns",
+    "cardinality": "max_text_cardinality",
+}
+DEFAULT_LIMITS = {
+    "min_rows": 100,
+    "max_null_fraction": 0.2,
+    "max_duplicate_fraction": 0.01,
+    "min_class_fraction": 0.01,
+    "max_text_cardinality": 0.9,
+}
+# Checks that are gates whatever the spec says (`severity` can still make them warnings).
+GATE_CHECKS = ("finite_values", "no_future_timestamps", "freshness", "contract")
 
 
 class ValidationSpec(_Section):
-    """Hard data gates: any failure rejects the run before training."""
+    """Data checks before any training. A threshold written here is a gate: a batch that fails it is rejected.
+    A threshold left to its default only warns (in the run's output and the report), so a sound table is
+    never rejected by a rule nobody chose; what makes training impossible (no rows, one class, no target)
+    always rejects."""
 
-    min_rows: int = Field(100, ge=1, description="Fewest rows a run may train on.")
-    max_null_fraction: float = Field(0.2, ge=0, le=1, description="Per column, unless the column rule says otherwise.")
-    max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="Fully duplicated rows (or duplicated ids).")
-    min_class_fraction: float = Field(0.01, ge=0, le=0.5, description="Share of the rarer target class.")
+    min_rows: int | None = Field(None, ge=1, description="Fewest rows a run may train on (default 100, a warning).")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="Per column, unless the column rule says otherwise (default 0.2, a warning)."
+    )
+    max_duplicate_fraction: float | None = Field(
+        None, ge=0, le=1, description="Fully duplicated rows, or duplicated ids (default 0.01, a warning)."
+    )
+    min_class_fraction: float | None = Field(
+        None, ge=0, le=0.5, description="Share of the rarest target class (default 0.01, a warning)."
+    )
     columns: dict[str, ColumnRule] = Field(default_factory=dict, description="Required columns and their rules.")
     reject_constant_columns: bool = Field(
-        True, description="A feature with one value in every row is usually a broken extract: reject the batch."
+        False,
+        description="true: a feature with one value in every row rejects the batch (a broken extract?); "
+        "false: it is left out of the features with a warning.",
     )
-    max_text_cardinality: float = Field(
-        0.9,
+    max_text_cardinality: float | None = Field(
+        None,
         gt=0,
         le=1,
         description="A text feature with distinct values in more than this share of rows (over 100) is an id, not a "
-        "category: reject the batch (drop the column or set id_column).",
+        "category: it is left out of the features with a warning (default 0.9; written: the batch is rejected).",
+    )
+    severity: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Per check (min_rows, max_null_fraction, max_duplicate_fraction, unique_ids, target_balance, "
+        "constant_columns, cardinality, finite_values, no_future_timestamps, freshness, contract): 'error' rejects "
+        "the batch, 'warn' reports it and goes on.",
     )
     contract: Literal["off", "infer", "enforce"] = Field(
         "off",
@@ -121,6 +170,27 @@ class ValidationSpec(_Section):
     )
     contract_path: str | None = Field(None, description="Where the contract lives, if not beside the spec.")
     max_age: str | None = Field(None, description="Freshness: the newest time_column value may be at most this old.")
+
+    @field_validator("severity")
+    @classmethod
+    def _known_checks(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        known = [*DEFAULTED_CHECKS, *GATE_CHECKS]
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown check {', '.join(map(repr, unknown))}; the checks are {', '.join(known)}")
+        return value
+
+    def severity_of(self, check: str) -> Severity:
+        """'error' (the batch is rejected) or 'warn' for a failed `check`: see `DEFAULTED_CHECKS`."""
+        if check in self.severity:
+            return self.severity[check]
+        key = DEFAULTED_CHECKS.get(check)
+        return "error" if key is None or getattr(self, key) not in (None, False) else "warn"
+
+    def limit(self, key: str) -> float:
+        """The threshold `key` as written, else its default (`DEFAULT_LIMITS`)."""
+        value = getattr(self, key)
+        return float(DEFAULT_LIMITS[key] if value is None else value)
 
     @field_validator("max_age")
     @classmethod

@@ -64,6 +64,36 @@ def text_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
     return [str(c) for c in frame.columns if c not in forced and looks_like_text(frame[c])]
 
 
+def left_out_columns(
+    train: pd.DataFrame, columns: list[str], spec: Spec, text: list[str] | None = None
+) -> dict[str, str]:
+    """Inputs no model can learn from, each with why: one value (or none) in every training row, or text
+    that is an identifier, not a category (`validation.max_text_cardinality`). Validation warned of them
+    (or rejected the batch, where the spec makes those checks gates); a column the spec names as a
+    feature, or that a derived feature reads, stays; so does a `text` column (distinct values are its nature)."""
+    import pandas as pd
+
+    named = {*(spec.features.categorical or []), *(spec.features.numeric or []), *(text or [])}
+    named |= {c for rule in spec.features.derived for c in (rule.ratio or ()) + ((rule.column,) if rule.column else ())}
+    cardinality = spec.validation.limit("max_text_cardinality")
+    left_out = {}
+    for column in (c for c in columns if c not in named):
+        values = train[column]
+        distinct = int(values.nunique(dropna=True))
+        if distinct == 0:
+            left_out[column] = "empty in every row"
+        elif distinct == 1:
+            left_out[column] = "one value in every row"
+        elif (
+            distinct > 100
+            and not pd.api.types.is_numeric_dtype(values.dtype)
+            and not pd.api.types.is_datetime64_any_dtype(values.dtype)
+            and distinct / max(int(values.notna().sum()), 1) > cardinality
+        ):
+            left_out[column] = f"{distinct:,} distinct values: an identifier, not a category"
+    return left_out
+
+
 def infer_roles(frame: pd.DataFrame, spec: Spec, text: list[str] | None = None) -> tuple[list[str], list[str]]:
     """Split model columns into numeric and categorical; datetimes feed derived features only, and
     `text` columns have a branch of their own."""
@@ -98,12 +128,14 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
 
     from retrainer.transforms import CategoryCodes, ColumnMedianImputer, DerivedFeatures, TextTfidf
 
-    inputs = feature_columns(train, spec)
+    candidates = feature_columns(train, spec)
+    text = text_columns(train[candidates], spec)  # prose: mostly distinct by nature, never left out as an id
+    left_out = left_out_columns(train, candidates, spec, text)
+    inputs = [c for c in candidates if c not in left_out]
     rules = [rule.model_dump(exclude_none=True) for rule in spec.features.derived]
     derived_sample = DerivedFeatures(rules).transform(train[inputs].head(200))
     # A column read by a date_part rule is an input to derivation only, never a feature itself.
     date_sources = {r.column for r in spec.features.derived if r.date_part}
-    text = text_columns(train[inputs], spec)
     numeric, categorical = infer_roles(
         derived_sample.drop(columns=list(date_sources & set(derived_sample.columns))), spec, text
     )
@@ -141,6 +173,7 @@ def build_preprocessor(train: pd.DataFrame, spec: Spec) -> tuple[SkPipeline, dic
         "categorical": categorical,
         "text": text,
         "derived": [rule["name"] for rule in rules],
+        "left_out": left_out,
     }
     return preprocessor, schema
 
@@ -155,6 +188,10 @@ def features(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     )
     if schema.get("text"):
         summary += f", {len(schema['text'])} text ({', '.join(schema['text'])}: TF-IDF words and characters)"
+    if left_out := schema.get("left_out"):
+        summary += "; left out " + ", ".join(f"{column} ({why})" for column, why in left_out.items())
+        for column, why in left_out.items():
+            ctx.logger.warning("feature %s left out: %s", column, why)
     return StageOutput(artifacts={"preprocessor": preprocessor, "feature_schema": schema}, summary=summary)
 
 
