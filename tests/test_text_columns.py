@@ -106,8 +106,9 @@ def test_inference_finds_the_title_and_features_text_forces_or_turns_it_off(
 
     spec = retrainer.load_spec(course_spec(tmp_path, features={}))  # no features.text: inferred
     assert build_preprocessor(courses, spec)[1]["text"] == ["title"]
-    off = retrainer.load_spec(course_spec(tmp_path, features={"text": []}))  # []: a category, as before
-    assert build_preprocessor(courses, off)[1]["categorical"] == ["title"]
+    off = retrainer.load_spec(course_spec(tmp_path, features={"text": []}))  # []: inference off
+    schema = build_preprocessor(courses, off)[1]  # as before text columns: mostly distinct strings, an id
+    assert schema["text"] == [] and "an identifier, not a category" in schema["left_out"]["title"]
 
 
 def test_text_drift_sees_new_vocabulary_and_longer_texts_not_a_fresh_sample(
