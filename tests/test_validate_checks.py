@@ -401,7 +401,7 @@ def test_missing_target_column() -> None:
 
 def test_ambiguous_target_labels() -> None:
     frame = make_frame(20)
-    frame["y"] = ["cat", "dog"] * 10
+    frame["y"] = ["cat", "dog"] * 10  # equally common: neither is the rarer
 
     check = only(check_data(frame, make_spec()), "target_labels")
 

@@ -234,7 +234,17 @@ class LeakageSpec(_Section):
     """The leakage guard, run on the training split before tuning."""
 
     max_single_feature_auc: float | None = Field(
-        0.98, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+        0.95, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+    )
+    max_auc_lead: float | None = Field(
+        0.15,
+        gt=0,
+        le=0.5,
+        description="A feature whose single-feature AUC stands this far above every other feature's is a proxy of "
+        "the label (filled in after it was known?); null: off.",
+    )
+    min_auc_for_lead: float = Field(
+        0.85, gt=0.5, le=1, description="The lead rule judges only features at least this predictive on their own."
     )
     label_time_column: str | None = Field(None, description="When the label became known.")
     timestamp_columns: list[str] = Field(
