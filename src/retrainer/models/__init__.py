@@ -260,6 +260,8 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     # seasonal_naive is the baseline every forecast run includes (`ForecastTask.candidates`)
     FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
 }
+# left out of the defaults of a spec with `features.text`: slow on thousands of sparse TF-IDF columns
+SLOW_ON_TEXT = frozenset({"random_forest"})
 EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 
 

@@ -199,6 +199,7 @@ def _drift(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
             f.get("wasserstein"),
             f.get("psi"),
             f.get("js"),
+            f.get("unseen"),  # text columns: new words beyond what a fresh sample shows
             _verdict(not f.get("drifted"), "stable", "DRIFTED"),
         )
         for f in features
@@ -209,7 +210,7 @@ def _drift(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
         "Drift",
         intro,
         _img(plots.get("drift"), "drift per feature"),
-        _table(("feature", "kind", "KS", "Wasserstein", "PSI", "JS", "verdict"), rows),
+        _table(("feature", "kind", "KS", "Wasserstein", "PSI", "JS", "unseen words", "verdict"), rows),
     )
 
 

@@ -211,6 +211,12 @@ class DriftThresholds(_Section):
     ks: float | None = Field(0.1, ge=0, le=1, description="KS statistic that counts as material.")
     ks_pvalue: float | None = Field(0.01, gt=0, lt=1, description="KS flags only below this p-value.")
     wasserstein: float | None = Field(None, ge=0, description="In the column's units; off by default.")
+    unseen: float | None = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Text columns: share of the batch's words unseen in the champion's training text, above its own.",
+    )
 
 
 class DriftSpec(_Section):
@@ -277,6 +283,17 @@ class FeaturesSpec(_Section):
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
     categorical: list[str] | None = Field(None, description="Force these columns categorical (default: inferred).")
     numeric: list[str] | None = Field(None, description="Force these columns numeric (default: inferred).")
+    text: list[str] | None = Field(
+        None,
+        description=(
+            "Free-text columns, turned into TF-IDF word (1-2) and character (2-5) n-grams fitted on the training "
+            "split inside the model (default: inferred: text of median length >= 30 characters, mostly distinct "
+            "values, most with a space); [] turns inference off."
+        ),
+    )
+    text_max_features: int = Field(
+        5000, ge=10, le=200_000, description="Most n-grams kept per text column and analyzer (word, character)."
+    )
     derived: list[DerivedFeature] = Field(default_factory=list)
     impute_numeric: Literal["median", "mean", "most_frequent"] = Field(
         "median", description="How missing numbers are filled (missing categories become their own category)."
@@ -284,6 +301,14 @@ class FeaturesSpec(_Section):
     encoding: Literal["onehot", "ordinal"] = Field("onehot", description="How categorical columns are encoded.")
     scale: bool = Field(True, description="Standard-scale numeric features.")
     max_categories: int = Field(50, ge=2, description="Rarer categories are grouped as infrequent.")
+
+    @model_validator(mode="after")
+    def _text_columns_have_one_role(self) -> FeaturesSpec:
+        for other in ("categorical", "numeric", "drop"):
+            both = sorted(set(self.text or []) & set(getattr(self, other) or []))
+            if both:
+                raise ValueError(f"{', '.join(both)} cannot be both text and {other}")
+        return self
 
 
 class SplitSpec(_Section):

@@ -140,13 +140,15 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             reasons = "; ".join(entry["reasons"]) or "level and seasonality as before"
             ctx.logger.info("%s series %s: %s", "DRIFT" if entry["drifted"] else "ok   ", entry["series"], reasons)
     for feature in [*report["features"], *([report["score"]] if report["score"] else [])]:
+        unseen = feature.get("unseen")  # a text column: new words beyond a fresh sample's
         ctx.logger.info(
-            "%s %s: psi %.3f js %.3f ks %s%s",
+            "%s %s: psi %.3f js %.3f ks %s%s%s",
             "DRIFT" if feature["drifted"] else "ok   ",
             feature["name"],
             feature["psi"],
             feature["js"],
             feature["ks"],
+            "" if unseen is None else f" unseen {unseen:.3f}",
             f" ({'; '.join(feature['reasons'])})" if feature["reasons"] else "",
         )
     drifted = report["drifted_features"]
@@ -206,5 +208,5 @@ STAGE = Stage(
     needs=("data",),
     makes=("drift",),
     spec_sections=("drift", "promotion", "tracking", "forecast", "validation.contract", "validation.severity"),
-    code=("retrainer.drift", "retrainer.forecasting"),
+    code=("retrainer.drift", "retrainer.forecasting", "retrainer.text"),
 )

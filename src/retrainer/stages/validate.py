@@ -321,7 +321,7 @@ def _feature_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
         is_text = not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(
             values.dtype
         )
-        if is_text and column not in forced_numeric and distinct > 100:
+        if is_text and column not in forced_numeric and distinct > 100 and not _free_text(values, spec, column):
             share = distinct / max(int(values.notna().sum()), 1)
             if share > spec.validation.limit("max_text_cardinality"):
                 gate = spec.validation.severity_of("cardinality") == "error"
@@ -469,3 +469,12 @@ STAGE = Stage(
     ),
     fingerprint=_fingerprint,
 )
+
+
+def _free_text(values: pd.Series, spec: Spec, column: str) -> bool:
+    """A column the model reads as prose (features.text, or inferred): distinct values are its nature."""
+    from retrainer.text import looks_like_text
+
+    if spec.features.text is not None:
+        return column in spec.features.text
+    return column not in (spec.features.categorical or []) and looks_like_text(values)
