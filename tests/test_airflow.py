@@ -400,3 +400,28 @@ def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
     assert not (tmp_path / "store" / "runs").exists()  # the exported default was not used
     champion = Registry(default_tracking_uri(RunStore(str(deployed)))).by_alias("telco-test", "champion")
     assert champion is not None and champion.tags["retrainer.candidate"] == "hist_gb"
+
+
+def test_the_text_example_runs_as_a_dag_with_tfidf_inside_the_promoted_model(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    """Free text (examples/course_routing: course titles to departments) through the exported DAG:
+    the TF-IDF fitted in the train task is inside the promoted model, and its profile holds the vocabulary."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    cheap = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 3}
+    path = example_spec(tmp_path, "course_routing", "courses_frame", models=cheap)
+    [dag_file] = export_dags([path], airflow_home / "dags" / "text")
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_course_routing")
+    assert dag is not None
+    assert str(dag.test().state).endswith("success")
+
+    registry = Registry(default_tracking_uri(RunStore(retrainer.load_spec(path).store)))
+    champion = registry.by_alias("course-routing", "champion")
+    assert champion is not None and champion.run_id is not None
+    assert json.loads(champion.tags["retrainer.metrics"])["f1_macro"] >= 0.80
+    model = registry.load_model("course-routing", champion.version)
+    assert "TextTfidf" in {type(step).__name__ for _, step, _ in model["preprocess"]["columns"].transformers_}
+    profile = registry.run_json_artifact(champion.run_id, "retrainer/reference_profile.json")
+    assert profile["columns"]["title"]["kind"] == "text"

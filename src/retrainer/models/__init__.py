@@ -300,6 +300,8 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
     ANOMALY_DETECTOR: ("isolation_forest", "local_outlier_factor", "elliptic_envelope"),
 }
+# left out of the defaults of a spec with `features.text`: slow on thousands of sparse TF-IDF columns
+SLOW_ON_TEXT = frozenset({"random_forest"})
 EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 
 

@@ -239,10 +239,14 @@ class Task(ABC):
         return all_metrics(y, output, threshold, self.name)
 
     def candidates(self, spec: Spec) -> list[str]:
-        """The spec's candidates, else the defaults for this task's kind of estimator."""
-        from retrainer.models import DEFAULT_CANDIDATES
+        """The spec's candidates, else the defaults for this task's kind of estimator (for a spec that names
+        text columns, the linear and boosted ones: a forest on thousands of sparse n-grams is slow)."""
+        from retrainer.models import DEFAULT_CANDIDATES, SLOW_ON_TEXT
 
-        return list(spec.models.names or DEFAULT_CANDIDATES[self.estimator_type])
+        if spec.models.names:
+            return list(spec.models.names)
+        defaults = DEFAULT_CANDIDATES[self.estimator_type]
+        return [c for c in defaults if c not in SLOW_ON_TEXT] if spec.features.text else list(defaults)
 
     # ------------------------------------------------------------------ the spec
     def check_spec(self, spec: Spec) -> None:
