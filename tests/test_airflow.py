@@ -319,55 +319,41 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
     assert json.loads(prices_champion.tags["retrainer.metrics"])["rmse"] <= 40_000  # dollars: the example's gate
 
 
-def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
-    """task: forecast (examples/spending) through the same exported DAG: the backtested forecaster is promoted."""
+@pytest.mark.parametrize(
+    ("example", "series_id", "horizon", "candidate"),
+    [("spending", None, 12, "auto_theta"), ("arrivals", "origin", 8, "auto_ets")],
+    ids=["one", "panel"],
+)
+def test_the_forecast_examples_run_as_dags(
+    example: str, series_id: str | None, horizon: int, candidate: str, airflow_home: Path, tmp_path: Path
+) -> None:
+    """task: forecast through the same exported DAG, one series (examples/spending) and a panel of four
+    (examples/arrivals, one model per origin): the backtested forecaster is promoted."""
     from airflow.dag_processing.dagbag import DagBag
 
     from conftest import example_setup
 
-    data = example_setup("spending").write(tmp_path / "auscafe.csv")
-    spec = yaml.safe_load((ROOT / "examples" / "spending" / "pipeline.yaml").read_text())
+    data = example_setup(example).write(tmp_path / f"{example}.csv")
+    spec = yaml.safe_load((ROOT / "examples" / example / "pipeline.yaml").read_text())
     spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
-    spec |= {"models": {"candidates": ["auto_theta"], "n_trials": 1}}
-    path = tmp_path / "spending.yaml"
+    spec |= {"models": {"candidates": [candidate], "n_trials": 1}}
+    path = tmp_path / f"{example}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    [dag_file] = export_dags([path], airflow_home / "dags" / "forecast")
+    [dag_file] = export_dags([path], airflow_home / "dags" / example)
 
-    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_spending")
+    dag = DagBag(dag_folder=str(dag_file)).get_dag(f"retrainer_{example}")
     assert dag is not None
     assert str(dag.test().state).endswith("success")
 
     loaded = retrainer.load_spec(path)
-    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias("spending", "champion")
+    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias(example, "champion")
     assert champion is not None
-    assert json.loads(champion.tags["retrainer.task"]) == {"task": "forecast", "horizon": 12, "series_id": None}
+    assert json.loads(champion.tags["retrainer.task"]) == {
+        "task": "forecast",
+        "horizon": horizon,
+        "series_id": series_id,
+    }
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
-
-
-def test_the_anomaly_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
-    """task: anomaly (examples/card_defaults) through the same exported DAG: the detector and its cut-off promoted."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from conftest import example_setup
-
-    data = example_setup("card_defaults").write(tmp_path / "defaults.csv")
-    spec = yaml.safe_load((ROOT / "examples" / "card_defaults" / "pipeline.yaml").read_text())
-    spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
-    spec |= {"models": {"candidates": ["isolation_forest"], "n_trials": 1, "cv_folds": 2}}
-    path = tmp_path / "card_defaults.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    [dag_file] = export_dags([path], airflow_home / "dags" / "anomaly")
-
-    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_card_defaults")
-    assert dag is not None
-    assert str(dag.test().state).endswith("success")
-
-    loaded = retrainer.load_spec(path)
-    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias("card-defaults", "champion")
-    assert champion is not None
-    assert json.loads(champion.tags["retrainer.task"]) == {"task": "anomaly", "positive": "Yes", "labelled": True}
-    metrics = json.loads(champion.tags["retrainer.metrics"])
-    assert metrics["average_precision"] >= 0.15 and 0.025 <= metrics["alert_rate"] <= 0.075  # the example's gates
 
 
 def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
