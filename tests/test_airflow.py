@@ -322,28 +322,40 @@ def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_wit
     assert json.loads(prices_champion.tags["retrainer.metrics"])["rmse"] <= 40_000  # dollars: the example's gate
 
 
-def test_the_forecast_example_runs_as_a_dag(airflow_home: Path, tmp_path: Path) -> None:
-    """task: forecast (examples/spending) through the same exported DAG: the backtested forecaster is promoted."""
+@pytest.mark.parametrize(
+    ("example", "series_id", "horizon", "candidate"),
+    [("spending", None, 12, "auto_theta"), ("arrivals", "origin", 8, "auto_ets")],
+    ids=["one", "panel"],
+)
+def test_the_forecast_examples_run_as_dags(
+    example: str, series_id: str | None, horizon: int, candidate: str, airflow_home: Path, tmp_path: Path
+) -> None:
+    """task: forecast through the same exported DAG, one series (examples/spending) and a panel of four
+    (examples/arrivals, one model per origin): the backtested forecaster is promoted."""
     from airflow.dag_processing.dagbag import DagBag
 
     from conftest import example_setup
 
-    data = example_setup("spending").write(tmp_path / "auscafe.csv")
-    spec = yaml.safe_load((ROOT / "examples" / "spending" / "pipeline.yaml").read_text())
+    data = example_setup(example).write(tmp_path / f"{example}.csv")
+    spec = yaml.safe_load((ROOT / "examples" / example / "pipeline.yaml").read_text())
     spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
-    spec |= {"models": {"candidates": ["auto_theta"], "n_trials": 1}}
-    path = tmp_path / "spending.yaml"
+    spec |= {"models": {"candidates": [candidate], "n_trials": 1}}
+    path = tmp_path / f"{example}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    [dag_file] = export_dags([path], airflow_home / "dags" / "forecast")
+    [dag_file] = export_dags([path], airflow_home / "dags" / example)
 
-    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_spending")
+    dag = DagBag(dag_folder=str(dag_file)).get_dag(f"retrainer_{example}")
     assert dag is not None
     assert str(dag.test().state).endswith("success")
 
     loaded = retrainer.load_spec(path)
-    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias("spending", "champion")
+    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias(example, "champion")
     assert champion is not None
-    assert json.loads(champion.tags["retrainer.task"]) == {"task": "forecast", "horizon": 12, "series_id": None}
+    assert json.loads(champion.tags["retrainer.task"]) == {
+        "task": "forecast",
+        "horizon": horizon,
+        "series_id": series_id,
+    }
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
 
 
@@ -377,3 +389,28 @@ def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
     assert not (tmp_path / "store" / "runs").exists()  # the exported default was not used
     champion = Registry(default_tracking_uri(RunStore(str(deployed)))).by_alias("telco-test", "champion")
     assert champion is not None and champion.tags["retrainer.candidate"] == "hist_gb"
+
+
+def test_the_text_example_runs_as_a_dag_with_tfidf_inside_the_promoted_model(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    """Free text (examples/course_routing: course titles to departments) through the exported DAG:
+    the TF-IDF fitted in the train task is inside the promoted model, and its profile holds the vocabulary."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    cheap = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 3}
+    path = example_spec(tmp_path, "course_routing", "courses_frame", models=cheap)
+    [dag_file] = export_dags([path], airflow_home / "dags" / "text")
+
+    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_course_routing")
+    assert dag is not None
+    assert str(dag.test().state).endswith("success")
+
+    registry = Registry(default_tracking_uri(RunStore(retrainer.load_spec(path).store)))
+    champion = registry.by_alias("course-routing", "champion")
+    assert champion is not None and champion.run_id is not None
+    assert json.loads(champion.tags["retrainer.metrics"])["f1_macro"] >= 0.80
+    model = registry.load_model("course-routing", champion.version)
+    assert "TextTfidf" in {type(step).__name__ for _, step, _ in model["preprocess"]["columns"].transformers_}
+    profile = registry.run_json_artifact(champion.run_id, "retrainer/reference_profile.json")
+    assert profile["columns"]["title"]["kind"] == "text"

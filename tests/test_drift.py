@@ -18,6 +18,7 @@ from retrainer.drift import (
     build_profile,
     compare_column,
     compare_to_profile,
+    contract_changes,
     describe_kind_change,
     jensen_shannon,
     kind_changes,
@@ -125,6 +126,7 @@ def test_flights_june_to_december_shift_is_flagged(flights: pd.DataFrame) -> Non
     assert "air_time" in drifted
     assert set(drifted) <= set(FLIGHT_FEATURES) and len(drifted) < len(FLIGHT_FEATURES)
     assert [f.name for f in june_again if f.drifted] == []  # June against June: nothing
+    assert contract_changes(profile, december) == []  # winter is drift, not a broken feed
     air_time = next(f for f in features if f.name == "air_time")
     reference_quantiles = np.asarray(profile["columns"]["air_time"]["quantiles"])
     current = december["air_time"].dropna().to_numpy()
@@ -183,3 +185,41 @@ def test_a_numeric_column_that_arrives_as_text_is_a_kind_change_with_count_and_e
     )
     assert changes["contract"]["now"] == "numeric"
     assert kind_changes(profile, telco) == []
+
+
+def test_the_champions_data_is_a_contract_that_catches_a_broken_feed_not_drift(telco: pd.DataFrame) -> None:
+    """What the champion learnt from, checked like TFDV's schema: a unit change, a re-coded category,
+    a join that lost half its rows, a column gone to text. Each names the column and both figures."""
+    profile = build_profile(telco)
+    broken = telco.astype({"tenure": object})
+    broken["monthly_charges"] = telco["monthly_charges"] * 100  # dollars become cents
+    broken["payment_method"] = "PM-" + telco["payment_method"].astype(str)  # codes renamed upstream
+    broken.loc[broken.sample(frac=0.4, random_state=0).index, "total_charges"] = np.nan
+    broken.loc[broken.sample(frac=0.05, random_state=1).index, "tenure"] = "unknown"
+
+    changes = {c["column"]: c for c in contract_changes(profile, broken)}
+
+    assert {column: c["rule"] for column, c in changes.items()} == {
+        "tenure": "type",
+        "monthly_charges": "range",
+        "payment_method": "new_categories",
+        "total_charges": "null_rate",
+    }
+    assert changes["monthly_charges"]["message"] == (
+        "monthly_charges: median 7,035 outside the champion's range 18.25 to 118.8"
+    )
+    assert changes["payment_method"]["message"].startswith(
+        "payment_method: 100% of rows hold values the champion never saw (e.g. 'PM-"
+    )
+    assert changes["total_charges"]["message"] == "total_charges: null rate 0.2% in the champion's data, 40.1% now"
+    assert contract_changes(profile, telco.sample(frac=0.5, random_state=2)) == []  # the same feed: no change
+
+
+def test_time_moving_on_is_not_a_broken_range(flights: pd.DataFrame) -> None:
+    """Dates and years leave the champion's range by nature; a batch one step past it is still the feed."""
+    january = flights[flights.month == 1].assign(time_hour=lambda f: pd.to_datetime(f["time_hour"]))
+    april = flights[flights.month == 4].assign(time_hour=lambda f: pd.to_datetime(f["time_hour"]))
+    profile = build_profile(january[["time_hour", "month", "air_time"]])
+    assert contract_changes(profile, april[["time_hour", "month", "air_time"]]) == []
+    rescaled = april[["air_time"]] * 60  # minutes become seconds
+    assert [c["rule"] for c in contract_changes(profile, rescaled)] == ["range"]

@@ -84,6 +84,7 @@ def test_export_writes_one_dvc_stage_per_stage_with_pointer_deps_spec_params_and
         "task",
         "seed",
         "forecast",  # a forecast's horizon and backtest decide its tuning scores
+        "anomaly",  # and an anomaly detector's alert rate (its cut-off is in the model)
     ]
     assert stages["train"]["deps"] == [pointer("split"), pointer("features"), pointer("tune")]
     assert stages["evaluate"]["deps"] == [pointer("split"), pointer("train")]

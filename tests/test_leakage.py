@@ -64,13 +64,15 @@ def test_stage_fails_naming_the_column_unless_the_spec_allows_it(leaky_train: pd
         return leakage(RunContext(spec=spec, store=RunStore(str(tmp_path)), run_id="r"), inputs)
 
     with pytest.raises(
-        LeakageFound, match=r"target leakage in refund_issued: refund_issued: single-feature AUC 0\.99\d+ > 0\.98"
+        LeakageFound, match=r"target leakage in refund_issued: refund_issued: single-feature AUC 0\.99\d+ > 0\.95"
     ):
         run(telco_spec())
     output = run(telco_spec(allow=["refund_issued"]))
     assert output.artifacts["leakage"]["leaks"][0]["allowed"] is True
     assert "refund_issued allowed" in output.summary
-    assert run(telco_spec(max_single_feature_auc=None)).artifacts["leakage"]["leaks"] == []
+    with pytest.raises(LeakageFound, match=r"stands 0\.2\d+ above the next best feature \(contract, 0\.7\d+"):
+        run(telco_spec(max_single_feature_auc=None))  # the lead rule catches it too
+    assert run(telco_spec(max_single_feature_auc=None, max_auc_lead=None)).artifacts["leakage"]["leaks"] == []
 
 
 def test_timestamps_after_the_label_time_are_leaks() -> None:
@@ -97,3 +99,29 @@ def test_timestamps_after_the_label_time_are_leaks() -> None:
 
     assert [(leak.column, leak.kind, leak.observed) for leak in leaks] == [("closed_at", "after_label_time", 50.0)]
     assert "50 rows (25.0%) timestamped after labelled_at" in leaks[0].message
+
+
+def test_after_training_one_input_carrying_most_of_the_shap_importance_is_named() -> None:
+    from retrainer.stages.explain import dominant_feature
+
+    columns = ["contract", "tenure", "refund_issued"]
+    leaning = {"refund_issued": 0.9, "contract_Month-to-month": 0.05, "contract_Two year": 0.03, "tenure": 0.04}
+    found = dominant_feature(leaning, columns, allowed=[])
+    assert found is not None and found["column"] == "refund_issued" and found["next"] == "contract"
+    assert found["message"].startswith("refund_issued carries 88% of the model's SHAP importance, 11.2x the next")
+    assert dominant_feature(leaning, columns, allowed=["refund_issued"]) is None
+    shared = {"contract_Month-to-month": 0.3, "contract_Two year": 0.2, "tenure": 0.4, "refund_issued": 0.1}
+    assert dominant_feature(shared, columns, allowed=[]) is None  # contract's codes count together: 50 %
+
+
+def test_a_challenger_far_better_than_the_champion_is_flagged_as_too_good_to_be_true() -> None:
+    from retrainer.stages.compare import too_good_to_be_true
+
+    warning = too_good_to_be_true("roc_auc", 0.995, 0.845, 1)  # the post-outcome column of issue 23
+    assert warning == (
+        "challenger roc_auc 0.9950 against champion v1's 0.8450 on the same rows: too good to be true? "
+        "(check the top features for a proxy of the label)"
+    )
+    assert too_good_to_be_true("roc_auc", 0.86, 0.845, 1) is None  # a retrain's usual step
+    assert too_good_to_be_true("rmse", 9_000, 21_000, 2) is not None  # an error cut by more than half
+    assert too_good_to_be_true("rmse", 19_000, 21_000, 2) is None

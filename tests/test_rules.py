@@ -270,9 +270,14 @@ def test_given_positive_label_not_in_the_data() -> None:
     assert info.value.hint is not None and "target.positive" in info.value.hint
 
 
+def test_the_rarer_of_two_labels_without_a_positive_word_is_positive() -> None:
+    assert positive_label(pd.Series(["good", "bad", "good"]), target()) == "bad"  # modeldata's credit_data
+    assert positive_label(pd.Series([0.0, 1e30, 1e30]), target()) == 0.0
+
+
 def test_ambiguous_labels_are_rejected() -> None:
     with pytest.raises(DataValidationError) as info:
-        positive_label(pd.Series(["cat", "dog", "cat"]), target())
+        positive_label(pd.Series(["cat", "dog", "dog", "cat"]), target())
 
     assert "cannot tell which of" in info.value.message
     assert "'cat'" in info.value.message and "'dog'" in info.value.message

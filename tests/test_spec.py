@@ -510,7 +510,7 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     assert BinaryTask("Yes").ranking_metric(spec) == "roc_auc"
     assert spec.registry_name == "churn"
     assert spec.split.method == "stratified"
-    assert spec.validation.min_rows == 100
+    assert spec.validation.min_rows is None and spec.validation.limit("min_rows") == 100  # a default: warns
     assert spec.store == ".retrainer"
     assert spec.target.positive is None
 

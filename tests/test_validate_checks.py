@@ -401,7 +401,7 @@ def test_missing_target_column() -> None:
 
 def test_ambiguous_target_labels() -> None:
     frame = make_frame(20)
-    frame["y"] = ["cat", "dog"] * 10
+    frame["y"] = ["cat", "dog"] * 10  # equally common: neither is the rarer
 
     check = only(check_data(frame, make_spec()), "target_labels")
 
@@ -467,7 +467,7 @@ def test_validate_stage_raises_with_every_failure(tmp_path: Path) -> None:
     frame = make_frame(20)
     frame["y"] = "Yes"  # single class
     frame.loc[:9, "x"] = np.nan  # 50 % nulls
-    spec = make_spec({"min_rows": 100})
+    spec = make_spec({"min_rows": 100, "max_null_fraction": 0.2})  # written: gates
     ctx = RunContext(spec=spec, store=RunStore(str(tmp_path / "store")), run_id="test")
 
     with pytest.raises(DataValidationError) as info:
@@ -505,3 +505,85 @@ def test_rows_without_a_label_or_an_id_are_counted_in_the_summary(tmp_path: Path
     assert "warning: 2 of 40 rows have a null 'id'" in output.summary
     assert len(output.artifacts["validation"]["warnings"]) == 2
     assert validate(ctx, {"data": make_frame(40)}).artifacts["validation"]["warnings"] == []
+
+
+def test_a_default_threshold_warns_and_the_same_threshold_written_in_the_spec_rejects(tmp_path: Path) -> None:
+    """Census-style data: a column half empty by design, repeated rows, a constant indicator."""
+    frame = make_frame(40)
+    frame.loc[:19, "x"] = np.nan  # half empty
+    frame = pd.concat([frame, frame.head(4)], ignore_index=True)  # 4 repeated rows (9 %)
+    frame["flag"] = 0  # one value in every row
+    defaults = spec_from_dict({"name": "t", "source": {"path": "x.csv"}, "target": "y"})
+
+    output = validate(RunContext(spec=defaults, store=RunStore(str(tmp_path / "a")), run_id="a"), {"data": frame})
+
+    report = output.artifacts["validation"]
+    assert report["passed"] is True
+    warned = {(c["name"], c["column"]) for c in report["checks"] if not c["passed"]}
+    assert warned == {("min_rows", None), ("max_null_fraction", "x"), ("max_duplicate_fraction", None),
+                      ("constant_columns", "flag")}  # fmt: skip
+    assert all(c["severity"] == "warn" for c in report["checks"] if not c["passed"])
+    assert "warning: flag: constant_columns: one value (0) in all 44 rows; left out of the features" in output.summary
+    assert "warning: x: max_null_fraction: 54.5% nulls (maximum 20.0%)" in output.summary
+    assert output.metrics == {"checks_passed": 1.0, "checks_warned": 4.0}
+    assert output.summary.startswith("1 check passed; warning: min_rows: 44 rows (minimum 100); ")
+
+    written = spec_from_dict(
+        {
+            "name": "t",
+            "source": {"path": "x.csv"},
+            "target": "y",
+            "validation": {"min_rows": 10, "max_null_fraction": 0.2, "reject_constant_columns": True},
+        }
+    )
+    with pytest.raises(DataValidationError) as info:
+        validate(RunContext(spec=written, store=RunStore(str(tmp_path / "b")), run_id="b"), {"data": frame})
+    assert sorted(line.split(":")[0] for line in info.value.failures) == ["flag", "x"]  # duplicates still warn
+
+
+def test_severity_overrides_either_way_and_what_makes_training_impossible_always_rejects(tmp_path: Path) -> None:
+    frame = make_frame(40)
+    frame.loc[:29, "x"] = np.nan
+    spec = make_spec({"max_null_fraction": 0.2, "severity": {"max_null_fraction": "warn", "min_rows": "error"}})
+    checks = check_data(frame, spec)
+    assert only(checks, "max_null_fraction", "x").severity == "warn"
+    assert only(checks, "min_rows").severity == "error"
+
+    one_class = make_frame(40).assign(y="Yes")
+    balance = only(check_data(one_class, make_spec()), "target_balance")
+    assert not balance.passed and balance.severity == "error"  # no min_class_fraction written, still a gate
+    empty = only(check_data(make_frame(0), make_spec()), "min_rows")
+    assert empty.severity == "error"
+
+    with pytest.raises(SpecError, match="unknown check 'nulls'; the checks are min_rows"):
+        make_spec({"severity": {"nulls": "warn"}})
+
+
+def test_a_column_rule_tolerates_mostly_and_can_only_warn() -> None:
+    frame = make_frame(200)  # x is 0..199
+    rule = {"min": 0, "max": 197}  # 2 values of 200 outside
+    assert not only(check_data(frame, make_spec({"columns": {"x": rule}})), "range", "x").passed
+    tolerant = only(check_data(frame, make_spec({"columns": {"x": {**rule, "mostly": 0.99}}})), "range", "x")
+    assert tolerant.passed and "(2 tolerated: mostly 0.99)" in tolerant.message
+    warned = only(check_data(frame, make_spec({"columns": {"x": {**rule, "severity": "warn"}}})), "range", "x")
+    assert not warned.passed and warned.severity == "warn" and not warned.rejects
+
+
+def test_constant_empty_and_identifier_columns_are_left_out_of_the_features() -> None:
+    from retrainer.stages.features import build_preprocessor
+
+    frame = make_frame(400)
+    frame["flag"] = 0
+    frame["empty"] = np.nan
+    frame["name"] = [f"passenger {i}" for i in range(400)]  # an identifier posing as a category
+    frame["kept"] = 1  # constant, but the spec names it
+    spec = make_spec(features={"numeric": ["kept"]}, id_column="id")
+
+    _, schema = build_preprocessor(frame, spec)
+
+    assert schema["left_out"] == {
+        "flag": "one value in every row",
+        "empty": "empty in every row",
+        "name": "400 distinct values: an identifier, not a category",
+    }
+    assert set(schema["inputs"]) == {"x", "cat", "kept"}

@@ -9,7 +9,14 @@ A new batch is compared column by column:
 
 - numeric: KS (`scipy.stats.ks_2samp`) and Wasserstein (`scipy.stats.wasserstein_distance`) against
   the reference quantiles, PSI and Jensen-Shannon over the reference's decile bins;
-- categorical: PSI and Jensen-Shannon over the reference's categories (unseen ones share one bin).
+- categorical: PSI and Jensen-Shannon over the reference's categories (unseen ones share one bin);
+- text (`features.text`, or inferred): vocabulary, the share of the batch's words that the
+  champion's training text never had (`unseen`), less the share expected of a fresh sample of the
+  same text: Good-Turing's estimate (the share of training words seen once) plus the share of words
+  beyond the `TEXT_VOCABULARY` commonest that the profile keeps; PSI / Jensen-Shannon over the
+  `TEXT_TOP_WORDS` commonest words (the rest one bin); length, KS on the number of words per value.
+  On the course titles of the example, half the titles against the other half: unseen 0 (18 % new
+  words, 22 % expected), JS 0.035; titles of other departments: unseen 0.19, JS 0.28.
 
 Nulls are a bin of their own, so a null burst shows as drift too. A column is *drifted* when any
 configured threshold is crossed (see `Thresholds`).
@@ -29,6 +36,8 @@ EPSILON = 1e-4  # floor for empty bins: PSI's log would be infinite
 N_BINS = 10
 N_QUANTILES = 1001
 MAX_CATEGORIES = 100
+TEXT_VOCABULARY = 5000  # words a text column's profile keeps (the commonest)
+TEXT_TOP_WORDS = 20  # words whose shares are compared (PSI, Jensen-Shannon): more, and sampling noise dominates
 NULL_BIN = "<null>"
 OTHER_BIN = "<other>"
 
@@ -46,17 +55,19 @@ class Thresholds:
     ks: float | None = 0.1
     ks_pvalue: float | None = 0.01
     wasserstein: float | None = None
+    unseen: float | None = 0.1  # text: share of new words above the reference's own
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
     name: str
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "text"
     psi: float
     js: float
     ks: float | None = None
     ks_pvalue: float | None = None
     wasserstein: float | None = None
+    unseen: float | None = None
     drifted: bool = False
     reasons: tuple[str, ...] = ()
 
@@ -153,6 +164,60 @@ def profile_column(series: pd.Series) -> dict[str, Any]:
     return {"kind": "categorical", "null_fraction": nulls, "categories": categories}
 
 
+def profile_text(series: pd.Series) -> dict[str, Any]:
+    """The reference summary of a text column: null share, word-count quantiles, the commonest words' shares."""
+    from collections import Counter
+
+    import numpy as np
+
+    from retrainer.text import tokens
+
+    nulls = float(series.isna().mean()) if len(series) else 0.0
+    words = [tokens(v) for v in series.dropna()]
+    counts: Counter[str] = Counter(w for value in words for w in value)
+    total = max(sum(counts.values()), 1)
+    kept = counts.most_common(TEXT_VOCABULARY)
+    once = sum(1 for c in counts.values() if c == 1)  # Good-Turing: a fresh word's chance is n1 / N
+    lengths = np.asarray([len(value) for value in words], dtype=float)
+    quantiles = np.quantile(lengths, np.linspace(0, 1, min(N_QUANTILES, len(lengths)))) if len(lengths) else []
+    return {
+        "kind": "text",
+        "null_fraction": nulls,
+        "vocabulary": {w: round(c / total, 8) for w, c in kept},
+        "unseen_share": round(once / total + 1 - sum(c for _, c in kept) / total, 6) if counts else 0.0,
+        "length_quantiles": np.round(quantiles, 4).tolist(),
+    }
+
+
+def text_drift(reference: dict[str, Any], current: pd.Series) -> dict[str, float]:
+    """psi and js over the commonest words, `unseen` (new words' share, above the reference's own) and KS
+    of the word counts: the statistics `drift.compare_column` decides on."""
+    from collections import Counter
+
+    import numpy as np
+
+    from retrainer.text import tokens
+
+    vocabulary: dict[str, float] = reference["vocabulary"]
+    top = list(vocabulary)[:TEXT_TOP_WORDS]
+    words = [tokens(v) for v in current.dropna()]
+    counts: Counter[str] = Counter(w for value in words for w in value)
+    total = sum(counts.values())
+    ref_bins = np.array([vocabulary[w] for w in top] + [max(1 - sum(vocabulary[w] for w in top), 0.0)])
+    cur_bins = np.array([counts.get(w, 0) for w in top] + [total - sum(counts.get(w, 0) for w in top)], dtype=float)
+    cur_bins = cur_bins / max(total, 1)
+    unseen = sum(c for w, c in counts.items() if w not in vocabulary) / total if total else 0.0
+    stats = {
+        "psi": psi(ref_bins, cur_bins) if total else 0.0,
+        "js": jensen_shannon(ref_bins, cur_bins) if total else 0.0,
+        "unseen": max(unseen - float(reference.get("unseen_share", 0.0)), 0.0),
+    }
+    quantiles = np.asarray(reference["length_quantiles"], dtype=float)
+    if len(quantiles) and words:
+        stats["ks"], stats["ks_pvalue"] = ks(quantiles, np.asarray([len(w) for w in words], dtype=float))
+    return stats
+
+
 def score_series(scores: np.ndarray) -> pd.Series:
     """A model's predictions as a column to profile: numbers (scores, values) or text (decided classes)."""
     import numpy as np
@@ -162,12 +227,16 @@ def score_series(scores: np.ndarray) -> pd.Series:
     return pd.Series(values, dtype="string" if values.dtype.kind in "OUS" else "float64")
 
 
-def build_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
-    """The reference profile of a training frame (and the model's scores on it)."""
-
+def build_profile(
+    frame: pd.DataFrame, scores: np.ndarray | None = None, text: list[str] | None = None
+) -> dict[str, Any]:
+    """The reference profile of a training frame (and the model's scores on it); `text` names the
+    columns the model reads as free text."""
     return {
         "rows": len(frame),
-        "columns": {str(c): profile_column(frame[c]) for c in frame.columns},
+        "columns": {
+            str(c): profile_text(frame[c]) if c in (text or []) else profile_column(frame[c]) for c in frame.columns
+        },
         "score": None if scores is None else profile_column(score_series(scores)),
     }
 
@@ -190,6 +259,8 @@ def compare_column(name: str, reference: dict[str, Any], current: pd.Series, thr
         if len(quantiles) and len(values):
             stats["ks"], stats["ks_pvalue"] = ks(quantiles, values)
             stats["wasserstein"] = wasserstein(quantiles, values)
+    elif reference["kind"] == "text":
+        stats = text_drift(reference, current)
     else:
         known = reference["categories"]
         text = present.astype(str)
@@ -218,7 +289,7 @@ def _with_nulls(shares: np.ndarray, null_fraction: float) -> np.ndarray:
 def drift_reasons(stats: dict[str, float], thresholds: Thresholds) -> list[str]:
     """Which thresholds the statistics cross, in words; empty when the column did not drift."""
     reasons = []
-    for name in ("psi", "js", "wasserstein"):
+    for name in ("psi", "js", "wasserstein", "unseen"):
         limit, value = getattr(thresholds, name), stats.get(name)
         if limit is not None and value is not None and value > limit:
             reasons.append(f"{name} {value:.3f} > {limit}")
@@ -260,6 +331,79 @@ def kind_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str,
                     "examples": examples,
                 }
             )
+    return changes
+
+
+# what a real change against the champion's data is (a contract learnt from it, as TFDV's schema)
+NULL_JUMP = 0.10  # the null rate rose by at least this, and at least doubled
+NEW_CATEGORY_SHARE = 0.5  # most rows hold a value the champion never saw
+
+
+def contract_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The new batch against the contract the champion's training data implies: columns whose type
+    changed, whose null rate jumped, whose median lies a whole span beyond the range the champion saw
+    (times excepted), or whose values are
+    mostly categories it never saw. Drift is a shift inside these bounds; these are a broken feed (a
+    unit change, a renamed code, a join that lost its rows). Each names the column and both figures."""
+    import pandas as pd
+
+    changes = [
+        {"column": c["name"], "rule": "type", "was": c["was"], "now": c["now"], "message": describe_kind_change(c)}
+        for c in kind_changes(profile, frame)
+    ]
+    retyped = {change["column"] for change in changes}
+    for name, reference in profile["columns"].items():
+        if name not in frame.columns or name in retyped or not len(frame):
+            continue
+        series = frame[name]
+        was, now = float(reference["null_fraction"]), float(series.isna().mean())
+        if now - was >= NULL_JUMP and now >= 2 * was:
+            changes.append(
+                {
+                    "column": name,
+                    "rule": "null_rate",
+                    "was": round(was, 4),
+                    "now": round(now, 4),
+                    "message": f"{name}: null rate {was:.1%} in the champion's data, {now:.1%} now",
+                }
+            )
+        present = series.dropna()
+        if not len(present):
+            continue
+        # times move on by nature, and so do years and counters: a range is broken when the median
+        # lies a whole span beyond it (dollars become cents), not just past its edge
+        if reference["kind"] == "numeric" and reference["quantiles"]:
+            if pd.api.types.is_datetime64_any_dtype(present.dtype):
+                continue
+            median = float(pd.to_numeric(present, errors="coerce").median())
+            low, high = float(reference["quantiles"][0]), float(reference["quantiles"][-1])
+            span = high - low  # zero: constant in the champion's data, a column it could not learn from
+            if span > 0 and median == median and not low - span <= median <= high + span:
+                changes.append(
+                    {
+                        "column": name,
+                        "rule": "range",
+                        "was": [low, high],
+                        "now": median,
+                        "message": f"{name}: median {median:,.4g} outside the champion's range "
+                        f"{low:,.4g} to {high:,.4g}",
+                    }
+                )
+        elif reference["kind"] == "categorical" and OTHER_BIN not in reference["categories"]:
+            text = present.astype(str)
+            unseen = text[~text.isin(list(reference["categories"]))]
+            share = len(unseen) / len(text)
+            if share > NEW_CATEGORY_SHARE:
+                shown = ", ".join(repr(v) for v in unseen.value_counts().index[:3])
+                changes.append(
+                    {
+                        "column": name,
+                        "rule": "new_categories",
+                        "was": 0.0,
+                        "now": round(share, 4),
+                        "message": f"{name}: {share:.0%} of rows hold values the champion never saw (e.g. {shown})",
+                    }
+                )
     return changes
 
 

@@ -33,7 +33,8 @@ def shown_labels(labels: list[Any]) -> str:
 
 
 def positive_label(values: pd.Series, target: TargetSpec) -> Any:
-    """The label that means "positive": the one the spec gives, else inferred from two labels."""
+    """The label that means "positive": the one the spec gives, else a word that says so (yes, true, 1,
+    positive), else the rarer of two labels; two labels equally common are a data error."""
     labels = list(values.dropna().unique())
     if len(labels) > 2:
         shown = shown_labels(sorted(labels, key=str)[:6])
@@ -54,6 +55,9 @@ def positive_label(values: pd.Series, target: TargetSpec) -> Any:
     for label in labels:
         if as_text(label) in _POSITIVE_WORDS:
             return label
+    counts = values.value_counts()
+    if len(labels) == 2 and counts.iloc[0] != counts.iloc[1]:
+        return counts.index[-1]  # the rarer label: the event a model is usually kept to find (bad loans, churn)
     if len(labels) == 2:
         raise DataValidationError(
             f"target '{target.column}': cannot tell which of {shown_labels(labels)} is positive",

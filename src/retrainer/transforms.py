@@ -118,3 +118,48 @@ def _derive(frame: pd.DataFrame, rule: dict[str, Any]) -> pd.Series:
     # pandas 3 deprecates .dt.dayofweek / .dt.dayofyear for the underscored names
     values = getattr(times.dt, {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(part, part))
     return values.astype(float)
+
+
+class TextTfidf(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """TF-IDF of one free-text column: word 1-2-grams and character 2-5-grams within words, side by side.
+
+    Words carry the meaning; character n-grams carry spelling variants, plurals and typos that words
+    miss. Both use sublinear tf and keep at most `max_features` n-grams each, so the width (and the
+    model's memory) is bounded whatever the vocabulary. Fitted on the training split only, inside the
+    model: serving reads the same vocabulary. A missing value is the empty text. Output is sparse.
+    """
+
+    def __init__(self, max_features: int = 5000, min_df: int = 2) -> None:
+        self.max_features = max_features
+        self.min_df = min_df
+
+    def fit(self, X: Any, y: Any = None) -> TextTfidf:  # noqa: N803 - scikit-learn's names
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        text = _text_values(X)
+        self.feature_names_in_ = np.asarray([str(c) for c in getattr(X, "columns", ["text"])][:1], dtype=object)
+        self.n_features_in_ = 1
+        # a few rows (a CV fold of a tiny table) cannot ask a word to appear twice
+        min_df = self.min_df if len(text) >= 20 * self.min_df else 1
+        common = {"sublinear_tf": True, "min_df": min_df, "max_features": self.max_features, "dtype": np.float32}
+        self.words_ = TfidfVectorizer(ngram_range=(1, 2), **common).fit(text)
+        self.characters_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common).fit(text)
+        return self
+
+    def transform(self, X: Any) -> Any:  # noqa: N803
+        from scipy import sparse
+
+        text = _text_values(X)
+        return sparse.hstack([self.words_.transform(text), self.characters_.transform(text)], format="csr")
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        column = str(self.feature_names_in_[0])
+        words = [f"{column}:{w}" for w in self.words_.get_feature_names_out()]
+        characters = [f"{column}:'{c}'" for c in self.characters_.get_feature_names_out()]
+        return np.asarray(words + characters, dtype=object)
+
+
+def _text_values(X: Any) -> list[str]:  # noqa: N803
+    """One column (a one-column frame, a Series or an array) as a list of strings, missing as ''."""
+    column = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else pd.Series(np.asarray(X).ravel())
+    return [value if isinstance(value, str) else "" if pd.isna(value) else str(value) for value in column.tolist()]

@@ -179,15 +179,17 @@ def _print_report_path(result: RunResult) -> None:
 def validate(spec_path: SpecArg, env: EnvOpt = None) -> int:
     """Check a spec without running anything: every error at once, with its key path."""
     from retrainer.spec import load_spec
+    from retrainer.spec.anomaly import UNLABELLED
 
     spec = load_spec(spec_path, env=env)
     source = spec.source.path or spec.source.url
+    target = "none (no known anomalies)" if spec.target.column == UNLABELLED else spec.target.column
     from retrainer.urls import safe_url
 
     shown = source if spec.source.path else safe_url(str(source))
     console.print(
         f"[green]ok[/]: pipeline [bold]{escape(spec.name)}[/] reads {escape(str(shown))}; "
-        f"target {escape(spec.target.column)}; "
+        f"target {escape(target)}; "
         f"{'task ' + spec.task + '; ' if spec.task else ''}"
         f"candidates {', '.join(spec.models.names) if spec.models.names else 'the task defaults'}"
     )

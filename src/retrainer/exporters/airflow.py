@@ -387,8 +387,9 @@ def check_prerequisites(spec_path: str, env: str | None, store: str, context: di
     ctx = RunContext(spec=spec, store=RunStore(spec.store), run_id=run_id_for(context), open_registry=Registry.for_spec)
     ctx.as_of = parse_as_of(options["as_of"])
     rows = ctx.source.count()
-    print(f"{spec.name}: the source has {rows:,} rows (minimum {spec.validation.min_rows:,})")
-    if rows < spec.validation.min_rows:
+    minimum = int(spec.validation.limit("min_rows"))
+    print(f"{spec.name}: the source has {rows:,} rows (minimum {minimum:,})")
+    if rows < minimum:
         return False
     champion = ctx.registry.by_alias(spec.registry_name, "champion")
     state = ctx.source.state()  # the extract drift runs below reuses it (and a content state's rows)

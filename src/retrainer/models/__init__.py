@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import optuna
 
 CLASSIFIER, REGRESSOR, FORECASTER = "classifier", "regressor", "forecaster"
+ANOMALY_DETECTOR = "anomaly_detector"
 CLASS_WEIGHT = "class_weight"  # a classifier-only parameter
 FORECAST_ONLY = frozenset({"lags", "rolling_window", "difference"})  # mlforecast's features (forecasters only)
 
@@ -54,6 +55,17 @@ def _forecaster(method: str) -> Callable[[dict[str, Any], int, int, str], Any]:
         from retrainer.models.forecaster import Forecaster
 
         return Forecaster(method=method, params=dict(params), seed=seed)
+
+    return build
+
+
+def _detector(method: str) -> Callable[[dict[str, Any], int, int, str], Any]:
+    """A scikit-learn anomaly detector with its cut-off (`models/anomaly.py`; the task sets the alert rate)."""
+
+    def build(params: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
+        from retrainer.models.anomaly import AnomalyDetector
+
+        return AnomalyDetector(method=method, params=dict(params), seed=seed)
 
     return build
 
@@ -251,6 +263,33 @@ CATALOGUE: dict[str, Candidate] = {
             kinds=frozenset({FORECASTER}),
             requirements=("prophet",),
         ),
+        # anomaly detectors: fitted without labels (`task: anomaly`)
+        Candidate(
+            "isolation_forest",
+            _detector("isolation_forest"),
+            space={
+                "n_estimators": {"low": 50, "high": 300},
+                "max_samples": {"choices": [64, 128, 256, 512]},
+                "max_features": {"low": 0.5, "high": 1.0},
+            },
+            defaults={"n_estimators": 100, "max_samples": 256, "max_features": 1.0},
+            kinds=frozenset({ANOMALY_DETECTOR}),
+        ),
+        Candidate(
+            "local_outlier_factor",
+            _detector("local_outlier_factor"),
+            space={"n_neighbors": {"low": 5, "high": 100, "log": True}},
+            defaults={"n_neighbors": 20},
+            kinds=frozenset({ANOMALY_DETECTOR}),
+        ),
+        Candidate(
+            "elliptic_envelope",
+            _detector("elliptic_envelope"),
+            # the share of rows the robust covariance is estimated from
+            space={"support_fraction": {"low": 0.6, "high": 0.99}},
+            defaults={"support_fraction": 0.9},
+            kinds=frozenset({ANOMALY_DETECTOR}),
+        ),
     )
 }
 # what a spec without `models.candidates` tunes, by the kind of estimator its task needs
@@ -259,7 +298,10 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     REGRESSOR: ("ridge", "random_forest", "xgboost", "lightgbm"),
     # seasonal_naive is the baseline every forecast run includes (`ForecastTask.candidates`)
     FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
+    ANOMALY_DETECTOR: ("isolation_forest", "local_outlier_factor", "elliptic_envelope"),
 }
+# left out of the defaults of a spec with `features.text`: slow on thousands of sparse TF-IDF columns
+SLOW_ON_TEXT = frozenset({"random_forest"})
 EARLY_STOPPING = frozenset(name for name, candidate in CATALOGUE.items() if candidate.early_stopping)
 
 

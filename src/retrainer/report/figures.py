@@ -49,7 +49,7 @@ class Scored:
 
     `y` is the encoded target (0/1, class codes, values), `output` is `Task.predict`'s, `classes`
     the class names in code order (empty for a regressor), `segments` the test rows' group labels
-    per slice column of `evaluation.slices` (empty when the spec names none).
+    per slice column of `evaluation.slices` (empty when the spec names none), `rows` the model's inputs.
     """
 
     y: np.ndarray
@@ -57,3 +57,4 @@ class Scored:
     threshold: float
     classes: list[str] = field(default_factory=list)
     segments: dict[str, pd.Series] = field(default_factory=dict)
+    rows: pd.DataFrame | None = None  # the test rows' model inputs, where a plot names features (anomalies)

@@ -109,6 +109,9 @@ class _Raw:
         self.html = html
 
 
+_WARNING = _Raw("<b>warning</b>")
+
+
 def _verdict(passed: bool | None, yes: str = "pass", no: str = "FAIL") -> _Raw:
     if passed is None:
         return _Raw('<span class="muted">not judged</span>')
@@ -156,15 +159,26 @@ def _data_quality(artifacts: Mapping[str, Any]) -> str:
     if not validation:
         return _section("Data quality", _missing("the run stopped before validation finished"))
     rows = [
-        (c.get("column") or "(table)", c["name"], _verdict(c["passed"]), c.get("message", ""))
+        (
+            c.get("column") or "(table)",
+            c["name"],
+            _verdict(c["passed"]) if c["passed"] or c.get("severity", "error") == "error" else _WARNING,
+            c.get("message", ""),
+        )
         for c in validation["checks"]
     ]
+    left_out = (artifacts.get("feature_schema") or {}).get("left_out") or {}
+    rows += [(column, "left out of the features", _WARNING, why) for column, why in left_out.items()]
     split = artifacts.get("split_info") or {}
     sizes = ", ".join(
         f"{name} {part['rows']:,}" for name, part in split.items() if isinstance(part, dict) and part.get("rows")
     )
     source = artifacts.get("source_info") or {}
-    intro = f"<p>{len(rows)} checks; rows: {escape(str(source.get('rows', '–')))}; split: {escape(sizes or '–')}</p>"
+    warned = sum(1 for row in rows if row[2] is _WARNING)
+    intro = (
+        f"<p>{len(rows)} checks ({warned} warning{'s' if warned != 1 else ''}: reported, not gates); "
+        f"rows: {escape(str(source.get('rows', '–')))}; split: {escape(sizes or '–')}</p>"
+    )
     return _section("Data quality", intro, _table(("column", "check", "result", "detail"), rows))
 
 
@@ -186,6 +200,7 @@ def _drift(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
             f.get("wasserstein"),
             f.get("psi"),
             f.get("js"),
+            f.get("unseen"),  # text columns: new words beyond what a fresh sample shows
             _verdict(not f.get("drifted"), "stable", "DRIFTED"),
         )
         for f in features
@@ -196,7 +211,7 @@ def _drift(artifacts: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
         "Drift",
         intro,
         _img(plots.get("drift"), "drift per feature"),
-        _table(("feature", "kind", "KS", "Wasserstein", "PSI", "JS", "verdict"), rows),
+        _table(("feature", "kind", "KS", "Wasserstein", "PSI", "JS", "unseen words", "verdict"), rows),
     )
 
 
@@ -297,6 +312,9 @@ def _metrics(artifacts: Mapping[str, Any], plots: Mapping[str, bytes], threshold
             f"[{boot['low']:+.4f}, {boot['high']:+.4f}] "
             f"({'excludes' if boot['low'] > 0 or boot['high'] < 0 else 'includes'} zero)</p>"
         )
+    note = task.metrics_note(evidence)  # an anomaly detector's checks, said to be checks
+    if note:
+        parts.append(f"<p>{escape(note)}</p>")
     grid = "".join(_img(plots.get(k), k.replace("_", " ")) for k in ("comparison", *OUTPUT_STEMS))
     if not grid:
         parts.append(_missing("no plots: the report could not load the model and test set (is the spec file moved?)"))

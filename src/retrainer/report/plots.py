@@ -5,7 +5,8 @@ only means a missing plot. `run_plots` draws every plot a run's artifacts allow.
 
 Which plots show a model's test output depends on what that output is, not on the task's name:
 `output_kind` names it in the metrics' words (`scores`: one positive-class probability per row,
-`proba`: a probability per class, `values`: predicted amounts) and `OUTPUT_PLOTS` maps each kind
+`proba`: a probability per class, `values`: predicted amounts; `forecast` and `anomaly`: their
+tables) and `OUTPUT_PLOTS` maps each kind
 to the module that draws it (binary_plots, multiclass_plots, regression_plots; each lists its file
 stems in `STEMS`). A new task whose output is one of these kinds gets its plots for free; a new
 kind is one module and one entry here.
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from retrainer.report import binary_plots, forecast_plots, multiclass_plots, regression_plots
+from retrainer.report import anomaly_plots, binary_plots, forecast_plots, multiclass_plots, regression_plots
 from retrainer.report.figures import BAD, CHALLENGER, CHAMPION, Scored, figure, png, short
 from retrainer.tasks import Task, from_info
 
@@ -33,14 +34,23 @@ OUTPUT_PLOTS: dict[str, Callable[[Scored], dict[str, bytes]]] = {
     "proba": multiclass_plots.draw,
     "values": regression_plots.draw,
     "forecast": forecast_plots.draw,
+    "anomaly": anomaly_plots.draw,
 }
 # every stem a model's output may draw, in the order the report shows them
 OUTPUT_STEMS = tuple(
-    dict.fromkeys([*binary_plots.STEMS, *multiclass_plots.STEMS, *regression_plots.STEMS, *forecast_plots.STEMS])
+    dict.fromkeys(
+        [
+            *binary_plots.STEMS,
+            *multiclass_plots.STEMS,
+            *regression_plots.STEMS,
+            *forecast_plots.STEMS,
+            *anomaly_plots.STEMS,
+        ]
+    )
 )
 PLOT_MODULES = (
     __name__,
-    *(m.__name__ for m in (binary_plots, multiclass_plots, regression_plots, forecast_plots)),
+    *(m.__name__ for m in (binary_plots, multiclass_plots, regression_plots, forecast_plots, anomaly_plots)),
 )
 PLOT_MODULES += ("retrainer.report.figures",)
 
@@ -55,6 +65,8 @@ def output_kind(task: Task, output: np.ndarray) -> str:
     row), `proba` (n x k) or `scores` (n)."""
     if task.estimator_type == "forecaster":
         return "forecast"
+    if task.estimator_type == "anomaly_detector":
+        return "anomaly"
     if task.estimator_type == "regressor":
         return "values"
     return "proba" if output.ndim == 2 else "scores"
@@ -159,14 +171,16 @@ def scored_test(
         return None
     task = from_info(artifacts.get("target_info"))
     output = task.predict(model, test[training["input_columns"]])
+    kind = output_kind(task, output)
     segments = {
         column: in_order(test[column], group_labels(test[column], bins))
         for column, bins in slices.items()
         if column in test  # a spec edited since the run may name a column the test set lacks
     }
     classes = [str(label) for label in task.info().get("labels") or []]
-    scored = Scored(test[target].to_numpy(), output, threshold, classes, segments)
-    return output_kind(task, output), scored
+    rows = test[training["input_columns"]] if kind == "anomaly" else None  # the top alerts' unusual features
+    scored = Scored(test[target].to_numpy(), output, threshold, classes, segments, rows)
+    return kind, scored
 
 
 def in_order(values: pd.Series, labels: pd.Series) -> pd.Series:

@@ -14,6 +14,7 @@ the reading of files in `loading`; import them from here.
 """
 
 from retrainer.models import DEFAULT_CANDIDATES
+from retrainer.spec.anomaly import AnomalySpec
 from retrainer.spec.common import _did_you_mean, _Section, parse_duration
 from retrainer.spec.data import (
     ColumnRule,
@@ -60,6 +61,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_EVENTS",
     "SECRET_KEYS",
+    "AnomalySpec",
     "BacktestSpec",
     "CanarySpec",
     "ColumnRule",

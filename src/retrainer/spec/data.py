@@ -8,6 +8,8 @@ from pydantic import Field, field_validator, model_validator
 
 from retrainer.spec.common import _Section, parse_duration
 
+Severity = Literal["error", "warn"]
+
 
 class SourceSpec(_Section):
     """Where the training data comes from: a SQLAlchemy URL with a query or table, or a file."""
@@ -92,35 +94,106 @@ class ColumnRule(_Section):
     max_null_fraction: float | None = Field(
         None, ge=0, le=1, description="Share of nulls allowed in this column (overrides the section's)."
     )
+    mostly: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the non-null values that must meet min, max and allowed (as pandera's and Great "
+        "Expectations' `mostly`): 0.99 lets 1 % through.",
+    )
+    severity: Severity = Field("error", description="error: a broken rule rejects the batch; warn: it is reported.")
+
+
+# The checks whose threshold has a default, and the key that writes it. Left to its default a check
+# warns; written in the spec it is a gate (`ValidationSpec.severity` overrides either way).
+DEFAULTED_CHECKS = {
+    "min_rows": "min_rows",
+    "max_null_fraction": "max_null_fraction",
+    "max_duplicate_fraction": "max_duplicate_fraction",
+    "unique_ids": "max_duplicate_fraction",
+    "target_balance": "min_class_fraction",
+    "constant_columns": "reject_constant_columns",
+    "cardinality": "max_text_cardinality",
+}
+DEFAULT_LIMITS = {
+    "min_rows": 100,
+    "max_null_fraction": 0.2,
+    "max_duplicate_fraction": 0.01,
+    "min_class_fraction": 0.01,
+    "max_text_cardinality": 0.9,
+}
+# Checks that are gates whatever the spec says (`severity` can still make them warnings).
+GATE_CHECKS = ("finite_values", "no_future_timestamps", "freshness", "contract")
 
 
 class ValidationSpec(_Section):
-    """Hard data gates: any failure rejects the run before training."""
+    """Data checks before any training. A threshold written here is a gate: a batch that fails it is rejected.
+    A threshold left to its default only warns (in the run's output and the report), so a sound table is
+    never rejected by a rule nobody chose; what makes training impossible (no rows, one class, no target)
+    always rejects."""
 
-    min_rows: int = Field(100, ge=1, description="Fewest rows a run may train on.")
-    max_null_fraction: float = Field(0.2, ge=0, le=1, description="Per column, unless the column rule says otherwise.")
-    max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="Fully duplicated rows (or duplicated ids).")
-    min_class_fraction: float = Field(0.01, ge=0, le=0.5, description="Share of the rarer target class.")
+    min_rows: int | None = Field(None, ge=1, description="Fewest rows a run may train on (default 100, a warning).")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="Per column, unless the column rule says otherwise (default 0.2, a warning)."
+    )
+    max_duplicate_fraction: float | None = Field(
+        None, ge=0, le=1, description="Fully duplicated rows, or duplicated ids (default 0.01, a warning)."
+    )
+    min_class_fraction: float | None = Field(
+        None, ge=0, le=0.5, description="Share of the rarest target class (default 0.01, a warning)."
+    )
     columns: dict[str, ColumnRule] = Field(default_factory=dict, description="Required columns and their rules.")
     reject_constant_columns: bool = Field(
-        True, description="A feature with one value in every row is usually a broken extract: reject the batch."
+        False,
+        description="true: a feature with one value in every row rejects the batch (a broken extract?); "
+        "false: it is left out of the features with a warning.",
     )
-    max_text_cardinality: float = Field(
-        0.9,
+    max_text_cardinality: float | None = Field(
+        None,
         gt=0,
         le=1,
         description="A text feature with distinct values in more than this share of rows (over 100) is an id, not a "
-        "category: reject the batch (drop the column or set id_column).",
+        "category: it is left out of the features with a warning (default 0.9; written: the batch is rejected).",
     )
-    contract: Literal["off", "infer", "enforce"] = Field(
-        "off",
+    severity: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Per check (min_rows, max_null_fraction, max_duplicate_fraction, unique_ids, target_balance, "
+        "constant_columns, cardinality, finite_values, no_future_timestamps, freshness, contract): 'error' rejects "
+        "the batch, 'warn' reports it and goes on.",
+    )
+    contract: Literal["off", "champion", "infer", "enforce"] = Field(
+        "champion",
         description=(
-            "Data contract `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first batch "
-            "that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
+            "'champion': the data the champion learnt from is the contract (stored with every registered "
+            "model); a new batch whose column changed type, whose null rate jumped, whose values left the "
+            "champion's range or whose categories are mostly new is rejected, naming the column and both "
+            "figures. A file `<spec stem>.contract.yaml` beside the spec: 'infer' writes it from the first "
+            "batch that passes the gates (never overwrites it) and checks later batches; 'enforce' requires it."
         ),
     )
     contract_path: str | None = Field(None, description="Where the contract lives, if not beside the spec.")
     max_age: str | None = Field(None, description="Freshness: the newest time_column value may be at most this old.")
+
+    @field_validator("severity")
+    @classmethod
+    def _known_checks(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        known = [*DEFAULTED_CHECKS, *GATE_CHECKS]
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown check {', '.join(map(repr, unknown))}; the checks are {', '.join(known)}")
+        return value
+
+    def severity_of(self, check: str) -> Severity:
+        """'error' (the batch is rejected) or 'warn' for a failed `check`: see `DEFAULTED_CHECKS`."""
+        if check in self.severity:
+            return self.severity[check]
+        key = DEFAULTED_CHECKS.get(check)
+        return "error" if key is None or getattr(self, key) not in (None, False) else "warn"
+
+    def limit(self, key: str) -> float:
+        """The threshold `key` as written, else its default (`DEFAULT_LIMITS`)."""
+        value = getattr(self, key)
+        return float(DEFAULT_LIMITS[key] if value is None else value)
 
     @field_validator("max_age")
     @classmethod
@@ -138,6 +211,12 @@ class DriftThresholds(_Section):
     ks: float | None = Field(0.1, ge=0, le=1, description="KS statistic that counts as material.")
     ks_pvalue: float | None = Field(0.01, gt=0, lt=1, description="KS flags only below this p-value.")
     wasserstein: float | None = Field(None, ge=0, description="In the column's units; off by default.")
+    unseen: float | None = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Text columns: share of the batch's words unseen in the champion's training text, above its own.",
+    )
 
 
 class DriftSpec(_Section):
@@ -158,7 +237,17 @@ class LeakageSpec(_Section):
     """The leakage guard, run on the training split before tuning."""
 
     max_single_feature_auc: float | None = Field(
-        0.98, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+        0.95, gt=0.5, le=1, description="A feature predicting the target this well on its own is a leak; null: off."
+    )
+    max_auc_lead: float | None = Field(
+        0.15,
+        gt=0,
+        le=0.5,
+        description="A feature whose single-feature AUC stands this far above every other feature's is a proxy of "
+        "the label (filled in after it was known?); null: off.",
+    )
+    min_auc_for_lead: float = Field(
+        0.85, gt=0.5, le=1, description="The lead rule judges only features at least this predictive on their own."
     )
     label_time_column: str | None = Field(None, description="When the label became known.")
     timestamp_columns: list[str] = Field(
@@ -194,6 +283,17 @@ class FeaturesSpec(_Section):
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
     categorical: list[str] | None = Field(None, description="Force these columns categorical (default: inferred).")
     numeric: list[str] | None = Field(None, description="Force these columns numeric (default: inferred).")
+    text: list[str] | None = Field(
+        None,
+        description=(
+            "Free-text columns, turned into TF-IDF word (1-2) and character (2-5) n-grams fitted on the training "
+            "split inside the model (default: inferred: text of median length >= 30 characters, mostly distinct "
+            "values, most with a space); [] turns inference off."
+        ),
+    )
+    text_max_features: int = Field(
+        5000, ge=10, le=200_000, description="Most n-grams kept per text column and analyzer (word, character)."
+    )
     derived: list[DerivedFeature] = Field(default_factory=list)
     impute_numeric: Literal["median", "mean", "most_frequent"] = Field(
         "median", description="How missing numbers are filled (missing categories become their own category)."
@@ -201,6 +301,14 @@ class FeaturesSpec(_Section):
     encoding: Literal["onehot", "ordinal"] = Field("onehot", description="How categorical columns are encoded.")
     scale: bool = Field(True, description="Standard-scale numeric features.")
     max_categories: int = Field(50, ge=2, description="Rarer categories are grouped as infrequent.")
+
+    @model_validator(mode="after")
+    def _text_columns_have_one_role(self) -> FeaturesSpec:
+        for other in ("categorical", "numeric", "drop"):
+            both = sorted(set(self.text or []) & set(getattr(self, other) or []))
+            if both:
+                raise ValueError(f"{', '.join(both)} cannot be both text and {other}")
+        return self
 
 
 class SplitSpec(_Section):

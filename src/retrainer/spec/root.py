@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from retrainer.spec.anomaly import UNLABELLED, AnomalySpec
 from retrainer.spec.common import _digest, _Section
 from retrainer.spec.data import DriftSpec, FeaturesSpec, LeakageSpec, SourceSpec, SplitSpec, TargetSpec, ValidationSpec
 from retrainer.spec.forecast import ForecastSpec
@@ -21,15 +22,19 @@ class Spec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name (letters, digits, - _ .).")
     description: str = Field("", description="One line about the pipeline (the Airflow DAG shows it).")
     seed: int = Field(42, description="Seed for splits, tuning and models: the same data gives the same model.")
-    task: Literal["binary", "multiclass", "regression", "forecast"] | None = Field(
+    task: Literal["binary", "multiclass", "regression", "forecast", "anomaly"] | None = Field(
         None,
         description=(
             "What the model predicts; inferred from the target when omitted (two labels: binary; a few "
             "text labels: multiclass; floats or many numbers: regression). forecast is never inferred: it "
-            "needs time_column and a `forecast:` section."
+            "needs time_column and a `forecast:` section. anomaly is never inferred: its target (known "
+            "anomalies) is optional."
         ),
     )
     forecast: ForecastSpec | None = Field(None, description="task: forecast only: horizon, series, backtest.")
+    anomaly: AnomalySpec | None = Field(
+        None, description="task: anomaly only: the expected alert rate and the checks of an unlabelled batch."
+    )
     source: SourceSpec
     target: TargetSpec
     id_column: str | None = Field(None, description="Entity id: never a feature; duplicated ids fail validation.")
@@ -53,6 +58,14 @@ class Spec(_Section):
     orchestration: OrchestrationSpec = Field(default_factory=OrchestrationSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     spec_path: str | None = Field(None, exclude=True, description="Where the spec was loaded from (set by the loader).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unlabelled_anomalies(cls, data: Any) -> Any:
+        """`task: anomaly` without `target`: no anomaly is known; the split gives every row the label -1."""
+        if isinstance(data, dict) and data.get("task") == "anomaly" and data.get("target") is None:
+            return {**data, "target": {"column": UNLABELLED}}
+        return data
 
     @field_validator("target", mode="before")
     @classmethod
@@ -84,6 +97,8 @@ class Spec(_Section):
                 raise ValueError("task forecast needs a 'forecast:' section (at least forecast.horizon)")
         elif self.forecast is not None:
             raise ValueError("the 'forecast:' section applies to task: forecast only")
+        if self.anomaly is not None and self.task != "anomaly":
+            raise ValueError("the 'anomaly:' section applies to task: anomaly only")
         for check in SPEC_CHECKS:  # the task's options (`retrainer.tasks` adds it): see spec_checks.py
             problem = check(self)
             if problem:

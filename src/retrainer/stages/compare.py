@@ -130,7 +130,36 @@ def decide_against(
     decision = Decision(
         "challenger" if wins else "champion", reason, metric, challenger_score, champion_score, champion.version
     )
+    if warning := too_good_to_be_true(metric, challenger_score, champion_score, champion.version):
+        ctx.logger.warning("%s", warning)
+        proof = {**proof, "too_good_to_be_true": warning}
     return decision, champion_metrics, proof
+
+
+TOO_GOOD_GAIN = 0.05
+
+
+def too_good_to_be_true(metric: str, challenger: float, champion: float, version: int) -> str | None:
+    """The leakage guard's last check: a challenger far better than the champion on the same rows. A
+    score in [0, 1] that gains more than `TOO_GOOD_GAIN` and closes more than half the champion's gap
+    to perfect, or an error cut by more than half. Retraining rarely does that; a leak does. A warning
+    with the figures: a real step (new features, much more data) is possible."""
+    from retrainer.metrics import get_metric
+
+    known = get_metric(metric)
+    gain = better(metric, challenger, champion)
+    if known.bounded and known.greater_is_better:
+        suspicious = gain > TOO_GOOD_GAIN and gain > (1 - champion) / 2
+    elif not known.greater_is_better:
+        suspicious = champion > 0 and challenger < champion / 2
+    else:
+        suspicious = False
+    if not suspicious:
+        return None
+    return (
+        f"challenger {metric} {shown(metric, challenger)} against champion v{version}'s {shown(metric, champion)} "
+        "on the same rows: too good to be true? (check the top features for a proxy of the label)"
+    )
 
 
 def _twin_of(ctx: RunContext, inputs: Mapping[str, Any], champion: VersionInfo, champion_proba: Any) -> str:
@@ -183,7 +212,10 @@ def _output(
         record["existing_version"] = existing.version
     record["champion_metrics"] = champion_metrics
     record["evidence"] = proof
-    return StageOutput(artifacts={"decision": record}, summary=f"{decision.winner}: {decision.reason}")
+    summary = f"{decision.winner}: {decision.reason}"
+    if proof and proof.get("too_good_to_be_true"):
+        summary += f"; warning: {proof['too_good_to_be_true']}"
+    return StageOutput(artifacts={"decision": record}, summary=summary)
 
 
 STAGE = Stage(

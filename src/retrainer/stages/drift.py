@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainer.drift import Thresholds, compare_to_profile, describe_kind_change, kind_changes
-from retrainer.errors import DriftBlocked
+from retrainer.drift import Thresholds, compare_to_profile, contract_changes, describe_kind_change, kind_changes
+from retrainer.errors import DataValidationError, DriftBlocked
 from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.store import ParquetFile
 from retrainer.tasks import from_info, task_class
@@ -63,6 +63,7 @@ def drift_report(
         "drifted_features": [f.name for f in features if f.drifted],
         "missing_features": sorted(set(rules.features or profile["columns"]) - set(frame.columns)),
         "kind_changes": kind_changes(profile, frame),
+        "contract_changes": contract_changes(profile, frame),
     }
 
 
@@ -139,13 +140,15 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             reasons = "; ".join(entry["reasons"]) or "level and seasonality as before"
             ctx.logger.info("%s series %s: %s", "DRIFT" if entry["drifted"] else "ok   ", entry["series"], reasons)
     for feature in [*report["features"], *([report["score"]] if report["score"] else [])]:
+        unseen = feature.get("unseen")  # a text column: new words beyond a fresh sample's
         ctx.logger.info(
-            "%s %s: psi %.3f js %.3f ks %s%s",
+            "%s %s: psi %.3f js %.3f ks %s%s%s",
             "DRIFT" if feature["drifted"] else "ok   ",
             feature["name"],
             feature["psi"],
             feature["js"],
             feature["ks"],
+            "" if unseen is None else f" unseen {unseen:.3f}",
             f" ({'; '.join(feature['reasons'])})" if feature["reasons"] else "",
         )
     drifted = report["drifted_features"]
@@ -164,11 +167,31 @@ def drift(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         summary += f": {', '.join(drifted[:6])}{'...' if len(drifted) > 6 else ''}"
     if score_drifted:
         summary += "; prediction score drifted"
-    for change in report["kind_changes"]:  # a warning whatever the policy: features would silently re-type it
-        note = f"warning: {describe_kind_change(change)} vs champion v{version}"
-        ctx.logger.warning("%s", note)
-        summary += f"; {note}"
+    summary += _check_contract(ctx, report, version)
     return StageOutput(artifacts={"drift": report}, metrics=metrics, summary=summary)
+
+
+def _check_contract(ctx: RunContext, report: dict[str, Any], version: int) -> str:
+    """`validation.contract: champion`: a real change against the champion's data (`contract_changes`)
+    rejects the batch (a warning where `validation.severity.contract` is 'warn'); a column that
+    arrives as text where the champion had numbers warns under any other contract setting."""
+    rules = ctx.spec.validation
+    changes = report.get("contract_changes", [])
+    if rules.contract != "champion" or rules.severity_of("contract") == "warn":
+        notes = [f"warning: {c['message']} vs champion v{version}" for c in changes]
+        if rules.contract != "champion":  # only the type changes, as before the champion's contract
+            notes = [f"warning: {describe_kind_change(c)} vs champion v{version}" for c in report["kind_changes"]]
+        for note in notes:
+            ctx.logger.warning("%s", note)
+        return "".join(f"; {note}" for note in notes)
+    if changes:
+        raise DataValidationError(
+            f"the data changed against champion v{version}'s: " + "; ".join(c["message"] for c in changes),
+            failures=[f"contract {c['rule']}: {c['message']}" for c in changes],
+            hint="fix the feed; if the change is real, set validation.severity: {contract: warn} for this run "
+            "(or validation.contract: off)",
+        )
+    return ""
 
 
 def champion_fingerprint(ctx: RunContext) -> str:
@@ -184,6 +207,6 @@ STAGE = Stage(
     fingerprint=champion_fingerprint,
     needs=("data",),
     makes=("drift",),
-    spec_sections=("drift", "promotion", "tracking", "forecast"),
-    code=("retrainer.drift", "retrainer.forecasting"),
+    spec_sections=("drift", "promotion", "tracking", "forecast", "validation.contract", "validation.severity"),
+    code=("retrainer.drift", "retrainer.forecasting", "retrainer.text"),
 )

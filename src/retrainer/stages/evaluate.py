@@ -92,7 +92,7 @@ STAGE = Stage(
     func=evaluate,
     needs=("model", "training", "test", "oot", "target_info"),
     makes=("evaluation",),
-    spec_sections=("evaluation", "target"),
+    spec_sections=("evaluation", "target", "anomaly"),  # an anomaly detector's gates
     code=(
         "retrainer.metrics",
         "retrainer.models.calibration",

@@ -91,6 +91,7 @@ def promotion_evidence(
             groups=units,
         )
         | {metric: (result.challenger_low, result.challenger_high)},
+        "checks": task.paired_checks(proba, champion_proba, spec),  # an anomaly detector's alert overlap
         "slices": {},
         "slice_failures": [],
         "min_slice_size": spec.evaluation.min_slice_size,
@@ -124,6 +125,10 @@ def weigh_evidence(
         if wins and required_confidence is not None and boot["low"] <= 0:
             wins = False
             reason += ": the gain is not significant (the interval includes zero)"
+    checks = (proof.get("checks") or {}).get("failures") or []  # the task's own (an anomaly detector's overlap)
+    if checks:
+        reason += ("; but a check failed: " if wins else "; failed checks: ") + "; ".join(checks)
+        wins = False
     failures = proof.get("slice_failures") or []
     if failures:
         reason += ("; but a slice regressed: " if wins else "; slice regressions: ") + "; ".join(failures)

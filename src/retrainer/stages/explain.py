@@ -9,6 +9,10 @@ What is explained is the task's output: a binary model's positive-class score, e
 multiclass model (ranked by the mean |SHAP| over classes; each row's values are those of the class it
 is given), a regressor's value. A regressor on a transformed target is explained on that scale
 (log dollars for `target.transform: log`): the inner model's, which is additive there.
+
+A wide model (TF-IDF of a text column: thousands of n-grams) is explained on `WIDE_ROWS` rows, its
+report names only the `WIDE_NAMED` n-grams of largest mean |SHAP|, and `mean_abs_shap_by_column`
+sums each input column's features (a text column's n-grams, a category's one-hot columns).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 
 TOP_FEATURES = 20
 PERMUTATION_ROWS = 50  # the permutation explainer calls the model (2 x features + 1) x background times per row
+WIDE = 1000  # features: a model this wide (text n-grams) is explained on fewer rows and named in part
+WIDE_ROWS = 100
+WIDE_NAMED = 200
 
 
 def shap_values(
@@ -39,7 +46,10 @@ def shap_values(
     task = task or from_info(None)
     preprocess, estimator = _split_model(model)
     estimator = getattr(estimator, "regressor_", estimator)  # a transformed target: its inner model
-    features = _dense(preprocess.transform(sample)) if preprocess is not None else sample.to_numpy(dtype=float)
+    transformed = preprocess.transform(sample) if preprocess is not None else sample.to_numpy(dtype=float)
+    if transformed.shape[1] > WIDE:  # SHAP values are rows x features (x classes): bound them
+        transformed = transformed[:WIDE_ROWS]
+    features = _dense(transformed)
     names = _feature_names(preprocess, features.shape[1])
     background = _dense(preprocess.transform(train.sample(min(len(train), 200), random_state=seed)))
     kind = _explainer_kind(estimator)
@@ -91,6 +101,10 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         mean_abs = np.abs(values).mean(axis=0)
     order = np.argsort(mean_abs)[::-1]
     top = order[:TOP_FEATURES]
+    by_column = _by_column(names, mean_abs, columns) if len(names) > WIDE else {}
+    if by_column:  # thousands of n-grams: the report names the strongest only
+        order = order[:WIDE_NAMED]
+        per_class = {label: {names[i]: shares[names[i]] for i in order} for label, shares in per_class.items()}
     importances, importance_kind = _importances(model, names, sample, columns, spec.target.column, spec.seed, task)
     report = {
         "explainer": kind,
@@ -103,11 +117,56 @@ def explain(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         "importance_kind": importance_kind,
         "task": task.name,
         **({"mean_abs_shap_by_class": per_class} if per_class else {}),
+        **({"mean_abs_shap_by_column": by_column} if by_column else {}),
     }
     leader = names[order[0]] if len(order) else "none"
-    return StageOutput(
-        artifacts={"explanation": report}, summary=f"{kind} SHAP on {len(values)} rows; top feature {leader}"
+    summary = f"{kind} SHAP on {len(values)} rows; top feature {leader}"
+    if dominant := dominant_feature(report["mean_abs_shap"], columns, spec.leakage.allow):
+        report["dominant_feature"] = dominant
+        ctx.logger.warning("%s", dominant["message"])
+        summary += f"; warning: {dominant['message']}"
+    return StageOutput(artifacts={"explanation": report}, summary=summary)
+
+
+DOMINANT_SHARE = 0.6  # one input carries this share of the mean |SHAP|...
+DOMINANT_RATIO = 5.0  # ...and this many times the next input's
+
+
+def dominant_feature(
+    mean_abs_shap: Mapping[str, float], columns: list[str], allowed: list[str]
+) -> dict[str, Any] | None:
+    """The leakage guard's check after training: one input that carries most of the model's SHAP
+    importance while the others carry little (a proxy of the label the single-feature scores missed).
+    Encoded columns (`contract_Month-to-month`) count for the input they come from. A warning: a
+    model that leans on one honest feature is possible, and the figures say so."""
+    per_input: dict[str, float] = {}
+    for name, value in mean_abs_shap.items():
+        source = max((c for c in columns if name == c or name.startswith(f"{c}_")), key=len, default=name)
+        per_input[source] = per_input.get(source, 0.0) + value
+    ranked = sorted(per_input.items(), key=lambda item: -item[1])
+    total = sum(per_input.values())
+    if len(ranked) < 2 or total <= 0 or ranked[0][0] in allowed:
+        return None
+    (column, top), (runner_up, second) = ranked[0], ranked[1]
+    share = top / total
+    if share < DOMINANT_SHARE or top < DOMINANT_RATIO * second:
+        return None
+    message = (
+        f"{column} carries {share:.0%} of the model's SHAP importance, {top / max(second, 1e-12):.1f}x the next "
+        f"input ({runner_up}): a proxy of the label? (leakage.allow: [{column}] if it is known at prediction time)"
     )
+    return {"column": column, "share": round(share, 4), "next": runner_up, "message": message}
+
+
+def _by_column(names: list[str], mean_abs: np.ndarray, columns: list[str]) -> dict[str, float]:
+    """Mean |SHAP| summed per input column: a feature belongs to the longest column name it starts with
+    (`review:great` and `review:'gre'` to review, `contract_Two year` to contract)."""
+    totals: dict[str, float] = {}
+    by_length = sorted(columns, key=len, reverse=True)
+    for name, value in zip(names, mean_abs, strict=True):
+        source = next((c for c in by_length if name == c or name.startswith((f"{c}:", f"{c}_"))), name)
+        totals[source] = totals.get(source, 0.0) + float(value)
+    return {c: round(v, 6) for c, v in sorted(totals.items(), key=lambda p: -p[1])}
 
 
 def _split_model(model: Any) -> tuple[Any, Any]:
@@ -182,6 +241,6 @@ STAGE = Stage(
     func=explain,
     needs=("model", "training", "train", "test", "target_info"),
     makes=("explanation",),
-    spec_sections=("report", "seed", "target"),
+    spec_sections=("report", "seed", "target", "leakage.allow"),
     code=("retrainer.tasks",),
 )

@@ -1,12 +1,16 @@
 """Leakage guard: before tuning, on the training split only, look for features that leak the target.
 
-Two kinds of leak are flagged:
+Three kinds of leak are flagged:
 
 - a feature that predicts the target almost perfectly *on its own*: its single-feature ROC AUC
   (either direction) is above `leakage.max_single_feature_auc`. Numeric columns are scored by rank
   and by target rate per decile bin, categorical ones by target rate per category; the rates are
   learnt on one half of the rows and scored on the other, so an id-like column cannot look perfect
   merely by memorising rows;
+- a proxy: the best feature the rule above leaves, when it is not perfect but stands far above
+  the next one (its AUC at least `leakage.min_auc_for_lead` and more than `leakage.max_auc_lead`
+  above the next best). Real features share the signal; a column filled in after the outcome was
+  known carries it alone. Two proxies of the same strength hide each other from this rule;
 - a timestamp feature (a datetime input, or one listed in `leakage.timestamp_columns`) with values
   after `leakage.label_time_column`: it records something that happened after the label was known.
 
@@ -35,7 +39,7 @@ MAX_ROWS = 50_000  # the AUC of a leak is plain on a sample; keeps the guard fas
 @dataclass(frozen=True)
 class Leak:
     column: str
-    kind: str  # "single_feature_auc" | "after_label_time"
+    kind: str  # "single_feature_auc" | "auc_lead" | "after_label_time"
     message: str
     observed: float
     allowed: bool = False
@@ -61,7 +65,9 @@ def single_feature_auc(values: pd.Series, target: np.ndarray, seed: int = 0) -> 
         filled = numeric.fillna(numeric.median() if numeric.notna().any() else 0.0).to_numpy()
         auc = float(roc_auc_score(target, filled))
         best = max(auc, 1 - auc)
-        groups = pd.qcut(numeric.rank(method="first"), q=min(10, numeric.notna().sum() or 1), labels=False)
+        # bins of the values, ties kept together: ranking ties by position would let the rows' order
+        # (a table sorted by the label, a temporal split) pass as the column's signal
+        groups = pd.qcut(numeric, q=min(10, numeric.nunique() or 1), labels=False, duplicates="drop")
         groups = groups.astype("float").fillna(-1).astype(int).astype(str)
     else:
         groups = values.astype(str).where(values.notna(), "<null>")
@@ -101,12 +107,26 @@ def find_leaks(train: pd.DataFrame, columns: list[str], spec: Spec, task: Task |
     sample = train.sample(MAX_ROWS, random_state=spec.seed) if len(train) > MAX_ROWS else train
     targets = (task or from_info(None)).one_vs_rest(sample[spec.target.column].to_numpy())
     leaks: list[Leak] = []
-    if rules.max_single_feature_auc is not None:
-        for column in columns:
-            auc = sum(single_feature_auc(sample[column], target, spec.seed) for target in targets) / len(targets)
-            if auc > rules.max_single_feature_auc:
+    if rules.max_single_feature_auc is not None or rules.max_auc_lead is not None:
+        aucs = {
+            column: sum(single_feature_auc(sample[column], target, spec.seed) for target in targets) / len(targets)
+            for column in columns
+        }
+        ranked = sorted(aucs.items(), key=lambda item: -item[1])
+        for column, auc in ranked:
+            if rules.max_single_feature_auc is not None and auc > rules.max_single_feature_auc:
                 message = f"single-feature AUC {auc:.4f} > {rules.max_single_feature_auc}"
                 leaks.append(Leak(column, "single_feature_auc", message, round(auc, 4), column in allowed))
+        # the proxy: the best feature the rule above left, against the next one (a copy cannot hide it)
+        rest = [(column, auc) for column, auc in ranked if column not in {leak.column for leak in leaks}]
+        if rules.max_auc_lead is not None and len(rest) > 1 and rest[0][1] >= rules.min_auc_for_lead:
+            (column, auc), (runner_up, next_auc) = rest[0], rest[1]
+            if auc - next_auc > rules.max_auc_lead:
+                message = (
+                    f"single-feature AUC {auc:.3f} stands {auc - next_auc:.3f} above the next best feature "
+                    f"({runner_up}, {next_auc:.3f}; at most {rules.max_auc_lead} apart): a proxy of the label?"
+                )
+                leaks.append(Leak(column, "auc_lead", message, round(auc, 4), column in allowed))
     label_time = rules.label_time_column
     if label_time:
         stamps = [c for c in columns if pd.api.types.is_datetime64_any_dtype(train[c].dtype)]

@@ -90,7 +90,8 @@ def register(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             Path(reports, f"{report}.json").write_text(json.dumps(inputs[report], indent=2, default=str))
         # what the next runs' drift stage compares their data with
         fitted = task.final_fit_rows(inputs)  # the rows the model learned from (a forecaster: all of them)
-        profile = reference_profile(inputs["model"], fitted, training["input_columns"], spec.seed, task)
+        text = inputs["feature_schema"].get("text", [])
+        profile = reference_profile(inputs["model"], fitted, training["input_columns"], spec.seed, task, text=text)
         series = task.series_profile(fitted, spec)
         if series is not None:  # a forecast's level and seasonality per series: the next runs' series drift
             profile["series"] = series
@@ -126,7 +127,13 @@ PROFILE_ROWS = 200_000  # training rows the reference profile is drawn from, at 
 
 
 def reference_profile(
-    model: Any, train: Any, columns: list[str], seed: int = 0, task: Task | None = None, max_rows: int = PROFILE_ROWS
+    model: Any,
+    train: Any,
+    columns: list[str],
+    seed: int = 0,
+    task: Task | None = None,
+    max_rows: int = PROFILE_ROWS,
+    text: list[str] | None = None,
 ) -> dict[str, Any]:
     """The profile of the training rows the model learned from, and of its scores on them.
 
@@ -139,7 +146,7 @@ def reference_profile(
     task = task or from_info(None)
     rows = train if len(train) <= max_rows else train.sample(n=max_rows, random_state=seed)
     scores = task.drift_values(task.predict(model, rows[columns])) if task.score_drift else None
-    profile = build_profile(rows[columns], scores)
+    profile = build_profile(rows[columns], scores, text)  # text columns: vocabulary and length
     profile["task"] = task.info()
     profile["rows"], profile["profiled_rows"] = len(train), len(rows)
     profile["input_columns"] = columns
@@ -154,7 +161,7 @@ def drift_metrics(report: dict[str, Any]) -> dict[str, float]:
     score = [report["score"]] if report.get("score") else []
     for entry in [*report.get("features", []), *score]:
         name = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(entry["name"]))
-        for stat in ("psi", "js", "ks", "ks_pvalue", "wasserstein"):
+        for stat in ("psi", "js", "ks", "ks_pvalue", "wasserstein", "unseen"):
             if entry.get(stat) is not None:
                 metrics[f"drift.{stat}.{name}"] = float(entry[stat])
     if report.get("reference"):

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.tasks import Task, resolve
+from retrainer.target import shown_labels
+from retrainer.tasks import Task, resolve, task_class
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +39,7 @@ def split_with_task(
     import pandas as pd
 
     target = spec.target.column
+    frame = task_class(spec).with_target(frame, spec)  # an anomaly spec without target: every row "unknown"
     has_label = frame[target].notna()
     # a shallow copy when every row is labelled: copy-on-write keeps the caller's frame as it was, and
     # the table is not held twice while the parts are cut from it
@@ -125,7 +127,10 @@ def split(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             info[name]["from"] = str(part[spec.time_column].min())
             info[name]["to"] = str(part[spec.time_column].max())
     sizes = ", ".join(f"{name} {len(part):,}" for name, part in parts.items() if len(part))
-    inferred = "" if spec.task else " (inferred)"
+    notes = [] if spec.task else ["inferred"]
+    if spec.target.positive is None and task.info().get("positive") is not None:  # which label a threshold flags
+        notes.append(f"positive {shown_labels([task.info()['positive']])}")
+    inferred = f" ({', '.join(notes)})" if notes else ""
     ctx.logger.info("task %s%s", task.name, inferred)
     return StageOutput(
         artifacts={**parts, "split_info": info, "target_info": task.info()},

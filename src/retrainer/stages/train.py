@@ -80,6 +80,6 @@ STAGE = Stage(
     func=train,
     needs=("train", "test", "preprocessor", "feature_schema", "tuning", "target_info"),
     makes=("model", "training"),
-    spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed", "forecast"),
+    spec_sections=("models", "evaluation.threshold_metric", "target", "task", "seed", "forecast", "anomaly"),
     code=("retrainer.models", "retrainer.fitting", "retrainer.tasks"),
 )

@@ -123,6 +123,7 @@ STAGE = Stage(
         "task",
         "seed",
         "forecast",
+        "anomaly",
     ),
     code=(
         "retrainer.tuning",

@@ -1,20 +1,23 @@
-"""Validate: hard data gates before any training.
+"""Validate: the data checks before any training.
 
 Every check runs and returns a `Check`; only then does the stage decide, so the user sees every
-failure at once, not the first one.
+failure at once, not the first one. A failed check is an error (the batch is rejected) or a warning
+(reported, the run goes on): a threshold the spec writes is a gate, one left to its default warns
+(`ValidationSpec.severity_of`), and what makes training impossible (no rows, one class, no target)
+always rejects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import DataValidationError, SpecError
 from retrainer.pipeline import RunContext, Stage, StageOutput
-from retrainer.target import as_text
+from retrainer.target import as_text, shown_labels
 from retrainer.tasks import resolve as resolve_task
 from retrainer.tasks import task_class
 
@@ -33,17 +36,24 @@ class Check:
     message: str
     column: str | None = None
     observed: float | str | None = None
+    severity: str | None = None  # "error" | "warn"; None: the spec's (`ValidationSpec.severity_of`)
+
+    @property
+    def rejects(self) -> bool:
+        return not self.passed and self.severity == "error"
 
 
 def check_data(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -> list[Check]:
     """Run every validation check of the spec on `frame`; `as_of` (default: now) bounds the timestamps."""
     rules = spec.validation
+    min_rows = int(rules.limit("min_rows"))
     checks = [
         Check(
             "min_rows",
-            len(frame) >= rules.min_rows,
-            f"{len(frame):,} rows (minimum {rules.min_rows:,})",
+            len(frame) >= min_rows,
+            f"{len(frame):,} rows (minimum {min_rows:,})",
             observed=len(frame),
+            severity="error" if not len(frame) else None,  # nothing to train on
         )
     ]
     checks += _target_checks(frame, spec)
@@ -56,9 +66,10 @@ def check_data(frame: pd.DataFrame, spec: Spec, as_of: datetime | None = None) -
     if rules.max_age and spec.time_column:
         checks.append(_freshness_check(frame, spec.time_column, rules.max_age, as_of))
     checks += [
-        Check(name, passed, message) for name, passed, message in task_class(spec).data_checks(frame, spec, as_of)
+        Check(name, passed, message, severity="error")
+        for name, passed, message in task_class(spec).data_checks(frame, spec, as_of)
     ]
-    return checks
+    return [check if check.severity else replace(check, severity=rules.severity_of(check.name)) for check in checks]
 
 
 def _freshness_check(frame: pd.DataFrame, column: str, max_age: str, now: datetime | None) -> Check:
@@ -104,25 +115,30 @@ def contract_checks(frame: pd.DataFrame, spec: Spec) -> tuple[list[Check], dict[
     if not violations:
         message = f"{len(contract['columns'])} columns match {path.name}"
         return [Check("contract", True, message)], report
-    return [Check(f"contract {v.rule}", False, v.message, v.column, v.count) for v in violations], report
+    severity = spec.validation.severity_of("contract")
+    return [Check(f"contract {v.rule}", False, v.message, v.column, v.count, severity) for v in violations], report
 
 
 def _target_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     column = spec.target.column
+    frame = task_class(spec).with_target(frame, spec)  # an anomaly spec without target: every row "unknown"
     if column not in frame.columns:
-        return [Check("target_present", False, f"target column '{column}' is missing", column)]
+        return [Check("target_present", False, f"target column '{column}' is missing", column, severity="error")]
     labels = frame[column].dropna()
     try:
         task = resolve_task(spec, frame[column])  # an ambiguous target is a SpecError: it stops the run
     except DataValidationError as error:
-        return [Check("target_labels", False, error.message, column)]
+        return [Check("target_labels", False, error.message, column, severity="error")]
     if labels.empty:
-        return [Check("target_balance", False, "target has no labels", column, 0.0)]
-    balance = task.balance(labels, spec.validation.min_class_fraction)
+        return [Check("target_balance", False, "target has no labels", column, 0.0, severity="error")]
+    balance = task.balance(labels, spec.validation.limit("min_class_fraction"))
     if balance is None:
         return []
     passed, message, rarest = balance
-    return [Check("target_balance", passed, message, column, rarest)]
+    # one class, or a class of one row, cannot be split or learnt whatever the spec allows
+    impossible = task.estimator_type == "classifier" and int(labels.map(as_text).value_counts().min()) < 2
+    impossible |= labels.nunique() < 2
+    return [Check("target_balance", passed, message, column, rarest, severity="error" if impossible else None)]
 
 
 def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
@@ -135,17 +151,17 @@ def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     )
     for column, fraction in fractions.items():
         rule = spec.validation.columns.get(str(column))
-        limit = (
-            rule.max_null_fraction if rule and rule.max_null_fraction is not None else spec.validation.max_null_fraction
-        )
+        own = rule is not None and rule.max_null_fraction is not None
+        limit = rule.max_null_fraction if own and rule else spec.validation.limit("max_null_fraction")
         if fraction > limit:
             checks.append(
                 Check(
                     "max_null_fraction",
                     False,
-                    f"{fraction:.1%} nulls (maximum {limit:.1%})",
+                    f"{fraction:.1%} nulls (maximum {limit:.1%})" + (" (all empty)" if fraction == 1 else ""),
                     str(column),
                     round(float(fraction), 4),
+                    severity=rule.severity if own and rule else None,
                 )
             )
     if not checks:
@@ -162,7 +178,7 @@ def _null_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
 
 
 def _duplicate_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
-    limit = spec.validation.max_duplicate_fraction
+    limit = spec.validation.limit("max_duplicate_fraction")
     if not len(frame):
         return []
     duplicated = duplicated_rows(frame) / len(frame)
@@ -219,15 +235,25 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
     import pandas as pd
 
     if column not in frame.columns:
-        return [Check("column_present", False, f"required column '{column}' is missing", column)]
+        return [
+            Check("column_present", False, f"required column '{column}' is missing", column, severity=rule.severity)
+        ]
     values = frame[column]
     checks = []
+    tolerated = int((1 - rule.mostly) * values.notna().sum())  # `mostly`: this many values may break a rule
     if rule.dtype:
         passed = getattr(pd.api.types, _DTYPE_TESTS[rule.dtype])(values.dtype) or (
             rule.dtype == "string" and values.dtype == object
         )
         checks.append(
-            Check("dtype", bool(passed), f"dtype {values.dtype} (expected {rule.dtype})", column, str(values.dtype))
+            Check(
+                "dtype",
+                bool(passed),
+                f"dtype {values.dtype} (expected {rule.dtype})",
+                column,
+                str(values.dtype),
+                severity=rule.severity,
+            )
         )
     present = values.dropna()
     if rule.min is not None or rule.max is not None:
@@ -237,16 +263,24 @@ def _column_checks(frame: pd.DataFrame, column: str, rule: ColumnRule) -> list[C
         outside = int(((numeric < low) | (numeric > high) | numeric.isna()).sum())
         shown = f"[{rule.min}, {rule.max}]"
         observed = f"{numeric.min()}..{numeric.max()}" if len(numeric) else "no values"
-        checks.append(
-            Check("range", outside == 0, f"{outside:,} values outside {shown} (observed {observed})", column, outside)
-        )
+        message = f"{outside:,} values outside {shown} (observed {observed})" + _tolerance(tolerated, rule.mostly)
+        checks.append(Check("range", outside <= tolerated, message, column, outside, severity=rule.severity))
     if rule.allowed is not None:
         allowed = {as_text(v) for v in rule.allowed}
         unexpected = present[~present.map(as_text).isin(allowed)]
         examples = ", ".join(repr(v) for v in unexpected.astype(str).value_counts().index[:5])
         message = f"{len(unexpected):,} values not allowed" + (f" (e.g. {examples})" if examples else "")
-        checks.append(Check("allowed_values", unexpected.empty, message, column, len(unexpected)))
+        message += _tolerance(tolerated, rule.mostly)
+        checks.append(
+            Check(
+                "allowed_values", len(unexpected) <= tolerated, message, column, len(unexpected), severity=rule.severity
+            )
+        )
     return checks
+
+
+def _tolerance(tolerated: int, mostly: float) -> str:
+    return f" ({tolerated:,} tolerated: mostly {mostly:g})" if mostly < 1 else ""
 
 
 def _feature_columns(frame: pd.DataFrame, spec: Spec) -> list[str]:
@@ -278,29 +312,27 @@ def _feature_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
                     )
                 )
         distinct = values.nunique(dropna=True)
-        if spec.validation.reject_constant_columns and rows > 1 and distinct == 1:
-            shown = values.dropna().iloc[0]
+        gate = spec.validation.severity_of("constant_columns") == "error"
+        if rows > 1 and distinct == 1:
+            shown = shown_labels([values.dropna().iloc[0]])
+            what = "drop it with features.drop or fix the extract" if gate else "left out of the features"
             checks.append(
-                Check(
-                    "constant_columns",
-                    False,
-                    f"one value ({shown!r}) in all {rows:,} rows; drop it with features.drop or fix the extract",
-                    column,
-                    1,
-                )
+                Check("constant_columns", False, f"one value ({shown}) in all {rows:,} rows; {what}", column, 1)
             )
         is_text = not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(
             values.dtype
         )
-        if is_text and column not in forced_numeric and distinct > 100:
+        if is_text and column not in forced_numeric and distinct > 100 and not _free_text(values, spec, column):
             share = distinct / max(int(values.notna().sum()), 1)
-            if share > spec.validation.max_text_cardinality:
+            if share > spec.validation.limit("max_text_cardinality"):
+                gate = spec.validation.severity_of("cardinality") == "error"
+                what = "drop it with features.drop or name it id_column" if gate else "left out of the features"
                 checks.append(
                     Check(
                         "cardinality",
                         False,
                         f"{distinct:,} distinct values in {rows:,} rows looks like an identifier, not a category; "
-                        "drop it with features.drop or name it id_column",
+                        + what,
                         column,
                         distinct,
                     )
@@ -355,15 +387,15 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     spec, frame = ctx.spec, inputs["data"]
     checks = check_data(frame, spec, ctx.as_of)
     contract: dict[str, Any] | None = None
-    if spec.validation.contract != "off":
+    if spec.validation.contract in ("infer", "enforce"):  # 'champion': the drift stage holds its data
         found, contract = contract_checks(frame, spec)
         checks += found
-    failures = [c for c in checks if not c.passed]
+    failures = [c for c in checks if c.rejects]
     report: dict[str, Any] = {"passed": not failures, "checks": [asdict(c) for c in checks], "contract": contract}
     for check in checks:
         ctx.logger.info(
             "%s %s%s: %s",
-            "ok  " if check.passed else "FAIL",
+            "ok  " if check.passed else "FAIL" if check.rejects else "warn",
             check.name,
             f" [{check.column}]" if check.column else "",
             check.message,
@@ -375,8 +407,9 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             failures=lines,
             hint="fix the data at the source or relax `validation` in the spec; the champion is unchanged",
         )
-    summary = f"{len(checks)} checks passed"
-    notes = _silent_row_notes(frame, spec)
+    passed = sum(check.passed for check in checks)
+    summary = f"{passed} check{'s' if passed != 1 else ''} passed"
+    notes = [_warning(check) for check in checks if not check.passed] + _silent_row_notes(frame, spec)
     for note in notes:
         ctx.logger.warning("%s", note)
     report["warnings"] = notes
@@ -386,9 +419,15 @@ def validate(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
         summary += f"; contract written to {Path(contract['path']).name}"
     return StageOutput(
         artifacts={"validation": report},
-        metrics={"checks_passed": float(len(checks))},
+        metrics={"checks_passed": float(passed), "checks_warned": float(len(checks) - passed)},
         summary=summary,
     )
+
+
+def _warning(check: Check) -> str:
+    """A failed check that does not reject, as the run's output and the report show it."""
+    where = f"{check.column}: " if check.column else ""
+    return f"warning: {where}{check.name}: {check.message}"
 
 
 def _write_contract(ctx: RunContext, frame: pd.DataFrame, report: dict[str, Any]) -> None:
@@ -406,7 +445,7 @@ def _fingerprint(ctx: RunContext) -> str:
     import hashlib
 
     parts = [ctx.spec.validation.contract, f"as_of={ctx.as_of}"]  # future timestamps are judged against as_of
-    if ctx.spec.validation.contract != "off":
+    if ctx.spec.validation.contract in ("infer", "enforce"):
         from retrainer.contract import contract_path
 
         path = contract_path(ctx.spec)
@@ -431,3 +470,12 @@ STAGE = Stage(
     ),
     fingerprint=_fingerprint,
 )
+
+
+def _free_text(values: pd.Series, spec: Spec, column: str) -> bool:
+    """A column the model reads as prose (features.text, or inferred): distinct values are its nature."""
+    from retrainer.text import looks_like_text
+
+    if spec.features.text is not None:
+        return column in spec.features.text
+    return column not in (spec.features.categorical or []) and looks_like_text(values)

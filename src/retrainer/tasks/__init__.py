@@ -1,4 +1,4 @@
-"""The tasks: binary, multiclass, regression and forecast, one module each, behind the `Task` seam.
+"""The tasks: binary, multiclass, regression, forecast and anomaly, one module each, behind the `Task` seam.
 
 `resolve(spec, target)` is the run's task: the spec's `task`, else inferred from the target column
 (`infer_task`), then built from the column's values. `from_info` rebuilds it from what a split or a
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from retrainer.errors import SpecError
 from retrainer.metrics import REGISTRY, metrics_for
 from retrainer.spec_checks import SPEC_CHECKS
+from retrainer.tasks.anomaly import AnomalyTask
 from retrainer.tasks.base import Task, spec_problems
 from retrainer.tasks.binary import BinaryTask
 from retrainer.tasks.forecast import ForecastTask
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
 
     from retrainer.spec import Spec
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask, ForecastTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (BinaryTask, MulticlassTask, RegressionTask, ForecastTask, AnomalyTask)
+}
 TASK_NAMES = tuple(TASKS)
 # an integer target with more distinct values than this is an amount, with fewer an ambiguous code
 MAX_INTEGER_CLASSES = 20
@@ -112,6 +115,7 @@ def from_info(info: Mapping[str, Any] | None) -> Task:
 __all__ = [
     "TASKS",
     "TASK_NAMES",
+    "AnomalyTask",
     "BinaryTask",
     "ForecastTask",
     "MulticlassTask",

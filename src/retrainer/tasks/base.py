@@ -34,6 +34,7 @@ class Task(ABC):
     # options of the spec that only some tasks have (checked by `check_spec`)
     has_decision_threshold: ClassVar[bool] = False
     has_class_weight: ClassVar[bool] = False
+    has_positive_label: ClassVar[bool] = False  # `target.positive` applies (binary; anomaly: the known anomalies)
     explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
     explainable: ClassVar[bool] = True  # the explain stage's SHAP and permutation importance apply
     sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
@@ -62,6 +63,27 @@ class Task(ABC):
         return None
 
     # ------------------------------------------------------------------ what tables leave to the defaults
+    @classmethod
+    def with_target(cls, frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+        """The frame validation and the split read, with its target column (an anomaly spec may have no
+        target: its rows get the label "unknown"): the frame itself here."""
+        return frame
+
+    @classmethod
+    def own_spec_problems(cls, spec: Spec) -> list[str]:
+        """What the task refuses in a spec beyond the options `spec_problems` checks for every task: nothing here."""
+        return []
+
+    def paired_checks(self, output: np.ndarray, champion_output: np.ndarray | None, spec: Spec) -> dict[str, Any]:
+        """Checks of the challenger against the champion on the same rows, beside the bootstrap (an anomaly
+        detector's alert overlap), for the evidence and the report; those its `failures` list (in words)
+        keep the champion: none here."""
+        return {}
+
+    def metrics_note(self, evidence: Mapping[str, Any]) -> str | None:
+        """What the report says beside the metrics (compare's `evidence`, `paired_checks` in it): nothing here."""
+        return None
+
     @classmethod
     def data_checks(cls, frame: pd.DataFrame, spec: Spec, as_of: datetime | None) -> list[tuple[str, bool, str]]:
         """Validation's checks of this task beyond the table's, as (name, passed, message): none here."""
@@ -217,10 +239,14 @@ class Task(ABC):
         return all_metrics(y, output, threshold, self.name)
 
     def candidates(self, spec: Spec) -> list[str]:
-        """The spec's candidates, else the defaults for this task's kind of estimator."""
-        from retrainer.models import DEFAULT_CANDIDATES
+        """The spec's candidates, else the defaults for this task's kind of estimator (for a spec that names
+        text columns, the linear and boosted ones: a forest on thousands of sparse n-grams is slow)."""
+        from retrainer.models import DEFAULT_CANDIDATES, SLOW_ON_TEXT
 
-        return list(spec.models.names or DEFAULT_CANDIDATES[self.estimator_type])
+        if spec.models.names:
+            return list(spec.models.names)
+        defaults = DEFAULT_CANDIDATES[self.estimator_type]
+        return [c for c in defaults if c not in SLOW_ON_TEXT] if spec.features.text else list(defaults)
 
     # ------------------------------------------------------------------ the spec
     def check_spec(self, spec: Spec) -> None:
@@ -236,6 +262,7 @@ class Task(ABC):
 def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
     """Every option of `spec` that does not apply to the task `cls`, in words (load-time and run-time checks)."""
     task = cls.name
+    a_task = ("an " if task[0] in "aeiou" else "a ") + task  # "an anomaly model", "a binary model"
     problems = []
     named = {
         "evaluation.metric": spec.evaluation.metric,
@@ -246,20 +273,21 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
     applicable = metrics_for(task)
     for key, metric in named.items():
         if metric is not None and metric in REGISTRY and metric not in applicable:
-            problems.append(f"{key}: {metric} is not a {task} metric (choose from {', '.join(applicable)})")
+            problems.append(f"{key}: {metric} is not {a_task} metric (choose from {', '.join(applicable)})")
     if not cls.has_decision_threshold:
         if spec.evaluation.threshold_metric is not None:
             problems.append("evaluation.threshold_metric applies to binary models only")
         if spec.models.calibration != "none":
             problems.append("models.calibration applies to binary models only")
-        if spec.target.positive is not None:
-            problems.append("target.positive applies to binary models only")
+    if spec.target.positive is not None and not (cls.has_decision_threshold or cls.has_positive_label):
+        problems.append("target.positive applies to binary models (and known anomalies) only")
     if not cls.has_class_weight:
         for candidate, params in {**spec.models.params, **spec.models.search_space}.items():
             if "class_weight" in params:
                 problems.append(f"models: class_weight ({candidate}) applies to classifiers only")
     if task != "regression" and spec.target.transform != "none":
         problems.append("target.transform applies to regression only")
+    problems += cls.own_spec_problems(spec)
     from retrainer.models.custom import needs
 
     catalogue = spec.models.catalogue
@@ -269,12 +297,12 @@ def spec_problems(cls: type[Task], spec: Spec) -> list[str]:
             continue
         if known.estimator:  # your own: say what it lacks
             problems.append(
-                f"models.candidates: {candidate} ({known.estimator}) cannot train a {task} model: "
+                f"models.candidates: {candidate} ({known.estimator}) cannot train {a_task} model: "
                 f"it needs {needs(cls.estimator_type)}"
             )
             continue
         fits = [name for name, c in catalogue.items() if cls.estimator_type in c.kinds and not c.estimator]
-        problems.append(f"models.candidates: {candidate} cannot train a {task} model (choose from {', '.join(fits)})")
+        problems.append(f"models.candidates: {candidate} cannot train {a_task} model (choose from {', '.join(fits)})")
     return problems
 
 
