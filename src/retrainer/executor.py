@@ -1,7 +1,7 @@
 """The local executor: runs the pipeline's stages in order in one process, with caching and resume.
 
-A stage's cache key hashes its name, its code, its spec sections, its inputs' digests and (for
-extract) the source's fingerprint. A stage whose key has a complete entry in the store is not run;
+A stage whose key (`stage_cache.cache_key`: its name, code, spec sections, inputs' digests and the
+source's fingerprint) has a complete entry in the store is not run;
 its outputs are loaded only if a later stage that does run needs them, so an unchanged pipeline
 finishes in about a second. A crashed or interrupted run leaves its finished stages cached: the same
 command resumes where it stopped (tuning resumes trial by trial). A stage that declares a fan-out
@@ -11,7 +11,6 @@ command resumes where it stopped (tuning resumes trial by trial). A stage that d
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import posixpath
@@ -25,10 +24,12 @@ from typing import Any
 from retrainer.errors import RejectedError, RetrainerError, SpecError, StageError, StoreError
 from retrainer.faults import kill_point
 from retrainer.integrations.mlflow_registry import Registry
-from retrainer.pipeline import FanOut, Pipeline, Reporter, RunContext, SilentReporter, Stage, StageOutput
+from retrainer.pipeline import FanOut, Pipeline, Reporter, RunContext, SilentReporter, Stage
 from retrainer.run_lock import pipeline_lock, process_identity
 from retrainer.spec import Spec
-from retrainer.store import ArtifactRef, ParquetFile, RunStore
+from retrainer.stage_cache import cache_key as cache_key
+from retrainer.stage_cache import manifest_refs, read_manifest, save_outputs
+from retrainer.store import ArtifactRef, RunStore
 
 logger = logging.getLogger("retrainer")
 
@@ -275,13 +276,13 @@ def stage_inputs(
         key = _enter_stage(stage, ctx, refs)
         if stage.name == stage_name:
             return ctx, _LazyInputs(store, refs, {}, stage.needs)
-        manifest = _read_manifest(stage, ctx, key)
+        manifest = read_manifest(stage, ctx, key)
         if manifest is None:
             raise StageError(
                 f"stage {stage.name} has not run for these inputs",
                 hint=f"run up to it first: retrainer stage {stage.name}",
             )
-        refs.update(_manifest_refs(manifest))
+        refs.update(manifest_refs(manifest))
     raise StageError(f"no stage named {stage_name!r}")
 
 
@@ -366,10 +367,6 @@ def _enter_stage(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) ->
     return ctx.cache_key
 
 
-def _manifest_refs(manifest: dict[str, Any]) -> dict[str, ArtifactRef]:
-    return {name: ArtifactRef(**ref) for name, ref in manifest["artifacts"].items()}
-
-
 def _run_stage(
     stage: Stage,
     ctx: RunContext,
@@ -388,11 +385,11 @@ def _run_stage(
     with _stage_log(ctx):
         try:
             key = _enter_stage(stage, ctx, refs)
-            manifest = _read_manifest(stage, ctx, key) if use_cache else None
+            manifest = read_manifest(stage, ctx, key) if use_cache else None
             if not use_cache and store.discard_work_dir(stage.name, key):
                 logger.info("forced: the work a crashed run left for this stage is discarded, not resumed")
             if manifest is not None:
-                cached = _manifest_refs(manifest)
+                cached = manifest_refs(manifest)
                 refs.update(cached)
                 for name in cached:
                     loaded.pop(name, None)
@@ -403,7 +400,7 @@ def _run_stage(
                 if stage.fan_out is not None:
                     _fan_out(stage, stage.fan_out, ctx, inputs)
                 output = stage.func(ctx, inputs)
-                _save_outputs(stage, ctx, key, output, refs, loaded)
+                save_outputs(stage, ctx, key, output, refs, loaded)
                 status, summary, metrics = "ran", output.summary, output.metrics
         except BaseException as error:
             status = (
@@ -424,56 +421,6 @@ def _finish(
     seconds = round(time.perf_counter() - started, 3)
     ctx.reporter.stage_finished(stage.name, status, seconds, summary)
     return StageRecord(stage.name, status, seconds, key, summary, dict(metrics))
-
-
-def cache_key(stage: Stage, ctx: RunContext, refs: dict[str, ArtifactRef]) -> str:
-    """Hash of everything a stage's outputs depend on (see the module docstring)."""
-    parts = [stage.name, stage.code_version(), ctx.spec.section_digest(*stage.spec_sections)]
-    parts += [f"{name}={refs[name].digest}" for name in stage.needs if name in refs]
-    if stage.fingerprint is not None:
-        parts.append(stage.fingerprint(ctx))
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-
-
-def _save_outputs(
-    stage: Stage, ctx: RunContext, key: str, output: StageOutput, refs: dict[str, ArtifactRef], loaded: dict[str, Any]
-) -> None:
-    missing = set(stage.makes) - output.artifacts.keys()
-    if missing:
-        raise RetrainerError(f"stage {stage.name} did not return {sorted(missing)}")
-    directory = (
-        ctx.store.cache_dir(stage.name, key)
-        if stage.cacheable
-        else posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name)
-    )
-    saved = {name: ctx.store.save_artifact(directory, name, value) for name, value in output.artifacts.items()}
-    refs.update(saved)
-    # a file a stage streamed itself is read back from the store by the stages that need it
-    loaded.update({name: value for name, value in output.artifacts.items() if not isinstance(value, ParquetFile)})
-    manifest = {
-        "stage": stage.name,
-        "key": key,
-        "run_id": ctx.run_id,
-        "summary": output.summary,
-        "metrics": output.metrics,
-        "artifacts": {n: asdict(r) for n, r in saved.items()},
-    }
-    # the manifest is written last: it marks the entry complete
-    if stage.cacheable:
-        ctx.store.write_manifest(stage.name, key, manifest)
-    else:  # done once per run: a retried task does not register or promote twice
-        ctx.store.write_json(posixpath.join(directory, "manifest.json"), manifest)
-
-
-def _read_manifest(stage: Stage, ctx: RunContext, key: str) -> dict[str, Any] | None:
-    if stage.cacheable:
-        return ctx.store.read_manifest(stage.name, key)
-    path = posixpath.join(ctx.store.run_dir(ctx.run_id), stage.name, "manifest.json")
-    try:
-        manifest: dict[str, Any] = ctx.store.read_json(path)
-    except FileNotFoundError:
-        return None
-    return manifest if manifest.get("key") == key else None
 
 
 @contextlib.contextmanager

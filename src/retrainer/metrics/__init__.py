@@ -5,6 +5,9 @@ to and, where one exists, a vectorised form that scores many bootstrap weighting
 validation, gates, `min_improvement`, the paired bootstrap and every display list read `REGISTRY`;
 nothing keeps its own list of names.
 
+The forms live beside this module: `weighted` (the table metrics' vectorised forms), `forecast` and
+`anomaly` (each task's output and metrics); the registry below is the one list.
+
 What a metric reads is derived from the model's *output*, whose shape the task fixes: a binary model
 outputs the positive class's probability (n,), a multiclass one the probability of every class (n, k),
 a regressor its values (n,). `labels` are the decided classes: the binary output cut at its decision
@@ -13,17 +16,30 @@ threshold, or the most probable class of a multiclass output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from retrainer.metrics.anomaly import ANOMALY_OUTPUT as ANOMALY_OUTPUT
+from retrainer.metrics.anomaly import _anomaly_score, _anomaly_weighted
+from retrainer.metrics.forecast import _INTERVALS, _forecast_score, _forecast_weighted, _values_or_forecast
+from retrainer.metrics.forecast import FORECAST_OUTPUT as FORECAST_OUTPUT
+from retrainer.metrics.weighted import (
+    ScoreFn,
+    WeightedFn,
+    _w_accuracy,
+    _w_averaged,
+    _w_balanced_accuracy,
+    _w_log_loss,
+    _w_mae,
+    _w_mape,
+    _w_r2,
+    _w_rmse,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
 Needs = Literal["labels", "scores", "proba", "values"]
-ScoreFn = Callable[..., float]  # (y_true, prediction, sample_weight=None) -> float
-# (y_true, prediction, weights: resamples x rows) -> one score per resample: the bootstrap's fast form
-WeightedFn = Callable[["np.ndarray", "np.ndarray", "np.ndarray"], "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -131,260 +147,6 @@ def _median_ae(y_true: Any, values: Any, sample_weight: Any = None) -> float:
     order = np.argsort(errors)  # the weighted median: the error where half the weight is reached
     cumulative = np.cumsum(np.asarray(sample_weight, dtype=float)[order])
     return float(errors[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
-
-
-# ------------------------------------------------------------------- forecasts
-# A forecaster's output (`retrainer.models.forecaster.Forecaster.predict`) has these columns, one row per
-# row of the scored frame, NaN outside the backtest windows: metrics score the rows that have a forecast.
-FORECAST_OUTPUT = ("point", "lo_80", "hi_80", "lo_95", "hi_95", "scale", "naive", "group")
-_POINT, _SCALE, _NAIVE = 0, 5, 6
-_INTERVALS = {"coverage_80": (1, 2), "coverage_95": (3, 4)}
-
-
-def _forecast_terms(kind: str, y: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per scored row: the term whose (weighted) mean is the metric (the MAE's for `naive_ratio`'s numerator),
-    and the rows it applies to (a forecast, a scale, an interval)."""
-    import numpy as np
-
-    y = np.asarray(y, dtype=float)
-    point = output[:, _POINT]
-    keep = np.isfinite(point) & np.isfinite(y)
-    error = np.abs(y - point)
-    if kind == "mase":
-        keep &= np.isfinite(output[:, _SCALE])
-        return np.where(keep, error / np.where(keep, output[:, _SCALE], 1.0), 0.0), keep
-    if kind == "smape":
-        denominator = np.abs(y) + np.abs(point)
-        safe = np.where(denominator > 0, denominator, 1.0)
-        return np.where(keep & (denominator > 0), 200.0 * error / safe, 0.0), keep
-    if kind == "rmse":
-        return np.where(keep, error**2, 0.0), keep
-    if kind in _INTERVALS:
-        low, high = (output[:, i] for i in _INTERVALS[kind])
-        keep &= np.isfinite(low) & np.isfinite(high)
-        return ((y >= low) & (y <= high) & keep).astype(float), keep
-    return np.where(keep, error, 0.0), keep  # mae
-
-
-def _forecast_weighted(kind: str) -> WeightedFn:
-    """The metric on every weighting of the rows (bootstrap resamples: rows of `w`)."""
-
-    def weighted(y: np.ndarray, output: np.ndarray, w: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        if kind == "naive_ratio":
-            errors, keep = _forecast_terms("mae", y, output)
-            naive = np.abs(np.asarray(y, dtype=float) - output[:, _NAIVE])
-            keep &= np.isfinite(naive)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio: np.ndarray = (w @ np.where(keep, errors, 0.0)) / (w @ np.where(keep, naive, 0.0))
-            return ratio
-        terms, keep = _forecast_terms(kind, y, output)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean: np.ndarray = (w @ terms) / (w @ keep.astype(float))
-        return np.sqrt(mean) if kind == "rmse" else mean
-
-    return weighted
-
-
-def _forecast_score(kind: str) -> ScoreFn:
-    def score(y_true: Any, output: Any, sample_weight: Any = None) -> float:
-        import numpy as np
-
-        w = np.ones((1, len(output))) if sample_weight is None else np.asarray(sample_weight, dtype=float)[None, :]
-        return float(_forecast_weighted(kind)(np.asarray(y_true), np.asarray(output, dtype=float), w)[0])
-
-    return score
-
-
-def _values_or_forecast(values_fn: ScoreFn, values_w: WeightedFn, kind: str) -> tuple[ScoreFn, WeightedFn]:
-    """RMSE and MAE of a regressor's values (n,) or of a forecast's point column (n x len(FORECAST_OUTPUT))."""
-    forecast_fn, forecast_w = _forecast_score(kind), _forecast_weighted(kind)
-
-    def score(y_true: Any, prediction: Any, sample_weight: Any = None) -> float:
-        if getattr(prediction, "ndim", 1) == 2:
-            return forecast_fn(y_true, prediction, sample_weight)
-        return values_fn(y_true, prediction, sample_weight=sample_weight)
-
-    def weighted(y: np.ndarray, prediction: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return forecast_w(y, prediction, w) if prediction.ndim == 2 else values_w(y, prediction, w)
-
-    score.__name__ = kind
-    return score, weighted
-
-
-# ------------------------------------------------------------------- anomalies
-# An anomaly detector's output (`retrainer.models.anomaly.AnomalyDetector.predict`), one row per scored row:
-# the score (higher: more anomalous), the cut-off fitted on its training rows, the alert rate it was fitted
-# for, and the share of its seed copies that flag the row too. `y` is 1 for a known anomaly, 0 for a known
-# normal row, -1 where nothing is known (a spec without a target): the labelled metrics need both 0 and 1.
-ANOMALY_OUTPUT = ("score", "cutoff", "alert_rate", "seed_agreement")
-
-
-def _top_k(output: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per weighting (rows of `w`): how much of each row is among the k highest scores, k being the expected
-    alert rate times the weighting's rows (a row that straddles k counts in part; ties by row order)."""
-    import numpy as np
-
-    order = np.argsort(-output[:, 0], kind="stable")
-    k = output[0, 2] * w.sum(axis=1, keepdims=True) if len(output) else np.zeros((len(w), 1))
-    ranked = w[:, order]
-    before = np.cumsum(ranked, axis=1) - ranked
-    share = np.clip(k - before, 0.0, ranked) / np.where(ranked > 0, ranked, 1.0)
-    taken: np.ndarray = np.empty_like(share)
-    taken[:, order] = share
-    return taken
-
-
-def _w_average_precision(known: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Average precision as scikit-learn computes it (recall steps x precision, tied scores as one step),
-    per weighting: the sum `evidence.scorers.weighted_average_precision` takes too."""
-    import numpy as np
-
-    order = np.argsort(-scores, kind="stable")
-    ranked, hits, w = scores[order], known[order], w[:, order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    positive = np.add.reduceat(np.where(hits, w, 0.0), starts, axis=1)
-    negative = np.add.reduceat(np.where(hits, 0.0, w), starts, axis=1)
-    true_pos, false_pos = np.cumsum(positive, axis=1), np.cumsum(negative, axis=1)
-    total = positive.sum(axis=1, keepdims=True)
-    precision = np.where(true_pos + false_pos > 0, true_pos / np.maximum(true_pos + false_pos, 1e-300), 0.0)
-    values = (positive / np.where(total > 0, total, 1.0) * precision).sum(axis=1)
-    result: np.ndarray = np.where(total[:, 0] > 0, values, np.nan)
-    return result
-
-
-def _anomaly_weighted(kind: str) -> WeightedFn:
-    """Anomaly metrics on every weighting of the rows (the paired bootstrap's fast form)."""
-
-    def weighted(y: np.ndarray, output: np.ndarray, w: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        w = np.asarray(w, dtype=float)
-        output = np.asarray(output, dtype=float).reshape(len(y), len(ANOMALY_OUTPUT))
-        flagged = (output[:, 0] >= output[:, 1]).astype(float)
-        known = (np.asarray(y) == 1).astype(float)
-        if not len(y):
-            return np.full(len(w), np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if kind == "average_precision":
-                result: np.ndarray = _w_average_precision(known > 0, output[:, 0], w)
-            elif kind in ("precision_at_k", "recall_at_alert_rate"):
-                top = _top_k(output, w) * w  # the weight of each row that falls in the top k
-                result = (top @ known) / (top.sum(axis=1) if kind == "precision_at_k" else w @ known)
-            elif kind == "alert_rate":
-                result = (w @ flagged) / w.sum(axis=1)
-            elif kind == "alert_rate_gap":  # how far the alert rate is from the expected one, as a share of it
-                result = np.abs((w @ flagged) / w.sum(axis=1) - output[0, 2]) / output[0, 2]
-            else:  # seed_agreement: over the flagged rows, the share of seed copies that flag them too
-                result = (w @ (flagged * output[:, 3])) / (w @ flagged)
-        return result
-
-    return weighted
-
-
-def _anomaly_score(kind: str) -> ScoreFn:
-    def score(y_true: Any, output: Any, sample_weight: Any = None) -> float:
-        import numpy as np
-
-        w = np.ones((1, len(output))) if sample_weight is None else np.asarray(sample_weight, dtype=float)[None, :]
-        return float(_anomaly_weighted(kind)(np.asarray(y_true), np.asarray(output, dtype=float), w)[0])
-
-    score.__name__ = kind
-    return score
-
-
-# ------------------------------------------------------------------- vectorised forms (the bootstrap)
-# each scores every weighting (a row of `w`: one bootstrap resample's draw counts) with one matrix product
-
-
-def _w_mean(w: np.ndarray, terms: np.ndarray) -> np.ndarray:
-    result: np.ndarray = (w @ terms) / w.sum(axis=1)
-    return result
-
-
-def _w_rmse(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    result: np.ndarray = np.sqrt(_w_mean(w, (y - values) ** 2))
-    return result
-
-
-def _w_mae(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return _w_mean(w, np.abs(y - values))
-
-
-def _w_mape(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return _w_mean(w, np.abs(y - values) / np.maximum(np.abs(y), np.finfo(np.float64).eps))
-
-
-def _w_r2(y: np.ndarray, values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    y = y.astype(float)
-    residual = w @ ((y - values) ** 2)
-    total = w @ (y**2) - (w @ y) ** 2 / w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 1 - residual / total, np.nan)
-
-
-def _w_accuracy(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return _w_mean(w, (labels == y).astype(float))
-
-
-def _w_log_loss(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    eps = np.finfo(float).eps
-    if proba.ndim == 1:
-        p = np.clip(proba, eps, 1 - eps)
-        return -_w_mean(w, y * np.log(p) + (1 - y) * np.log(1 - p))
-    rows = proba / proba.sum(axis=1, keepdims=True)
-    return -_w_mean(w, np.log(np.clip(rows[np.arange(len(y)), y.astype(int)], eps, 1)))
-
-
-def _w_per_class(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per resample and class (resamples x k): true positives, predicted and actual counts."""
-    import numpy as np
-
-    k = int(max(y.max(initial=0), labels.max(initial=0))) + 1
-    actual = np.eye(k)[y.astype(int)]
-    predicted = np.eye(k)[labels.astype(int)]
-    return w @ (actual * predicted), w @ predicted, w @ actual
-
-
-def _w_averaged(kind: str, average: str) -> WeightedFn:
-    """precision / recall / F1 averaged over classes (macro, or weighted by support), as scikit-learn
-    computes them: a class absent from a resample's truth and predictions is left out of the average."""
-
-    def weighted(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        tp, predicted, actual = _w_per_class(y, labels, w)
-        denominator = {"precision": predicted, "recall": actual, "f1": (predicted + actual) / 2}[kind]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_class = np.where(denominator > 0, tp / denominator, 0.0)
-        weights = actual if average == "weighted" else ((actual + predicted) > 0).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            result: np.ndarray = (per_class * weights).sum(axis=1) / weights.sum(axis=1)
-        return result
-
-    return weighted
-
-
-def _w_balanced_accuracy(y: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The mean recall over the classes a resample's truth holds."""
-    import numpy as np
-
-    tp, _, actual = _w_per_class(y, labels, w)
-    present = actual > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result: np.ndarray = np.where(present, tp / actual, 0.0).sum(axis=1) / present.sum(axis=1)
-    return result
 
 
 BINARY, MULTICLASS, REGRESSION = frozenset({"binary"}), frozenset({"multiclass"}), frozenset({"regression"})
