@@ -34,6 +34,7 @@ def test_better_for_lower_is_better_metrics(metric: str) -> None:
 
 def test_lower_is_better_is_exactly_the_losses_and_errors() -> None:
     losses = {"log_loss", "brier", "rmse", "mae", "mape", "median_ae", "mase", "smape", "naive_ratio"}
+    losses |= {"alert_rate", "alert_rate_gap"}  # a detector's alerts: a gate on them is a ceiling
     assert frozenset(losses) == LOWER_IS_BETTER  # a forecast's coverage is higher-is-better
     assert set(METRICS) >= LOWER_IS_BETTER
 

@@ -26,7 +26,9 @@ class RequestSchema:
     """Validators for the three request shapes: one row, `{"rows": [...]}`, `{"entity_ids": [...]}`."""
 
     def __init__(self, columns: list[tuple[str, str]], entity_id: str, optional: Collection[str] = ()) -> None:
-        self.columns = [name for name, _ in columns if name != entity_id]
+        # the entity id too where the model reads it (a panel forecaster's series id): the model leaves out
+        # any column it does not use, so an id that is only for routing costs nothing
+        self.columns = [name for name, _ in columns]
         self.numeric = [name for name, kind in columns if kind in _NUMERIC and name != entity_id]
         self.entity_id = entity_id
         fields: dict[str, Any] = {
