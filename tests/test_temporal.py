@@ -110,7 +110,8 @@ def test_periods_are_calendar_months_and_bad_windows_are_spec_errors() -> None:
 def test_backfill_over_four_months_decides_every_month_against_one_registry(
     tmp_path: Path, pg_url: str, flights_pg: dict[str, str]
 ) -> None:
-    spec = flights_spec(tmp_path, pg_url, flights_pg)
+    # four months of decisions, not four readiness checks (tests/test_readiness.py has those): off here
+    spec = flights_spec(tmp_path, pg_url, flights_pg, readiness={"enabled": False})
 
     timeline = backfill(spec, "2013-02-01", "2013-05-01", "1mo")
 
@@ -128,6 +129,8 @@ def test_backfill_over_four_months_decides_every_month_against_one_registry(
     store = RunStore(spec.store)
     assert store.read_bytes(timeline.plot).startswith(b"\x89PNG")
     assert len(json.loads(store.read_bytes(timeline.report))["steps"]) == 4
+    readiness = [stage for stage in store.read_run(steps[0].run_id)["stages"] if stage["name"] == "readiness"]
+    assert [stage["summary"] for stage in readiness] == ["off (readiness.enabled: false)"]
 
 
 def test_backfill_cli_rejects_bad_dates_and_steps_before_running_anything(write_spec: Any) -> None:

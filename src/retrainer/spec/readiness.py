@@ -27,6 +27,11 @@ class ReadinessSpec(_Section):
     """Load the registered version as `retrainer serve` will (a fresh process, by its `models:/` URI),
     score the test rows through the serving code, and measure it; a failure keeps the champion."""
 
+    enabled: bool = Field(
+        True,
+        description="false: promote without loading the version back (then `retrainer serve` is the first to "
+        "load it); for a development loop, not production.",
+    )
     max_model_mb: float | None = Field(None, gt=0, description="Largest model directory on disk, in MB.")
     max_load_s: float | None = Field(None, gt=0, description="Longest load of the version in a fresh process, s.")
     max_latency_ms: LatencyBounds = Field(

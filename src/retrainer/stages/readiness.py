@@ -51,6 +51,10 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     if decision["winner"] == "unchanged":  # nothing new registered: no alias will move to it
         skipped = {"checked": False, "version": version, "reason": "nothing new registered"}
         return StageOutput(artifacts={"readiness": skipped}, summary="nothing new to check")
+    if not spec.readiness.enabled:
+        skipped = {"checked": False, "version": version, "reason": "readiness.enabled is false"}
+        ctx.logger.warning("v%s is not loaded back before promotion: readiness.enabled is false", version)
+        return StageOutput(artifacts={"readiness": skipped}, summary="off (readiness.enabled: false)")
     registry = ctx.registry
     champion = registry.by_alias(name, CHAMPION)
     champion_version = champion.version if champion is not None and champion.version != version else None
