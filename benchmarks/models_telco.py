@@ -23,14 +23,14 @@ sys.path.insert(0, str(EXAMPLE))
 
 
 def main() -> None:
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     import retrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         shutil.copy(EXAMPLE / "pipeline.yaml", directory / "pipeline.yaml")
-        load(f"sqlite:///{directory / 'telco.db'}", telco_frame())
+        load(f"sqlite:///{directory / 'telco.db'}", telco_frame(), TABLE)
         spec = retrainer.load_spec(directory / "pipeline.yaml")
         spec = spec.model_copy(update={"store": str(directory / "store")})
         load_before = os.getloadavg()[0]
