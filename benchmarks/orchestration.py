@@ -56,10 +56,10 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     work = Path(tempfile.mkdtemp(prefix="retrainer-bench-"))
-    load(f"sqlite:///{work / 'telco.db'}", telco_frame())
+    load(f"sqlite:///{work / 'telco.db'}", telco_frame(), TABLE)
     (HOME / "dags").mkdir()
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
 

@@ -89,13 +89,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--trials", type=int, default=10)
     args = parser.parse_args()
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     load_before = os.getloadavg()
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="retrainer-overhead-") as tmp:
         db = Path(tmp) / "telco.db"
-        load(f"sqlite:///{db}", telco_frame())
+        load(f"sqlite:///{db}", telco_frame(), TABLE)
         for repeat in range(args.repeat):
             order = SIDES[repeat % len(SIDES) :] + SIDES[: repeat % len(SIDES)]
             for side in order:

@@ -41,12 +41,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=12)
     args = parser.parse_args()
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        load(f"sqlite:///{directory / 'telco.db'}", telco_frame())
+        load(f"sqlite:///{directory / 'telco.db'}", telco_frame(), TABLE)
         rows = []
         for workers in (1, 2):
             seconds = tune_seconds(workers, args.trials, directory)

@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--trials", type=int, default=2)
     args = parser.parse_args()
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     bin_dir = Path(sys.executable).parent
     dvc = shutil.which("dvc", path=str(bin_dir)) or shutil.which("dvc")
@@ -70,7 +70,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="retrainer-rerun-") as tmp:
         root = Path(tmp)
-        load(f"sqlite:///{root / 'telco.db'}", telco_frame())
+        load(f"sqlite:///{root / 'telco.db'}", telco_frame(), TABLE)
         spec = {
             "name": "telco-rerun",
             "source": {"url": "sqlite:///telco.db", "query": "SELECT * FROM customers"},

@@ -117,13 +117,13 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
     import numpy as np
-    from setup_data import load, telco_frame
+    from setup_data import TABLE, load, telco_frame
 
     frame = telco_frame()
     rows = json.loads(frame.to_json(orient="records"))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        load(f"sqlite:///{directory / 'telco.db'}", frame)
+        load(f"sqlite:///{directory / 'telco.db'}", frame, TABLE)
         spec_path = register_two_versions(directory, frame)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
