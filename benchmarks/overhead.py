@@ -8,9 +8,9 @@ Three sides, each a fresh process in a fresh temporary store (MLflow in SQLite),
 - `handwritten`: benchmarks/handwritten_telco.py (pandas, scikit-learn, XGBoost, LightGBM, Optuna
   TPE, stratified 3-fold CV, MLflow log + register + `champion` alias);
 - `retrainer (same steps)`: `retrainer run` with the checks the script does not do turned off
-  (drift, the leakage guard, the HTML report);
+  (drift, the leakage guard, readiness's load of the version in a fresh process, the HTML report);
 - `retrainer (default)`: `retrainer run` with retrainer's defaults: also validation gates, drift,
-  leakage guard, SHAP explanation, the champion comparison with a bootstrap CI, the HTML report.
+  leakage guard, SHAP explanation, the champion comparison with a bootstrap CI, readiness, the HTML report.
 
 All three use the same candidates, search spaces, trials, seed and stratified split, so they pick the
 same model: the table shows each side's median wall and CPU time, the ratio to the script and the
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "examples" / "telco_churn"))
 SIDES = ("handwritten", "retrainer (same steps)", "retrainer (default)")
 SAME_STEPS = {
     "drift": {"policy": "off"},
-    "leakage": {"max_single_feature_auc": None},
+    "leakage": {"max_single_feature_auc": None, "max_auc_lead": None},
+    "readiness": {"enabled": False},
     "report": {"auto": False},
 }
 
