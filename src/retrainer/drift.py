@@ -339,17 +339,19 @@ NULL_JUMP = 0.10  # the null rate rose by at least this, and at least doubled
 NEW_CATEGORY_SHARE = 0.5  # most rows hold a value the champion never saw
 
 
-def contract_changes(profile: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+def contract_changes(
+    profile: dict[str, Any], frame: pd.DataFrame, kinds: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The new batch against the contract the champion's training data implies: columns whose type
     changed, whose null rate jumped, whose median lies a whole span beyond the range the champion saw
-    (times excepted), or whose values are
-    mostly categories it never saw. Drift is a shift inside these bounds; these are a broken feed (a
-    unit change, a renamed code, a join that lost its rows). Each names the column and both figures."""
+    (times excepted), or whose values are mostly categories it never saw. Drift is a shift inside these
+    bounds; these are a broken feed (a unit change, a renamed code, a join that lost its rows). Each
+    names the column and both figures. `kinds`: `kind_changes(profile, frame)` where the caller has it."""
     import pandas as pd
 
     changes = [
         {"column": c["name"], "rule": "type", "was": c["was"], "now": c["now"], "message": describe_kind_change(c)}
-        for c in kind_changes(profile, frame)
+        for c in (kind_changes(profile, frame) if kinds is None else kinds)
     ]
     retyped = {change["column"] for change in changes}
     for name, reference in profile["columns"].items():

@@ -47,6 +47,18 @@ def looks_like_text(values: pd.Series) -> bool:
     )
 
 
+def looks_like_identifier(values: pd.Series, max_share: float) -> bool:
+    """Whether a column of labels is an identifier, not a category: more than 100 distinct values, in more
+    than `max_share` of its non-null rows (`validation.max_text_cardinality`). Validation warns of such a
+    column (or rejects it, as a gate) and the features stage leaves it out by this one rule."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return False
+    distinct = int(values.nunique(dropna=True))
+    return distinct > 100 and distinct / max(int(values.notna().sum()), 1) > max_share
+
+
 def tokens(value: Any) -> list[str]:
     """The words of one value as TF-IDF's word analyzer sees them (lowercased, two characters or more)."""
     return TOKEN.findall(str(value).lower()) if isinstance(value, str) else []

@@ -54,6 +54,7 @@ def drift_report(
     """The drift artifact: every feature's statistics, the score's, and the names of those that drifted."""
     thresholds = Thresholds(**rules.thresholds.model_dump())
     features, score = compare_to_profile(profile, frame, thresholds, rules.features, scores)
+    kinds = kind_changes(profile, frame)  # also the contract's type rule
     return {
         "reference": reference,
         "policy": rules.policy,
@@ -62,8 +63,8 @@ def drift_report(
         "score": score.as_dict() if score else None,
         "drifted_features": [f.name for f in features if f.drifted],
         "missing_features": sorted(set(rules.features or profile["columns"]) - set(frame.columns)),
-        "kind_changes": kind_changes(profile, frame),
-        "contract_changes": contract_changes(profile, frame),
+        "kind_changes": kinds,
+        "contract_changes": contract_changes(profile, frame, kinds),
     }
 
 

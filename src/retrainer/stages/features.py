@@ -71,7 +71,7 @@ def left_out_columns(
     that is an identifier, not a category (`validation.max_text_cardinality`). Validation warned of them
     (or rejected the batch, where the spec makes those checks gates); a column the spec names as a
     feature, or that a derived feature reads, stays; so does a `text` column (distinct values are its nature)."""
-    import pandas as pd
+    from retrainer.text import looks_like_identifier
 
     named = {*(spec.features.categorical or []), *(spec.features.numeric or []), *(text or [])}
     named |= {c for rule in spec.features.derived for c in (rule.ratio or ()) + ((rule.column,) if rule.column else ())}
@@ -84,12 +84,7 @@ def left_out_columns(
             left_out[column] = "empty in every row"
         elif distinct == 1:
             left_out[column] = "one value in every row"
-        elif (
-            distinct > 100
-            and not pd.api.types.is_numeric_dtype(values.dtype)
-            and not pd.api.types.is_datetime64_any_dtype(values.dtype)
-            and distinct / max(int(values.notna().sum()), 1) > cardinality
-        ):
+        elif looks_like_identifier(values, cardinality):
             left_out[column] = f"{distinct:,} distinct values: an identifier, not a category"
     return left_out
 

@@ -294,9 +294,14 @@ def _feature_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
     import numpy as np
     import pandas as pd
 
+    from retrainer.text import looks_like_identifier
+
     checks = []
     rows = len(frame)
     forced_numeric = set(spec.features.numeric or [])
+    constant_gate = spec.validation.severity_of("constant_columns") == "error"
+    cardinality_gate = spec.validation.severity_of("cardinality") == "error"
+    max_share = spec.validation.limit("max_text_cardinality")
     for column in _feature_columns(frame, spec):
         values = frame[column]
         if pd.api.types.is_float_dtype(values.dtype):
@@ -312,31 +317,27 @@ def _feature_checks(frame: pd.DataFrame, spec: Spec) -> list[Check]:
                     )
                 )
         distinct = values.nunique(dropna=True)
-        gate = spec.validation.severity_of("constant_columns") == "error"
         if rows > 1 and distinct == 1:
             shown = shown_labels([values.dropna().iloc[0]])
-            what = "drop it with features.drop or fix the extract" if gate else "left out of the features"
+            what = "drop it with features.drop or fix the extract" if constant_gate else "left out of the features"
             checks.append(
                 Check("constant_columns", False, f"one value ({shown}) in all {rows:,} rows; {what}", column, 1)
             )
-        is_text = not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(
-            values.dtype
-        )
-        if is_text and column not in forced_numeric and distinct > 100 and not _free_text(values, spec, column):
-            share = distinct / max(int(values.notna().sum()), 1)
-            if share > spec.validation.limit("max_text_cardinality"):
-                gate = spec.validation.severity_of("cardinality") == "error"
-                what = "drop it with features.drop or name it id_column" if gate else "left out of the features"
-                checks.append(
-                    Check(
-                        "cardinality",
-                        False,
-                        f"{distinct:,} distinct values in {rows:,} rows looks like an identifier, not a category; "
-                        + what,
-                        column,
-                        distinct,
-                    )
+        if (
+            column not in forced_numeric
+            and looks_like_identifier(values, max_share)
+            and not _free_text(values, spec, column)
+        ):
+            what = "drop it with features.drop or name it id_column" if cardinality_gate else "left out of the features"
+            checks.append(
+                Check(
+                    "cardinality",
+                    False,
+                    f"{distinct:,} distinct values in {rows:,} rows looks like an identifier, not a category; " + what,
+                    column,
+                    distinct,
                 )
+            )
     return checks
 
 
