@@ -10,7 +10,8 @@ per algorithm, so `xgboost` is XGBClassifier for binary and multiclass targets a
 regression. `class_weight: balanced` weighs rarer classes up (classifiers only: it is dropped from
 a regressor's space): natively for logistic regression, random forest, LightGBM and the MLP (a
 weighted loss); XGBoost has no such parameter, so `fit_params` passes balanced sample weights
-instead. `mlp` is opt-in (not in the default candidates): it needs torch.
+instead. `mlp` is opt-in (not in the default candidates): it needs torch; so is `one_class_svm` (anomaly),
+whose fit grows with the square of the training rows.
 """
 
 from __future__ import annotations
@@ -290,6 +291,15 @@ CATALOGUE: dict[str, Candidate] = {
             defaults={"support_fraction": 0.9},
             kinds=frozenset({ANOMALY_DETECTOR}),
         ),
+        Candidate(
+            "one_class_svm",
+            _detector("one_class_svm"),
+            # nu bounds the share of training rows outside the boundary; gamma the RBF kernel's width
+            # on the standardised features (scikit-learn's gamma="scale" is 1 / n_features there)
+            space={"nu": {"low": 0.01, "high": 0.5, "log": True}, "gamma": {"low": 0.001, "high": 10.0, "log": True}},
+            defaults={"nu": 0.05, "gamma": 0.1},
+            kinds=frozenset({ANOMALY_DETECTOR}),
+        ),
     )
 }
 # what a spec without `models.candidates` tunes, by the kind of estimator its task needs
@@ -298,6 +308,7 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     REGRESSOR: ("ridge", "random_forest", "xgboost", "lightgbm"),
     # seasonal_naive is the baseline every forecast run includes (`ForecastTask.candidates`)
     FORECASTER: ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "lightgbm", "prophet"),
+    # one_class_svm is opt-in: libsvm's fit grows with the square of the training rows
     ANOMALY_DETECTOR: ("isolation_forest", "local_outlier_factor", "elliptic_envelope"),
 }
 # left out of the defaults of a spec with `features.text`: slow on thousands of sparse TF-IDF columns

@@ -1,13 +1,15 @@
 """An anomaly detector as retrainer's models hold it: a scikit-learn detector, its cut-off, and seed copies.
 
 `AnomalyDetector` wraps IsolationForest, LocalOutlierFactor (novelty mode: it scores rows it has
-not seen) or EllipticEnvelope and makes three things the same for each:
+not seen), EllipticEnvelope or OneClassSVM (RBF kernel, on the scaled features the preprocessing
+hands it), or a user's own detector (`estimator`: anything with `score_samples`, higher for more
+normal rows, `models/custom.py`) and makes three things the same for each:
 - the score: higher is more anomalous (the negated `score_samples`);
 - the cut-off: the score above which `alert_rate` of the training rows lie, fitted once and saved
   with the model, so serving flags at the rate the model was fitted for. A training row's LOF
   score is its own (`negative_outlier_factor_`), not one that counts it among its neighbours;
 - the stability check: `stability_seeds` copies refitted with other seeds on other samples of the
-  training rows (`COPY_SHARE` of them each, so a detector without a seed, LOF, is checked too), each
+  training rows (`COPY_SHARE` of them each, so a detector without a seed, LOF or the SVM, is checked too), each
   with its own cut-off. A row's `seed_agreement` is the share of copies that flag it too.
 
 `fit` never reads `y`: the labels of known anomalies are for scoring, never for fitting.
@@ -25,12 +27,17 @@ from sklearn.base import BaseEstimator
 if TYPE_CHECKING:
     import numpy as np
 
-METHODS = ("isolation_forest", "local_outlier_factor", "elliptic_envelope")
+METHODS = ("isolation_forest", "local_outlier_factor", "elliptic_envelope", "one_class_svm")
 COPY_SHARE = 0.8  # of the training rows, drawn afresh for each stability copy
 
 
-def build_detector(method: str, params: dict[str, Any], seed: int) -> Any:
-    """The scikit-learn detector of `method` (a LOF in novelty mode)."""
+def build_detector(method: str, params: dict[str, Any], seed: int, estimator: str | None = None) -> Any:
+    """The scikit-learn detector of `method` (a LOF in novelty mode), or a user's own at `estimator`
+    (`package.module:ClassOrFactory`, `models/custom.py`)."""
+    if estimator is not None:
+        from retrainer.models.imported import build_imported
+
+        return build_imported(estimator, params, seed)
     if method == "isolation_forest":
         from sklearn.ensemble import IsolationForest
 
@@ -43,6 +50,10 @@ def build_detector(method: str, params: dict[str, Any], seed: int) -> Any:
         from sklearn.covariance import EllipticEnvelope
 
         return EllipticEnvelope(random_state=seed, **params)
+    if method == "one_class_svm":  # libsvm: no seed; its fit grows with the square of the rows
+        from sklearn.svm import OneClassSVM
+
+        return OneClassSVM(kernel="rbf", **params)
     raise ValueError(f"unknown anomaly detector {method!r} (choose from {', '.join(METHODS)})")
 
 
@@ -56,12 +67,14 @@ class AnomalyDetector(BaseEstimator):
         seed: int = 0,
         alert_rate: float = 0.05,
         stability_seeds: int = 2,
+        estimator: str | None = None,
     ) -> None:
         self.method = method
         self.params = params
         self.seed = seed
         self.alert_rate = alert_rate
         self.stability_seeds = stability_seeds
+        self.estimator = estimator  # a user's own detector (`package.module:ClassOrFactory`), or None
 
     def fit(self, X: Any, y: Any = None) -> AnomalyDetector:  # noqa: N803 - y is never read
         import numpy as np
@@ -70,12 +83,12 @@ class AnomalyDetector(BaseEstimator):
         with warnings.catch_warnings():
             # MinCovDet's C-steps on a 0/1 column (a one-hot category) report rounding as a rising determinant
             warnings.filterwarnings("ignore", message="Determinant has increased", category=RuntimeWarning)
-            self.detector_ = build_detector(self.method, params, self.seed).fit(X)
+            self.detector_ = build_detector(self.method, params, self.seed, self.estimator).fit(X)
             self.copies_, cutoffs = [], []
             for i in range(self.stability_seeds):
                 rows = self._resample(len(X), self.seed + 1 + i)
                 part = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
-                self.copies_.append(build_detector(self.method, params, self.seed + 1 + i).fit(part))
+                self.copies_.append(build_detector(self.method, params, self.seed + 1 + i, self.estimator).fit(part))
                 cutoffs.append(self._cutoff(self.copies_[-1], part))
         self.cutoff_ = self._cutoff(self.detector_, X)
         self.copy_cutoffs_ = np.array(cutoffs, dtype=float)
@@ -94,7 +107,7 @@ class AnomalyDetector(BaseEstimator):
         """The score above which `alert_rate` of the training rows lie."""
         import numpy as np
 
-        if self.method == "local_outlier_factor":  # each training row's own LOF, not one among its neighbours
+        if hasattr(detector, "negative_outlier_factor_"):  # a LOF: each row's own, not one among its neighbours
             scores = -np.asarray(detector.negative_outlier_factor_, dtype=float)
         else:
             scores = -np.asarray(detector.score_samples(X), dtype=float)

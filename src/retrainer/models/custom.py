@@ -9,7 +9,10 @@
 `estimator` is `package.module:attribute`, a class or a factory that returns a scikit-learn-compatible
 estimator when called with keyword parameters (the fixed `params`, then each trial's values from
 `search_space`). What it can train follows from what it has: `predict_proba` makes a classifier
-(binary, multiclass), `predict` without it (or scikit-learn's tags saying regressor) a regressor.
+(binary, multiclass), `predict` without it (or scikit-learn's tags saying regressor) a regressor,
+`score_samples` on an outlier detector or a density (IsolationForest, KernelDensity: higher for
+more normal rows) an anomaly detector, which `models/anomaly.py: AnomalyDetector` wraps with its
+cut-off and seed copies like a built-in one (an outlier detector's `predict`, -1 / 1, is no regressor).
 It gets the run's seed and threads as `random_state` and `n_jobs` when it has those parameters and
 the spec does not fix them. Its first trial is the library's own defaults for the searched parameters
 (those inside the ranges). Everything raises `ValueError` with the message the spec error shows.
@@ -17,40 +20,14 @@ the spec does not fix them. Its first trial is the library's own defaults for th
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from typing import Any
 
-from retrainer.models import CLASSIFIER, REGRESSOR, Candidate, range_problem
-
-
-@functools.lru_cache(maxsize=64)
-def load_object(path: str) -> Any:
-    """The class or factory `path` names (`package.module:attribute`), imported once per process."""
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"estimator {path!r} must be 'package.module:ClassOrFactory'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        missing = getattr(error, "name", None) or module_name
-        raise ValueError(
-            f"cannot import {path!r}: no module named {missing!r} "
-            "(install its package where retrainer runs, or put it on PYTHONPATH)"
-        ) from None
-    found: Any = module
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            close = difflib.get_close_matches(part, [n for n in dir(found) if not n.startswith("_")], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"cannot import {path!r}: {module_name} has no attribute {part!r}{hint}")
-        found = getattr(found, part)
-    if not callable(found):
-        raise ValueError(f"estimator {path!r} is not a class or a factory function")
-    return found
+from retrainer.models import ANOMALY_DETECTOR, CLASSIFIER, REGRESSOR, Candidate, range_problem
+from retrainer.models.imported import build_imported, load_object
 
 
 @functools.cache
@@ -78,8 +55,12 @@ def code_version(path: str) -> str:
     return ";".join(parts)
 
 
+DETECTOR_TYPES = (None, "outlier_detector", "density_estimator")  # scikit-learn tags that may score rows
+
+
 def kinds_of(estimator: Any) -> frozenset[str]:
-    """The kinds of model `estimator` can be: a classifier needs predict_proba, a regressor predict."""
+    """The kinds of model `estimator` can be: a classifier needs predict_proba, a regressor predict, an
+    anomaly detector score_samples (on an outlier detector, a density or an untagged estimator)."""
     estimator_type = None
     try:
         from sklearn.utils import get_tags
@@ -88,13 +69,19 @@ def kinds_of(estimator: Any) -> frozenset[str]:
     except Exception:  # noqa: BLE001  (a duck-typed estimator without scikit-learn's tags)
         estimator_type = None
     has_proba, has_predict = hasattr(estimator, "predict_proba"), hasattr(estimator, "predict")
+    scores = hasattr(estimator, "score_samples") and estimator_type in DETECTOR_TYPES
+    detector = frozenset({ANOMALY_DETECTOR}) if scores else frozenset()
+    if estimator_type == "outlier_detector":  # its predict is -1 / 1: no regressor
+        return detector
     if estimator_type == "classifier" or (estimator_type is None and has_proba):
-        return frozenset({CLASSIFIER}) if has_proba and has_predict else frozenset()
-    return frozenset({REGRESSOR}) if has_predict else frozenset()
+        return (frozenset({CLASSIFIER}) if has_proba and has_predict else frozenset()) | detector
+    return (frozenset({REGRESSOR}) if has_predict else frozenset()) | detector
 
 
 def needs(kind: str) -> str:
     """What an estimator must have to be a `kind` (for the error when it does not)."""
+    if kind == ANOMALY_DETECTOR:
+        return "score_samples (an outlier detector's or a density's score, higher for more normal rows)"
     return "predict_proba (a classifier's probabilities)" if kind == CLASSIFIER else "predict (a regressor's values)"
 
 
@@ -107,12 +94,15 @@ class ImportedBuilder:
 
     def __call__(self, trial: dict[str, Any], seed: int, n_jobs: int, kind: str) -> Any:
         given = {**dict(self.params), **trial}
-        estimator = load_object(self.path)(**given)
-        own = estimator.get_params() if hasattr(estimator, "get_params") else {}
-        # threads only when asked for: some estimators warn that n_jobs is deprecated (LogisticRegression)
-        offered = (("random_state", seed), *((("n_jobs", n_jobs),) if n_jobs != 1 else ()))
-        extra = {k: v for k, v in offered if k in own and k not in given}
-        return estimator.set_params(**extra) if extra else estimator
+        if kind == ANOMALY_DETECTOR:  # the detector with its cut-off and seed copies (each built by `build`)
+            from retrainer.models.anomaly import AnomalyDetector
+
+            return AnomalyDetector(method="own", params=given, seed=seed, estimator=self.path)
+        return self.build(given, seed, n_jobs)
+
+    def build(self, given: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:
+        """The estimator itself, with the run's seed and threads where it takes them and the spec does not."""
+        return build_imported(self.path, given, seed, n_jobs)
 
 
 def custom_candidate(
@@ -127,6 +117,11 @@ def custom_candidate(
     if not hasattr(estimator, "fit"):
         raise ValueError(f"{path} builds a {type(estimator).__name__}, which has no fit method")
     kinds = kinds_of(estimator)
+    if not kinds and hasattr(estimator, "fit_predict") and not hasattr(estimator, "predict"):
+        raise ValueError(  # LocalOutlierFactor without novelty=True: it cannot score rows it has not seen
+            f"{path} builds a {type(estimator).__name__} without score_samples or predict (it labels only the "
+            "rows it is fitted on; LocalOutlierFactor scores new rows with novelty=True)"
+        )
     if not kinds and hasattr(estimator, "predict"):  # e.g. SVC without probability=True
         raise ValueError(f"{path} builds a {type(estimator).__name__} classifier without predict_proba")
     if not kinds:

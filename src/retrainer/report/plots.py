@@ -178,7 +178,8 @@ def scored_test(
         if column in test  # a spec edited since the run may name a column the test set lacks
     }
     classes = [str(label) for label in task.info().get("labels") or []]
-    rows = test[training["input_columns"]] if kind == "anomaly" else None  # the top alerts' unusual features
+    # the top alerts' unusual features; a forecast's timestamps (its history plot's x-axis)
+    rows = test[training["input_columns"]] if kind in ("anomaly", "forecast") else None
     scored = Scored(test[target].to_numpy(), output, threshold, classes, segments, rows)
     return kind, scored
 
