@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 import yaml
 
 import retrainer
-from retrainer.exporters.airflow import export_dags
+from retrainer.exporters.airflow import dag_id_for, export_dags
 from retrainer.faults import FAIL_AT, KILL_ONCE
 from retrainer.integrations.mlflow_registry import Registry, default_tracking_uri
 from retrainer.stages import default_pipeline
@@ -270,6 +271,34 @@ def example_spec(tmp_path: Path, example: str, loader: str, **overrides: Any) ->
     return path
 
 
+def csv_example_spec(tmp_path: Path, example: str, **overrides: Any) -> Path:
+    """An example whose source is a file (forecasts, anomalies): its data written as CSV in `tmp_path`."""
+    from conftest import example_setup
+
+    data = example_setup(example).write(tmp_path / f"{example}.csv")
+    spec = yaml.safe_load((ROOT / "examples" / example / "pipeline.yaml").read_text())
+    spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
+    path = tmp_path / f"{example}.yaml"
+    path.write_text(yaml.safe_dump(spec | overrides, sort_keys=False))
+    return path
+
+
+def champion_after_dag_test(path: Path, folder: Path) -> tuple[Registry, Any]:
+    """Export `path` alone into `folder`, run its DAG with `dag.test()` (it must succeed) and return
+    the registry and the champion it left."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    [dag_file] = export_dags([path], folder)
+    spec = retrainer.load_spec(path)
+    dag = DagBag(dag_folder=str(dag_file)).get_dag(dag_id_for(spec))
+    assert dag is not None
+    assert str(dag.test().state).endswith("success")
+    registry = Registry(default_tracking_uri(RunStore(spec.store)))
+    champion = registry.by_alias(spec.name, "champion")
+    assert champion is not None
+    return registry, champion
+
+
 def test_the_multiclass_and_regression_examples_run_as_dags_under_one_master_with_telco(
     airflow_home: Path, tmp_path: Path, write_spec: Callable[..., Path], telco_db: Callable[..., str]
 ) -> None:
@@ -332,31 +361,32 @@ def test_the_forecast_examples_run_as_dags(
 ) -> None:
     """task: forecast through the same exported DAG, one series (examples/spending) and a panel of four
     (examples/arrivals, one model per origin): the backtested forecaster is promoted."""
-    from airflow.dag_processing.dagbag import DagBag
+    path = csv_example_spec(tmp_path, example, models={"candidates": [candidate], "n_trials": 1})
 
-    from conftest import example_setup
+    _, champion = champion_after_dag_test(path, airflow_home / "dags" / example)
 
-    data = example_setup(example).write(tmp_path / f"{example}.csv")
-    spec = yaml.safe_load((ROOT / "examples" / example / "pipeline.yaml").read_text())
-    spec |= {"source": {"path": str(data)}, "store": str(tmp_path / "store"), "report": {"auto": False}}
-    spec |= {"models": {"candidates": [candidate], "n_trials": 1}}
-    path = tmp_path / f"{example}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    [dag_file] = export_dags([path], airflow_home / "dags" / example)
-
-    dag = DagBag(dag_folder=str(dag_file)).get_dag(f"retrainer_{example}")
-    assert dag is not None
-    assert str(dag.test().state).endswith("success")
-
-    loaded = retrainer.load_spec(path)
-    champion = Registry(default_tracking_uri(RunStore(loaded.store))).by_alias(example, "champion")
-    assert champion is not None
     assert json.loads(champion.tags["retrainer.task"]) == {
         "task": "forecast",
         "horizon": horizon,
         "series_id": series_id,
     }
     assert json.loads(champion.tags["retrainer.metrics"])["naive_ratio"] < 1  # it beat the seasonal-naive forecast
+
+
+def test_the_anomaly_example_runs_as_a_dag_and_keeps_its_cut_off_in_the_model(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    """task: anomaly through the exported DAG (examples/spam_filter: real e-mails, spam the known anomaly):
+    the detector is fitted without the labels, gated on them, promoted, and keeps its cut-off in the model."""
+    models = {"candidates": ["isolation_forest"], "n_trials": 1, "cv_folds": 3}
+    path = csv_example_spec(tmp_path, "spam_filter", models=models, readiness={"requests": 20, "batches": 3})
+
+    registry, champion = champion_after_dag_test(path, airflow_home / "dags" / "anomaly")
+
+    assert json.loads(champion.tags["retrainer.task"]) == {"task": "anomaly", "positive": "yes", "labelled": True}
+    assert json.loads(champion.tags["retrainer.metrics"])["average_precision"] >= 0.2  # the example's gate
+    detector = registry.load_model("spam-filter", champion.version)[-1]
+    assert type(detector).__name__ == "AnomalyDetector" and math.isfinite(detector.cutoff_)  # the fitted cut-off
 
 
 def test_your_own_estimator_runs_as_a_dag_in_the_deployments_store(
@@ -396,19 +426,12 @@ def test_the_text_example_runs_as_a_dag_with_tfidf_inside_the_promoted_model(
 ) -> None:
     """Free text (examples/course_routing: course titles to departments) through the exported DAG:
     the TF-IDF fitted in the train task is inside the promoted model, and its profile holds the vocabulary."""
-    from airflow.dag_processing.dagbag import DagBag
-
     cheap = {"candidates": ["logistic_regression"], "n_trials": 1, "cv_folds": 3}
     path = example_spec(tmp_path, "course_routing", "courses_frame", models=cheap)
-    [dag_file] = export_dags([path], airflow_home / "dags" / "text")
 
-    dag = DagBag(dag_folder=str(dag_file)).get_dag("retrainer_course_routing")
-    assert dag is not None
-    assert str(dag.test().state).endswith("success")
+    registry, champion = champion_after_dag_test(path, airflow_home / "dags" / "text")
 
-    registry = Registry(default_tracking_uri(RunStore(retrainer.load_spec(path).store)))
-    champion = registry.by_alias("course-routing", "champion")
-    assert champion is not None and champion.run_id is not None
+    assert champion.run_id is not None
     assert json.loads(champion.tags["retrainer.metrics"])["f1_macro"] >= 0.80
     model = registry.load_model("course-routing", champion.version)
     assert "TextTfidf" in {type(step).__name__ for _, step, _ in model["preprocess"]["columns"].transformers_}

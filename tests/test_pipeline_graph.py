@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from retrainer.errors import PipelineError, RetrainerError
-from retrainer.pipeline import Pipeline, RunContext, Stage, StageOutput, graph_problems
+from retrainer.errors import PipelineError, RetrainerError, StageError
+from retrainer.pipeline import Pipeline, RunContext, Stage, StageOutput, graph_problems, warmed
 from retrainer.stages import default_pipeline
 
 
@@ -68,3 +69,52 @@ def test_every_problem_is_reported_at_once_as_a_retrainer_error_and_a_value_erro
     ]
     assert isinstance(raised.value, RetrainerError) and isinstance(raised.value, ValueError)
     assert raised.value.message.startswith("the pipeline's graph is invalid: two stages are named 'a'; ")
+
+
+class _Started:
+    """What a warm-up starts, recording when it starts and closes."""
+
+    def __init__(self, name: str, events: list[str]) -> None:
+        self.name, self.events = name, events
+        events.append(f"warm {name}")
+
+    def close(self) -> None:
+        self.events.append(f"close {self.name}")
+
+
+def _warming_pipeline(events: list[str], failing: str = "") -> Pipeline:
+    def step(name: str) -> Stage:
+        def func(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+            taken = warmed(ctx, name)
+            events.append(f"run {name}" + (f" with {taken.name}" if taken is not None else ""))
+            if name == failing:
+                raise StageError(f"{name} failed")
+            return StageOutput(artifacts={name: 1})
+
+        def warm_up(ctx: RunContext) -> _Started:
+            return _Started(name, events)
+
+        return Stage(name=name, func=func, makes=(name,), cacheable=False, warm_up=None if name == "a" else warm_up)
+
+    return Pipeline(stages=(step("a"), step("b"), step("c")))
+
+
+def test_a_warm_up_starts_as_the_stage_before_runs_and_is_closed_when_its_stage_never_takes_it(
+    write_spec: Callable[..., Path],
+) -> None:
+    from retrainer import load_spec
+    from retrainer.executor import run
+
+    spec = load_spec(write_spec())
+    events: list[str] = []
+    run(spec, pipeline=_warming_pipeline(events))
+    assert events == ["warm b", "run a", "warm c", "run b with b", "run c with c"]
+
+    events.clear()  # the run stops after b: c's warm-up is never started
+    run(spec, pipeline=_warming_pipeline(events), until="b")
+    assert events == ["warm b", "run a", "run b with b"]
+
+    events.clear()  # b fails: c was started for nothing, and is closed
+    with pytest.raises(StageError):
+        run(spec, pipeline=_warming_pipeline(events, failing="b"))
+    assert events == ["warm b", "run a", "warm c", "run b with b", "close c"]

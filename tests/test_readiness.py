@@ -190,3 +190,19 @@ def test_answers_match_to_a_relative_tolerance_and_labels_exactly() -> None:
     other = [{"prediction": "Gentoo", "probabilities": {"Adelie": 0.8, "Gentoo": 0.2}}, {"forecast": 3.0}]
     assert "prediction 'Adelie' evaluated, 'Gentoo' served" in answers_differ(evaluated, other)
     assert answers_differ(evaluated, evaluated[:1]) == "1 answers for 2 evaluated ones"
+
+
+def test_the_probe_process_started_ahead_leaves_when_unused() -> None:
+    """The readiness stage starts its process as the version registers; a run that stops before
+    readiness kills it, and a parent that dies closes its stdin, which the process takes as 'unused'."""
+    from retrainer.stages.readiness import ProbeProcess
+
+    killed = ProbeProcess()
+    killed.close()
+    assert killed.process.returncode is not None and not Path(killed.work.name).exists()
+
+    orphaned = ProbeProcess()
+    assert orphaned.process.stdin is not None
+    orphaned.process.stdin.close()  # what the parent's death does to the pipe
+    assert orphaned.process.wait(timeout=120) == 0  # after its imports, it reads nothing and leaves
+    orphaned.close()

@@ -15,7 +15,8 @@
     ├── StageError                  a stage failed for another reason       exit 9
     ├── PipelineBusy                another run of the pipeline holds it    exit 10
     ├── StoreNotFound               no run store where a command looked     exit 11
-    └── PortUnavailable             `serve` cannot bind its address         exit 12
+    ├── PortUnavailable             `serve` cannot bind its address         exit 12
+    └── ForecastRefused             a forecast request the model cannot answer (HTTP 422/404, a ValueError)
 
 `DataValidationError` and `GateFailed` (and `NotReady`) are *rejections*, not crashes: the run ends with
 outcome "rejected" and production is left as it was.
@@ -201,6 +202,23 @@ class PortUnavailable(RetrainerError):
 
     exit_code = 12
     fix = "pick another --port, or stop what listens there (`ss -ltnp` shows it)"
+
+
+class ForecastRefused(RetrainerError, ValueError):
+    """A forecaster was asked what it cannot answer: an unknown series, a horizon past its own, missing
+    future values of an exogenous column. `POST /forecast` answers `status` (404: unknown series, else
+    422) with the message; the `python_function` flavor raises it (a `ValueError`, as MLflow expects)."""
+
+    fix = "the message says what the request lacks; a forecaster answers its own series up to its horizon"
+
+    def __init__(self, message: str, *, status: int = 422, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+    @property
+    def detail(self) -> str:
+        """What `POST /forecast` answers beside the status."""
+        return self.message
 
 
 EXIT_CODES: dict[str, int] = {

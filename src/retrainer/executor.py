@@ -16,7 +16,7 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -204,8 +204,10 @@ def _run_locked(
     try:
         if spec.tracking.uri or store.is_local:  # a damaged registry stops the run before any training
             ctx.registry.check()
-        for stage in pipeline.stages:
+        for position, stage in enumerate(pipeline.stages):
             forcing = forcing or stage.name == from_stage
+            if stage.name != until:
+                _warm_up_next(pipeline.stages[position + 1 : position + 2], ctx)
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
             _forget_unneeded(pipeline, stage, loaded)
             result.metrics.update(result.stages[-1].metrics)
@@ -228,6 +230,7 @@ def _run_locked(
     except Exception as error:  # noqa: BLE001 - recorded, then re-raised below
         result.outcome, result.reason, raised = "failed", f"{type(error).__name__}: {error}", error
     finally:
+        _close_warm_ups(ctx)
         result.seconds = round(time.perf_counter() - started, 3)
         if result.outcome in ("failed", "interrupted", "rejected"):
             result.reason += _resume_hint(result)
@@ -249,6 +252,22 @@ def _run_locked(
     if raised is not None:
         raise raised
     return result
+
+
+def _warm_up_next(following: Sequence[Stage], ctx: RunContext) -> None:
+    """Start the next stage's warm-up (if it has one) so that it overlaps the stage about to run."""
+    for stage in following:
+        if stage.warm_up is not None:
+            started = stage.warm_up(ctx)
+            if started is not None:
+                ctx.scratch[f"warm-up:{stage.name}"] = started
+
+
+def _close_warm_ups(ctx: RunContext) -> None:
+    """Close what a warm-up started and its stage never took (the run failed or stopped before it)."""
+    for key in [key for key in ctx.scratch if key.startswith("warm-up:")]:
+        with contextlib.suppress(Exception):
+            ctx.scratch.pop(key).close()
 
 
 def _forget_unneeded(pipeline: Pipeline, done: Stage, loaded: dict[str, Any]) -> None:

@@ -125,6 +125,18 @@ class FanOut:
     prepare: Callable[[RunContext, Mapping[str, Any]], bool] | None = None
 
 
+class WarmUp(Protocol):
+    """What a stage's `warm_up` started (a process importing its libraries): closed if never used."""
+
+    def close(self) -> None: ...
+
+
+def warmed(ctx: RunContext, stage: str) -> Any:
+    """What `stage`'s `warm_up` started for this run (the stage now owns it), or None: not started
+    (an Airflow task, the stage run alone, the executor went no further) or already taken."""
+    return ctx.scratch.pop(f"warm-up:{stage}", None)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the pipeline.
@@ -132,7 +144,10 @@ class Stage:
     `spec_sections` and `code` feed the cache key: change the spec section or the code and the stage
     runs again. `fingerprint` lets a stage add the state of the outside world (a source table) to its key.
     A stage that is not `cacheable` talks to the registry and runs every time. `fan_out` shares part of
-    its work among workers first (`FanOut`).
+    its work among workers first (`FanOut`). `warm_up(ctx)` starts what the stage will need before its
+    inputs exist (a fresh process importing MLflow): the local executor calls it as the stage before
+    starts, so the start-up overlaps that stage's work; the stage takes it with `warmed(ctx, name)` and
+    must work without it, and the executor closes one left unused.
     """
 
     name: str
@@ -144,6 +159,7 @@ class Stage:
     cacheable: bool = True
     fingerprint: Callable[[RunContext], str] | None = None
     fan_out: FanOut | None = None
+    warm_up: Callable[[RunContext], WarmUp | None] | None = None
 
     def code_version(self) -> str:
         """Hash of the source of the stage's module and of the modules it declares in `code`."""

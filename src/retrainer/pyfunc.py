@@ -16,6 +16,15 @@ missing values in the training rows is optional; other columns (an id, the label
 - multiclass: `prediction` (the most probable label), `probability` (its), `probabilities`
   ({label: probability} for every class);
 - regression: `prediction` (the value, in the target's units).
+
+A forecaster (`task: forecast`) answers requests, not rows: its signature takes `series_id` (string,
+optional with one series) and `horizon` (long, optional: the model's), plus, for a model with
+exogenous columns, the time column (datetime, optional) and each exogenous column (one row per
+series and future period); `predict` returns one row per series and step: `series_id`, `step`, `ds`,
+`forecast`, `lo_80`, `hi_80`, `lo_95`, `hi_95`, the forecasts after the training end
+(`retrainer.forecasting.ahead`, which `POST /forecast` answers through `answer` too).
+
+    model.predict(pd.DataFrame({"series_id": ["NSW", "VIC"], "horizon": [12, 12]}))
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from retrainer.column_types import source_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,10 +72,13 @@ def model_frame(rows: pd.DataFrame, inputs: Sequence[tuple[str, str]]) -> pd.Dat
 def answer(
     model: Any, task: Task, threshold: float, inputs: Sequence[tuple[str, str]], rows: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """What the model answers for each row of `rows`, in its task's words, at its own threshold.
+    """What the model answers for each row of `rows`, in its task's words, at its own threshold; a
+    forecaster's answers to the requests in `rows` (one per series and step, see the module docstring).
 
     `retrainer serve` and the `python_function` flavor both call this, so the two cannot disagree.
     """
+    if not task.answers_rows:  # a request names what to answer; its columns are the task's, not the signature's
+        return task.answer_requests(model, rows)
     return task.response(task.predict(model, model_frame(rows, inputs)), threshold)
 
 
@@ -88,12 +102,6 @@ def model_task(metadata: Mapping[str, Any] | None) -> tuple[Task, float]:
     return from_info(ours.get("task")), DEFAULT_THRESHOLD if threshold is None else float(threshold)
 
 
-def source_columns(rows: pd.DataFrame) -> list[tuple[str, str, bool]]:
-    """(column, MLflow type, required) of rows as the source gives them: the type from the dtype
-    (integers `long`), required unless the rows (what the model learnt from) miss some values."""
-    return [(str(c), _column_type(rows[c]), not bool(rows[c].isna().any())) for c in rows.columns]
-
-
 def signature(columns: Sequence[tuple[str, str, bool]], example: pd.DataFrame, answers: list[dict[str, Any]]) -> Any:
     """The model's MLflow signature: `source_columns` in, the answers' fields out."""
     import warnings
@@ -107,20 +115,6 @@ def signature(columns: Sequence[tuple[str, str, bool]], example: pd.DataFrame, a
         outputs = infer_signature(example, pd.DataFrame(answers)).outputs
     inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in columns])
     return ModelSignature(inputs=inputs, outputs=outputs)
-
-
-def _column_type(values: pd.Series) -> str:
-    import pandas as pd
-
-    if pd.api.types.is_bool_dtype(values):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(values):
-        return "integer" if values.dtype.itemsize <= 4 else "long"
-    if pd.api.types.is_float_dtype(values):
-        return "float" if values.dtype.itemsize <= 4 else "double"
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return "datetime"
-    return "string"
 
 
 def pip_requirements(types: Sequence[str]) -> list[str]:
@@ -170,7 +164,8 @@ class RetrainerModel:
 
         rows = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         inputs = self.inputs or [(c, kind) for c, kind, _ in source_columns(rows)]  # logged without a signature
-        return pd.DataFrame(answer(self.model, self.task, self.threshold, inputs, rows), index=rows.index)
+        answers = answer(self.model, self.task, self.threshold, inputs, rows)
+        return pd.DataFrame(answers, index=rows.index if self.task.answers_rows else None)
 
     def get_raw_model(self) -> Any:
         """The scikit-learn model (MLflow's `PyFuncModel.get_raw_model`)."""

@@ -234,9 +234,10 @@ class Registry:
         """Log an MLflow run with the model and its evidence, and register it as a new version.
 
         The model is logged with two flavors (`retrainer.pyfunc`): its signature is that of
-        `training_rows` (the input columns of the rows it learnt from; else `input_example`), its
-        task and threshold (read from `tags`) are its metadata, so MLflow's own tools answer as
-        `retrainer serve` does.
+        `training_rows` (the input columns of the rows it learnt from; else `input_example`), or the
+        task's request (a forecaster: series_id, horizon, with an example request), its task and
+        threshold (read from `tags`) are its metadata, so MLflow's own tools answer as `retrainer
+        serve` does.
 
         `datasets` maps a context ("train", "test") to (frame, source, digest): logged with
         `mlflow.log_input`, so the version links to the exact rows it learned from and was tested on.
@@ -247,14 +248,20 @@ class Registry:
         from mlflow.models import Model
 
         from retrainer import pyfunc
+        from retrainer.column_types import source_columns
 
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         # what the model predicts and its threshold, from the tags serving reads them from
         task_info = json.loads(tags[TASK_TAG]) if tags.get(TASK_TAG) else None
         metadata = pyfunc.model_metadata(task_info, float(tags[THRESHOLD_TAG]) if tags.get(THRESHOLD_TAG) else None)
         task, threshold = pyfunc.model_task(metadata)
-        # the rows as the source gives them: integers long, columns with missing values optional
-        columns = pyfunc.source_columns(input_example if training_rows is None else training_rows)
+        # the rows as the source gives them: integers long, columns with missing values optional; a
+        # forecaster takes requests instead (series_id, horizon...), and its example is one
+        columns = task.request_columns(model)
+        if columns is None:
+            columns = source_columns(input_example if training_rows is None else training_rows)
+        else:
+            input_example = task.request_example(model)
         answers = pyfunc.answer(model, task, threshold, [(c, kind) for c, kind, _ in columns], input_example)
         # with a tracking server MLflow prints "View run ... at" to stdout: keep stdout for `--json`
         with self._errors(f"register {name}"), self._active_uri(), contextlib.redirect_stdout(sys.stderr):

@@ -12,14 +12,41 @@ if TYPE_CHECKING:
 
 # A forecaster's output (`retrainer.models.forecaster.Forecaster.predict`) has these columns, one row per
 # row of the scored frame, NaN outside the backtest windows: metrics score the rows that have a forecast.
+# Overlapping windows (`backtest.step` < horizon: a period forecast from several origins) give `layers`
+# blocks of these columns side by side, each block a set of windows that do not overlap.
 FORECAST_OUTPUT = ("point", "lo_80", "hi_80", "lo_95", "hi_95", "scale", "naive", "group")
 _POINT, _SCALE, _NAIVE = 0, 5, 6
 _INTERVALS = {"coverage_80": (1, 2), "coverage_95": (3, 4)}
 
 
+def layers(output: np.ndarray) -> int:
+    """How many blocks of `FORECAST_OUTPUT` columns `output` holds (1 unless the windows overlap)."""
+    return max(int(output.shape[1]) // len(FORECAST_OUTPUT), 1)
+
+
+def stacked(y: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(y, output) with one row per row and layer (layer after layer), `len(FORECAST_OUTPUT)` columns: each
+    forecast of a period, from every origin that forecast it, is a row of its own."""
+    import numpy as np
+
+    y, output = np.asarray(y, dtype=float), np.asarray(output, dtype=float)
+    k = layers(output)
+    if k == 1:
+        return y, output
+    width = len(FORECAST_OUTPUT)
+    return np.tile(y, k), output.reshape(len(output), k, width).transpose(1, 0, 2).reshape(k * len(output), width)
+
+
+def _tiled(w: np.ndarray, rows: int) -> np.ndarray:
+    """Row weights of the frame's rows, repeated for each layer (weights of `stacked` rows pass as they are)."""
+    import numpy as np
+
+    return w if w.shape[1] == rows else np.tile(w, (1, rows // w.shape[1]))
+
+
 def _forecast_terms(kind: str, y: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per scored row: the term whose (weighted) mean is the metric (the MAE's for `naive_ratio`'s numerator),
-    and the rows it applies to (a forecast, a scale, an interval)."""
+    """Per scored row (of `stacked`): the term whose (weighted) mean is the metric (the MAE's for
+    `naive_ratio`'s numerator), and the rows it applies to (a forecast, a scale, an interval)."""
     import numpy as np
 
     y = np.asarray(y, dtype=float)
@@ -48,6 +75,8 @@ def _forecast_weighted(kind: str) -> WeightedFn:
     def weighted(y: np.ndarray, output: np.ndarray, w: np.ndarray) -> np.ndarray:
         import numpy as np
 
+        y, output = stacked(y, output)
+        w = _tiled(w, len(y))
         if kind == "naive_ratio":
             errors, keep = _forecast_terms("mae", y, output)
             naive = np.abs(np.asarray(y, dtype=float) - output[:, _NAIVE])

@@ -2,7 +2,8 @@
 
 `fit(X, y)` learns from the whole history and keeps it: `forecast(h)` answers from the training end
 (serving, the registered model). `predict(X)` is the rolling-origin backtest of this configuration
-on `X` (history with the target): the last `windows` origins `step` periods apart, refitted at each,
+on `X` (history with the target): the last `windows` origins `step` periods apart (overlapping when
+`step` < `horizon`: then `layers` blocks of columns, see `predict`), refitted at each,
 as statsforecast's and mlforecast's `cross_validation` do it (not our own lag code). Its output has
 one row per row of `X`, NaN outside the windows, with the columns of `OUTPUT`: the point forecast, the
 80 % and 95 % intervals (NaN where the model gives none), the MASE scale of the row's series and origin
@@ -250,21 +251,35 @@ class Forecaster(RegressorMixin, BaseEstimator):
         span = self.horizon + (self.step or self.horizon) * (self.windows - 1)
         return shortest > span + 2
 
+    @property
+    def layers(self) -> int:
+        """Blocks of `OUTPUT` columns `predict` returns: 1, or with overlapping windows (step < horizon) as
+        many as origins forecast one period (ceil(horizon / step))."""
+        return -(-self.horizon // (self.step or self.horizon))
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        """The backtest as one row per row of `X` (columns `OUTPUT`; NaN outside the windows)."""
+        """The backtest as one row per row of `X` (columns `OUTPUT`; NaN outside the windows).
+
+        Overlapping windows give `layers` blocks of `OUTPUT` columns: the i-th origin of a series (in
+        time order) writes block i % layers, whose windows are `layers x step` >= horizon periods apart,
+        so no two of them forecast the same row (`metrics.forecast.stacked` reads them as rows)."""
         import numpy as np
         import pandas as pd
 
-        output = np.full((len(X), len(OUTPUT)), np.nan)
+        width, k = len(OUTPUT), self.layers
+        output = np.full((len(X), width * k), np.nan)
         if not self.can_backtest(X):  # a few rows (MLflow's input example): nothing to score them on
             return output
         frame = self.backtest(X)
-        rows = frame["row"].to_numpy()
-        for position, column in enumerate(OUTPUT[:-1]):
-            if column in frame.columns:
-                output[rows, position] = frame[column].to_numpy(dtype=float)
         groups = pd.MultiIndex.from_frame(frame[["unique_id", "cutoff"]].astype(str)).factorize()[0]
-        output[rows, len(OUTPUT) - 1] = groups
+        origin = frame.groupby("unique_id", sort=False)["cutoff"].rank(method="dense").to_numpy(dtype=int) - 1
+        for layer in range(k):
+            mine = (origin % k == layer) if k > 1 else np.ones(len(frame), dtype=bool)
+            part, rows = frame.loc[mine], frame["row"].to_numpy()[mine]
+            for position, column in enumerate(OUTPUT[:-1]):
+                if column in part.columns:
+                    output[rows, width * layer + position] = part[column].to_numpy(dtype=float)
+            output[rows, width * layer + width - 1] = groups[mine]
         return output
 
 

@@ -165,6 +165,9 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
     )
     async def predict(request: Request) -> Any:
         started = time.perf_counter()
+        if not watcher.task.answers_rows:  # a forecaster answers series and horizons, not rows
+            metrics.error(404)
+            return JSONResponse({"detail": f"the served model is a {watcher.task.name} model: use /forecast"}, 404)
         try:
             try:
                 body = json.loads(await request.body())
@@ -212,19 +215,21 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
         started = time.perf_counter()
         deployment = watcher.current
         task = deployment.champion.task
-        if task.name != "forecast":
+        if task.answers_rows:
             return JSONResponse({"detail": f"the served model is a {task.name} model: use /predict"}, 404)
         try:
-            series, horizon, future = forecasts.parse(json.loads(await request.body()), int(task.info()["horizon"]))
-            arm = route(series, config.challenger_share, config.name, has_challenger=deployment.challenger is not None)
+            series, horizon, future = forecasts.parse(json.loads(await request.body()))
+            # one series (no id sent) is routed as the series "all" of a spec without series_id
+            key = series if series is not None else "all"
+            arm = route(key, config.challenger_share, config.name, has_challenger=deployment.challenger is not None)
             model = deployment.arm(arm)
             content = await asyncio.to_thread(forecasts.answer, model, series, horizon, future)
+        except forecasts.ForecastRefused as refused:  # a ValueError too: before the invalid JSON
+            metrics.error(refused.status)
+            return JSONResponse({"detail": refused.detail}, status_code=refused.status)
         except ValueError as error:  # invalid JSON
             metrics.error(422)
             return JSONResponse({"detail": f"invalid request: {error}"}, status_code=422)
-        except forecasts.ForecastRefused as refused:
-            metrics.error(refused.status)
-            return JSONResponse({"detail": refused.detail}, status_code=refused.status)
         metrics.observe(model.alias, model.version, 1, time.perf_counter() - started)
         return JSONResponse(content, headers={"X-Model-Versions": f"{model.alias}=v{model.version}"})
 

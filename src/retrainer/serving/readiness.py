@@ -1,8 +1,10 @@
 """The readiness probe: a fresh process that loads registered versions as `retrainer serve` does and times them.
 
     python -m retrainer.serving.readiness REQUEST.json RESULT.json
+    python -m retrainer.serving.readiness      # then '["REQUEST.json", "RESULT.json"]' on stdin
 
-The readiness stage (`retrainer.stages.readiness`) starts it with the run's interpreter. For each
+The readiness stage (`retrainer.stages.readiness`) starts it with the run's interpreter, the second
+way: as the version registers, so that the imports (MLflow, scikit-learn) overlap the registration. For each
 version in the request it loads the model by its `models:/` URI (`deployment.load_version`, the
 server's loader), answers the request rows through the server's code (`RequestSchema.parse`,
 `request_frame`, `LoadedModel.respond`, JSON in and out), times one-row and batch requests, and
@@ -13,8 +15,9 @@ is not the other's, and neither inherits what the other loaded (a module-level c
 The result holds, per version: `error` (where it broke: load, schema, score), the answers to every
 row, `size_bytes`, `load_s`, `latency_ms` (`one_row`, `batch`: p50/p95/p99 and the samples),
 `first_request_ms`, `peak_memory_mb`, `baseline_memory_mb`, `requirements` (each with its problem).
-A forecaster's rows are answered as its `python_function` flavor answers them (`/forecast` takes a
-series and a horizon, not rows).
+A forecaster is sent a `python_function` request instead of rows (every series at the model's
+horizon), answered as that flavor answers it; its one-row requests are `POST /forecast` bodies, one
+series each, and its batch the whole request.
 """
 
 from __future__ import annotations
@@ -30,16 +33,26 @@ IDENTITY = ("entity_id", "alias", "version")  # what `respond` adds to the task'
 
 
 def main(argv: list[str]) -> int:
+    _import_serving()  # before forking: both versions start from the same process
+    if not argv:  # started ahead (while the version registers): the two paths arrive on standard input
+        line = sys.stdin.readline()
+        if not line.strip():  # closed unused: the run did not get this far
+            return 0
+        argv = json.loads(line)
     request = json.loads(Path(argv[0]).read_text())
     rows = json.loads(Path(request["rows_file"]).read_text())
-    _import_serving()  # before forking: both versions start from the same process
     results = [_isolated(request, rows, entry, Path(f"{argv[1]}.{i}")) for i, entry in enumerate(request["models"])]
     Path(argv[1]).write_text(json.dumps({"models": results}))
     return 0
 
 
 def _import_serving() -> None:
+    import contextlib
+
     import mlflow.sklearn  # noqa: F401 - what every load needs: imported once, before the fork
+
+    with contextlib.suppress(ImportError):  # MLflow's scikit-learn format; it imports every estimator (seconds)
+        import skops.io  # noqa: F401
 
     from retrainer.serving import deployment, schema  # noqa: F401
 
@@ -118,6 +131,9 @@ def _requests(
     """Every row answered in batches (the answers compared with the evaluated ones), then the timings."""
     batch_rows, entity_id = int(request["batch_rows"]), request["entity_id"]
 
+    if not loaded.task.answers_rows:  # a forecaster answers requests (series, horizon), not rows
+        return _forecaster_requests(loaded, rows, request, keep_answers=keep_answers)
+
     def serve(body: str) -> str:  # what POST /predict does between the HTTP layer's bytes in and out
         from pydantic import ValidationError
 
@@ -129,13 +145,9 @@ def _requests(
             raise _Refused(json.dumps(error_details(error)[:3])) from None
         found = [dict(row) for row in parsed]
         frame = request_frame(found, schema.columns)
-        # a forecaster's answer is a backtest over the rows sent: its python_function answer
-        answers = loaded.answer(frame) if forecaster else loaded.respond(frame, [str(r[entity_id]) for r in found])
+        answers = loaded.respond(frame, [str(r[entity_id]) for r in found])
         return json.dumps(answers[0] if shape == "single" and answers else {"predictions": answers})
 
-    forecaster = loaded.task.name == "forecast"
-    if forecaster:  # its answers to rows depend on all the rows sent together (a backtest): send them at once
-        return _forecaster_requests(loaded, rows, request, serve, keep_answers=keep_answers)
     answers: list[dict[str, Any]] = []
     for start in range(0, len(rows) if keep_answers else 0, batch_rows):  # the champion is only timed
         answered = json.loads(serve(json.dumps({"rows": rows[start : start + batch_rows]})))["predictions"]
@@ -152,30 +164,41 @@ def _requests(
 
 
 def _forecaster_requests(
-    loaded: Any, rows: list[dict[str, Any]], request: dict[str, Any], serve: Any, *, keep_answers: bool
+    loaded: Any, rows: list[dict[str, Any]], request: dict[str, Any], *, keep_answers: bool
 ) -> dict[str, Any]:
-    """A forecaster: the rows answered in one request; timed are `POST /forecast` requests (a series, the
-    model's horizon), with no batch form (without exogenous columns: their futures are the client's)."""
+    """A forecaster: `rows` is a `python_function` request (every series at the model's horizon) answered
+    at once (the `batch` timing: MLflow's callers ask this way); one-row timings are `POST /forecast`
+    requests, one series each, through the server's code."""
+    import pandas as pd
+
     from retrainer.serving import forecasts
 
-    answers = json.loads(serve(json.dumps({"rows": rows})))["predictions"] if keep_answers else []
-    forecaster = loaded.model[-1]
-    result: dict[str, Any] = {"answers": answers, "latency_ms": {}}
-    if list(forecaster.exogenous):
-        return result
-    horizon = int(loaded.task.info()["horizon"])
-    every = sorted(set(forecaster.history_["unique_id"].astype(str)))
-    bodies = [
-        json.dumps({"series_id": every[i % len(every)], "horizon": horizon}) for i in range(request["requests"] + 1)
-    ]
+    def ask(body: str) -> str:  # what the python_function flavor does with a request
+        return json.dumps(loaded.answer(pd.DataFrame(json.loads(body))), default=str)
 
-    def forecast(body: str) -> str:
-        series, ahead, future = forecasts.parse(json.loads(body), horizon)
-        return json.dumps(forecasts.answer(loaded, series, ahead, future))
+    def forecast(body: str) -> str:  # what POST /forecast does between the bytes in and out
+        series, horizon, future = forecasts.parse(json.loads(body))
+        return json.dumps(forecasts.answer(loaded, series, horizon, future))
 
-    result["first_request_ms"] = _timed(forecast, bodies[:1])[0]
-    result["latency_ms"]["one_row"] = _summary(_timed(forecast, bodies[1:]))
-    return result
+    everything = json.dumps(rows)
+    answers = json.loads(ask(everything)) if keep_answers else []
+    per_series: dict[str, dict[str, Any]] = {}
+    for row in rows:  # a body per series: its future periods (a model with exogenous columns) in `future`
+        future = {k: v for k, v in row.items() if k not in ("series_id", "horizon")}
+        body = per_series.setdefault(str(row["series_id"]), {"series_id": row["series_id"], "horizon": row["horizon"]})
+        if future:
+            body.setdefault("future", []).append(future)
+    every = list(per_series.values())
+    bodies = [json.dumps(every[i % len(every)]) for i in range(int(request["requests"]) + 1)]
+    first = _timed(forecast, bodies[:1])[0]  # the first request pays for lazy set-up: shown apart
+    return {
+        "answers": answers,
+        "first_request_ms": first,
+        "latency_ms": {
+            "one_row": _summary(_timed(forecast, bodies[1:])),
+            "batch": _summary(_timed(ask, [everything] * int(request["batches"]))),
+        },
+    }
 
 
 def _timed(serve: Any, bodies: list[str]) -> list[float]:

@@ -15,7 +15,10 @@ class BacktestSpec(_Section):
 
     windows: int = Field(4, ge=1, le=52, description="How many forecast origins the backtest scores.")
     step: int | None = Field(
-        None, ge=1, description="Periods between two origins; default the horizon (windows do not overlap)."
+        None,
+        ge=1,
+        description="Periods between two origins; default the horizon. Below the horizon the windows overlap: a "
+        "period is forecast from several origins, each forecast scored.",
     )
 
 
@@ -38,12 +41,6 @@ class ForecastSpec(_Section):
 
     @model_validator(mode="after")
     def _steps(self) -> ForecastSpec:
-        step = self.backtest.step
-        if step is not None and step < self.horizon:
-            raise ValueError(
-                f"backtest.step {step} < horizon {self.horizon}: overlapping windows are not supported "
-                "(each row is scored once); use step >= horizon"
-            )
         if any(not 0 < level < 100 for level in self.levels):
             raise ValueError("levels are percentages between 0 and 100, e.g. [80, 95]")
         return self

@@ -104,7 +104,8 @@ def decide_against(
         proof = promotion_evidence(ctx, inputs, metric, None, threshold)
         return Decision("champion", reason, metric, challenger_score, None, champion.version), None, proof
     try:
-        champion_model = ctx.registry.load_model(spec.registry_name, champion.version)
+        # a forecaster's champion is backtested on this run's windows (its own may have other ones)
+        champion_model = task.scored_like_this_run(ctx.registry.load_model(spec.registry_name, champion.version), spec)
         test = inputs["test"]
         champion_proba = task.predict(champion_model, test[_champion_columns(champion_model, columns)])
         # the champion serves at the threshold stored with it: its metrics, bootstrap and slices use that one

@@ -3,7 +3,10 @@
 A fresh process (`python -m retrainer.serving.readiness`, this interpreter) loads the version by its
 `models:/` URI, answers the test rows through the serving code (request schema, response building,
 JSON in and out) and times one-row and batch requests; the champion is measured the same way, so the
-figures compare. The version must load, answer every row as the evaluated model did (labels exactly,
+figures compare. A forecaster is asked instead for every series' forecasts `horizon` periods after
+its training end (`Task.request_example`; exogenous values stand in from the last training periods),
+through the code of `POST /forecast` and its `python_function` flavor, and must answer the in-process
+model's forecasts. The version must load, answer every row as the evaluated model did (labels exactly,
 numbers to `readiness.tolerance`, 1e-6 relative), and find each requirement it declares installed at
 its pin: these always hold. Size, load time, latency, memory and the slowdown against the champion are gates only where
 `readiness` bounds them; past the defaults below they only warn.
@@ -29,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from retrainer.errors import NotReady, StageError
 from retrainer.faults import kill_point
 from retrainer.integrations.mlflow_registry import CHAMPION
-from retrainer.pipeline import RunContext, Stage, StageOutput
+from retrainer.pipeline import RunContext, Stage, StageOutput, warmed
 from retrainer.promotion import READINESS_TAG
+from retrainer.pyfunc import answer
 from retrainer.tasks import from_info
 
 if TYPE_CHECKING:
@@ -46,6 +50,15 @@ ABSOLUTE_TOLERANCE = 1e-12  # beside `readiness.tolerance` (relative): a probabi
 
 
 def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
+    process = warmed(ctx, "readiness")  # started as the version registered; else started below
+    try:
+        return _check(ctx, inputs, process)
+    finally:
+        if process is not None:
+            process.close()
+
+
+def _check(ctx: RunContext, inputs: Mapping[str, Any], process: ProbeProcess | None) -> StageOutput:
     spec, decision = ctx.spec, inputs["decision"]
     name, version = spec.registry_name, int(inputs["registration"]["version"])
     if decision["winner"] == "unchanged":  # nothing new registered: no alias will move to it
@@ -59,20 +72,29 @@ def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
     champion = registry.by_alias(name, CHAMPION)
     champion_version = champion.version if champion is not None and champion.version != version else None
     task = from_info(inputs["target_info"])
-    columns = inputs["training"]["input_columns"]
-    rows = inputs["test"].head(spec.readiness.check_rows)
     evaluation = inputs["evaluation"]
     threshold = float(evaluation.get("decision_threshold", spec.evaluation.decision_threshold))
-    expected = task.response(task.predict(inputs["model"], rows[columns]), threshold)
     entity_id = serving_entity_id(spec)
+    asked = task.request_example(inputs["model"])
+    if asked is None:  # the test rows, answered as they were evaluated
+        columns = inputs["training"]["input_columns"]
+        rows = inputs["test"].head(spec.readiness.check_rows)
+        expected = task.response(task.predict(inputs["model"], rows[columns]), threshold)
+        sent = request_rows(rows, columns, entity_id)
+    else:  # a forecaster: every series forecast `horizon` periods after the training end, as served
+        rows = asked
+        sent = request_rows(rows, list(rows.columns), "series_id")
+        answered = answer(inputs["model"], task, threshold, [], rows)
+        expected = json.loads(json.dumps(answered, default=str))  # as the probe's JSON gives them back
     measured = probe(
         registry.tracking_uri,
         name,
         [(version, "candidate"), *([(champion_version, "champion")] if champion_version else [])],
-        request_rows(rows, columns, entity_id),
+        sent,
         entity_id=entity_id,
         rules=spec.readiness,
         default_threshold=spec.evaluation.decision_threshold,
+        process=process,
     )
     kill_point("readiness:measured")  # measured, nothing tagged yet: a crash here must move nothing
     candidate = measured[0]
@@ -140,6 +162,60 @@ def request_rows(rows: pd.DataFrame, columns: list[str], entity_id: str) -> list
     return records
 
 
+class ProbeProcess:
+    """The fresh process (`python -m retrainer.serving.readiness`, this interpreter), started before it is
+    asked anything: MLflow and the serving code import while the run registers the version (the
+    stage's `warm_up`), then it reads where its request is from its standard input."""
+
+    def __init__(self) -> None:
+        self.work = tempfile.TemporaryDirectory(prefix="retrainer-readiness-")
+        # the child imports what this process can (your estimator's module too), as `retrainer serve` would
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "retrainer.serving.readiness"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, request: dict[str, Any], rows: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        """The results of `request` (its models measured on `rows`); a timeout is each model's load error."""
+        rows_file, request_file, result_file = (
+            Path(self.work.name, n) for n in ("rows.json", "request.json", "result.json")
+        )
+        rows_file.write_text(json.dumps(rows))
+        request_file.write_text(json.dumps({**request, "rows_file": str(rows_file)}))
+        try:
+            _, stderr = self.process.communicate(
+                json.dumps([str(request_file), str(result_file)]) + "\n", timeout=timeout
+            )
+            if self.process.returncode != 0 or not result_file.exists():
+                tail = " | ".join((stderr or "").strip().splitlines()[-3:])
+                raise StageError(f"the readiness probe failed (exit {self.process.returncode}): {tail}")
+            results: list[dict[str, Any]] = json.loads(result_file.read_text())["models"]
+        except subprocess.TimeoutExpired:
+            message = f"the fresh process did not finish within readiness.timeout ({timeout:g} s)"
+            return [{**model, "error": {"stage": "load", "message": message}} for model in request["models"]]
+        finally:
+            self.close()
+        return results
+
+    def close(self) -> None:
+        """Stop the process if it still runs (unused, or timed out) and remove its files."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+        self.work.cleanup()
+
+
+def warm_up(ctx: RunContext) -> ProbeProcess | None:
+    """Start the probe's process as the version is registered (the import of MLflow and scikit-learn
+    takes seconds, and registering leaves a core free), unless readiness is off."""
+    return ProbeProcess() if ctx.spec.readiness.enabled else None
+
+
 def probe(
     tracking_uri: str,
     name: str,
@@ -149,38 +225,21 @@ def probe(
     entity_id: str,
     rules: ReadinessSpec,
     default_threshold: float = 0.5,
+    process: ProbeProcess | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the probe in a fresh process on `versions` ((version, role): the candidate first); its results."""
-    with tempfile.TemporaryDirectory(prefix="retrainer-readiness-") as work:
-        rows_file, request_file, result_file = (Path(work, n) for n in ("rows.json", "request.json", "result.json"))
-        rows_file.write_text(json.dumps(rows))
-        request = {
-            "tracking_uri": tracking_uri,
-            "name": name,
-            "models": [{"version": v, "role": role, "answers": role == "candidate"} for v, role in versions],
-            "rows_file": str(rows_file),
-            "entity_id": entity_id,
-            "default_threshold": default_threshold,
-            "batch_rows": rules.batch_rows,
-            "requests": rules.requests,
-            "batches": rules.batches,
-        }
-        request_file.write_text(json.dumps(request))
-        # the child imports what this process can (your estimator's module too), as `retrainer serve` would
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        command = [sys.executable, "-m", "retrainer.serving.readiness", str(request_file), str(result_file)]
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=rules.timeout, check=False)
-        except subprocess.TimeoutExpired:
-            message = f"the fresh process did not finish within readiness.timeout ({rules.timeout:g} s)"
-            return [
-                {"version": v, "role": role, "error": {"stage": "load", "message": message}} for v, role in versions
-            ]
-        if done.returncode != 0 or not result_file.exists():
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-            raise StageError(f"the readiness probe failed (exit {done.returncode}): {tail}")
-        results: list[dict[str, Any]] = json.loads(result_file.read_text())["models"]
-        return results
+    """Measure `versions` ((version, role): the candidate first) in a fresh process (`process`, started
+    ahead, or a new one); its results."""
+    request = {
+        "tracking_uri": tracking_uri,
+        "name": name,
+        "models": [{"version": v, "role": role, "answers": role == "candidate"} for v, role in versions],
+        "entity_id": entity_id,
+        "default_threshold": default_threshold,
+        "batch_rows": rules.batch_rows,
+        "requests": rules.requests,
+        "batches": rules.batches,
+    }
+    return (process or ProbeProcess()).ask(request, rows, rules.timeout)
 
 
 def figures(measured: Mapping[str, Any]) -> dict[str, float | None]:
@@ -340,4 +399,5 @@ STAGE = Stage(
     makes=("readiness",),
     cacheable=False,
     code=("retrainer.serving",),
+    warm_up=warm_up,
 )

@@ -37,6 +37,8 @@ class Task(ABC):
     has_positive_label: ClassVar[bool] = False  # `target.positive` applies (binary; anomaly: the known anomalies)
     explains_every_class: ClassVar[bool] = False  # SHAP per class (multiclass) or of the one output
     explainable: ClassVar[bool] = True  # the explain stage's SHAP and permutation importance apply
+    # the registered model answers each row sent (`response`); False: it answers requests (`answer_requests`)
+    answers_rows: ClassVar[bool] = True
     sklearn_scoring: ClassVar[str]  # scikit-learn's scorer name, for permutation importance
     # the fairness summary's figures and their bounds: {figure: ("min" | "max", FairnessSpec field)}
     fairness_bounds: ClassVar[Mapping[str, tuple[str, str]]] = {}
@@ -184,6 +186,25 @@ class Task(ABC):
     @abstractmethod
     def response(self, output: np.ndarray, threshold: float) -> list[dict[str, Any]]:
         """What serving answers per row of `output` (JSON-able)."""
+
+    def scored_like_this_run(self, model: Any, spec: Spec) -> Any:
+        """The champion as compare scores it on this run's test set: as it is (a forecaster: on this
+        run's backtest windows, so both models are scored on the same cutoffs)."""
+        return model
+
+    def request_columns(self, model: Any) -> list[tuple[str, str, bool]] | None:
+        """(column, MLflow type, required) of a request to the registered model, where it takes requests
+        rather than rows (`answers_rows` False); None: the rows as the source gives them."""
+        return None
+
+    def request_example(self, model: Any) -> pd.DataFrame | None:
+        """A request the registered model answers (its input example, what readiness asks); None: rows."""
+        return None
+
+    def answer_requests(self, model: Any, requests: pd.DataFrame) -> list[dict[str, Any]]:
+        """The answers to `requests` (`answers_rows` False): `retrainer serve` and the `python_function`
+        flavor both call it through `retrainer.pyfunc.answer`."""
+        raise NotImplementedError(f"a {self.name} model answers rows, not requests")
 
     def logged_metrics(
         self, y: np.ndarray, predictions: pd.Series, probabilities: pd.Series, threshold: float

@@ -10,6 +10,9 @@ What differs from a table, each a method here with a default in `Task`:
   exogenous columns, unchanged; `final_fit_rows`: the registered model learns from the whole history;
 - the output (`Forecaster.predict`): the backtest, one row per scored row (`metrics.FORECAST_OUTPUT`),
   so the champion's configuration is refitted on the new windows when compare scores it;
+- the registered model's answer (`answers_rows` False): not one per row but the forecasts a request
+  asks for (`answer_requests`: series, horizon, future exogenous values; `forecasting.ahead`), which
+  `retrainer serve`'s `POST /forecast` and the `python_function` flavor share;
 - the gate (`gate_failures`): a forecaster must beat the seasonal-naive baseline on the same windows
   (`naive_ratio` < 1), and `seasonal_naive` is a candidate of every run;
 - the paired bootstrap resamples series x origin (`bootstrap_groups`), not rows.
@@ -39,6 +42,7 @@ class ForecastTask(Task):
     sklearn_scoring: ClassVar[str] = "neg_mean_absolute_error"
     explainable: ClassVar[bool] = False  # no SHAP over lags the model builds itself
     score_drift: ClassVar[bool] = False  # forecasts follow the trend: drift compares each series instead
+    answers_rows: ClassVar[bool] = False  # the registered model forecasts after its training end
 
     def __init__(self, horizon: int = 1, series_id: str | None = None) -> None:
         self.horizon = horizon
@@ -196,10 +200,39 @@ class ForecastTask(Task):
             if np.isfinite(row[0])
         ]
 
+    def scored_like_this_run(self, model: Any, spec: Spec) -> Any:
+        """The champion's configuration backtested on this run's windows (horizon, windows, step): its own
+        may differ (an older spec), and the paired comparison needs the same cutoffs."""
+        assert spec.forecast is not None
+        rules = spec.forecast
+        forecaster = model[-1] if hasattr(model, "steps") else model
+        if hasattr(forecaster, "backtest"):
+            forecaster.set_params(horizon=rules.horizon, windows=rules.backtest.windows, step=rules.step)
+        return model
+
+    def request_columns(self, model: Any) -> list[tuple[str, str, bool]] | None:
+        """series_id and horizon (and the time and exogenous columns of a model that has them)."""
+        from retrainer.forecasting.ahead import request_columns
+
+        return request_columns(model)
+
+    def request_example(self, model: Any) -> pd.DataFrame | None:
+        from retrainer.forecasting.ahead import request_example
+
+        return request_example(model)
+
+    def answer_requests(self, model: Any, requests: pd.DataFrame) -> list[dict[str, Any]]:
+        """One answer per series and step: `series_id, step, ds, forecast, lo_80, hi_80, lo_95, hi_95`."""
+        from retrainer.forecasting.ahead import forecasts, records
+
+        return records(forecasts(model, requests))
+
     def drift_values(self, output: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        points = output[:, 0]
+        from retrainer.metrics.forecast import stacked
+
+        points = stacked(np.zeros(len(output)), output)[1][:, 0]
         return points[np.isfinite(points)]
 
     def output_summary(self, output: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -212,9 +245,14 @@ class ForecastTask(Task):
     ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str], str]:
         """MAE per group (highest over lowest), on the backtest rows."""
         import numpy as np
+        import pandas as pd
 
         from retrainer.evidence import bound_failures, residual_fairness_summary, residual_group_errors
+        from retrainer.metrics.forecast import layers, stacked
 
+        repeats = layers(output)  # overlapping windows: every forecast of a row is scored, in its group
+        y, output = stacked(y, output)
+        groups = pd.Series(np.tile(groups.to_numpy(), repeats), name=groups.name)
         scored = np.isfinite(output[:, 0])
         errors = residual_group_errors(groups[scored], y[scored], output[scored, 0], rules.min_group_size)
         summary = residual_fairness_summary(errors)
@@ -239,10 +277,13 @@ class ForecastTask(Task):
         return []
 
     def bootstrap_groups(self, output: np.ndarray) -> np.ndarray | None:
-        """Series x origin codes (-1: a row outside the windows): the paired bootstrap resamples these."""
+        """Series x origin codes (-1: a row outside the windows): the paired bootstrap resamples these.
+        With overlapping windows, one per row and layer, in the order of `metrics.forecast.stacked`."""
         import numpy as np
 
-        codes = output[:, -1]
+        from retrainer.metrics.forecast import stacked
+
+        codes = stacked(np.zeros(len(output)), output)[1][:, -1]
         return np.where(np.isfinite(codes), codes, -1).astype(int)
 
 
