@@ -121,12 +121,13 @@ def pip_requirements(types: Sequence[str]) -> list[str]:
     """What the saved model needs installed, at the installed versions: scikit-learn and skops (the file),
     retrainer (this loader and its transformers), and the packages of every type in the file that
     skops does not trust by default (xgboost, lightgbm, retrainer's MLP and so torch)."""
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+    from importlib.metadata import PackageNotFoundError, version
+
+    from retrainer.installed import providers
 
     wanted = {"scikit-learn", "skops", "numpy", "pandas", "scipy", "retrainer"}
-    distributions = packages_distributions()
     for name in types:
-        wanted.update(distributions.get(name.split(".")[0], ()))
+        wanted.update(providers(name))
         for module, packages in NEEDS.items():
             if name.startswith(f"{module}."):
                 wanted.update(packages)

@@ -20,20 +20,12 @@ the spec does not fix them. Its first trial is the library's own defaults for th
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.metadata
 from dataclasses import dataclass
 from typing import Any
 
+from retrainer.installed import providers
 from retrainer.models import ANOMALY_DETECTOR, CLASSIFIER, REGRESSOR, Candidate, range_problem
 from retrainer.models.imported import build_imported, load_object
-
-
-@functools.cache
-def _distributions() -> dict[str, list[str]]:
-    """Top-level module -> the installed distributions providing it (a scan of site-packages: once)."""
-    return dict(importlib.metadata.packages_distributions())
 
 
 def code_version(path: str) -> str:
@@ -42,12 +34,13 @@ def code_version(path: str) -> str:
     re-runs tuning and training instead of reusing their cache."""
     import hashlib
     import importlib.util
+    from importlib.metadata import version
 
     module_name = path.partition(":")[0]
     top = module_name.split(".")[0]
     parts = []
-    for distribution in _distributions().get(top, []):
-        parts.append(f"{distribution}=={importlib.metadata.version(distribution)}")
+    for distribution in providers(top):
+        parts.append(f"{distribution}=={version(distribution)}")
     found = importlib.util.find_spec(module_name)
     if found is not None and found.origin and found.origin.endswith(".py"):
         with open(found.origin, "rb") as source:
@@ -136,7 +129,7 @@ def custom_candidate(
     if unknown:
         raise ValueError(f"search_space: {path} has no parameter {unknown[0]!r} (it has {', '.join(sorted(own))})")
     module = type(estimator).__module__.split(".")[0]
-    distributions = _distributions().get(module, [module])
+    distributions = providers(module) or [module]
     space = {p: bounds for p, bounds in search_space.items() if p not in params}  # a fixed param is not searched
     return Candidate(
         name,
