@@ -82,7 +82,7 @@ class _Started:
         self.events.append(f"close {self.name}")
 
 
-def _warming_pipeline(events: list[str], failing: str = "") -> Pipeline:
+def _warming_pipeline(events: list[str], failing: str = "", leads: Mapping[str, int] | None = None) -> Pipeline:
     def step(name: str) -> Stage:
         def func(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
             taken = warmed(ctx, name)
@@ -94,12 +94,20 @@ def _warming_pipeline(events: list[str], failing: str = "") -> Pipeline:
         def warm_up(ctx: RunContext) -> _Started:
             return _Started(name, events)
 
-        return Stage(name=name, func=func, makes=(name,), cacheable=False, warm_up=None if name == "a" else warm_up)
+        lead = (leads or {}).get(name, 1)
+        return Stage(
+            name=name,
+            func=func,
+            makes=(name,),
+            cacheable=False,
+            warm_up=None if name == "a" else warm_up,
+            warm_up_lead=lead,
+        )
 
     return Pipeline(stages=(step("a"), step("b"), step("c")))
 
 
-def test_a_warm_up_starts_as_the_stage_before_runs_and_is_closed_when_its_stage_never_takes_it(
+def test_a_warm_up_starts_its_lead_of_stages_ahead_and_is_closed_when_its_stage_never_takes_it(
     write_spec: Callable[..., Path],
 ) -> None:
     from retrainer import load_spec
@@ -118,3 +126,10 @@ def test_a_warm_up_starts_as_the_stage_before_runs_and_is_closed_when_its_stage_
     with pytest.raises(StageError):
         run(spec, pipeline=_warming_pipeline(events, failing="b"))
     assert events == ["warm b", "run a", "warm c", "run b with b", "close c"]
+
+    events.clear()  # c's warm-up two stages ahead: it starts as a starts
+    run(spec, pipeline=_warming_pipeline(events, leads={"c": 2}))
+    assert events == ["warm b", "warm c", "run a", "run b with b", "run c with c"]
+    events.clear()  # ...but not in a run that stops before c
+    run(spec, pipeline=_warming_pipeline(events, leads={"c": 2}), until="b")
+    assert events == ["warm b", "run a", "run b with b"]

@@ -204,10 +204,11 @@ def _run_locked(
     try:
         if spec.tracking.uri or store.is_local:  # a damaged registry stops the run before any training
             ctx.registry.check()
+        names = [stage.name for stage in pipeline.stages]
+        last = names.index(until) if until in names else len(names) - 1
         for position, stage in enumerate(pipeline.stages):
             forcing = forcing or stage.name == from_stage
-            if stage.name != until:
-                _warm_up_next(pipeline.stages[position + 1 : position + 2], ctx)
+            _start_warm_ups(pipeline.stages[: last + 1], position, ctx)
             _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
             _forget_unneeded(pipeline, stage, loaded)
             result.metrics.update(result.stages[-1].metrics)
@@ -254,10 +255,11 @@ def _run_locked(
     return result
 
 
-def _warm_up_next(following: Sequence[Stage], ctx: RunContext) -> None:
-    """Start the next stage's warm-up (if it has one) so that it overlaps the stage about to run."""
-    for stage in following:
-        if stage.warm_up is not None:
+def _start_warm_ups(stages: Sequence[Stage], position: int, ctx: RunContext) -> None:
+    """Start the warm-ups due as the stage at `position` is about to run: those of the stages
+    `warm_up_lead` places after it (among `stages`, the ones this run will reach)."""
+    for at, stage in enumerate(stages):
+        if stage.warm_up is not None and at - stage.warm_up_lead == position:
             started = stage.warm_up(ctx)
             if started is not None:
                 ctx.scratch[f"warm-up:{stage.name}"] = started

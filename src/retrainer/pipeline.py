@@ -145,9 +145,10 @@ class Stage:
     runs again. `fingerprint` lets a stage add the state of the outside world (a source table) to its key.
     A stage that is not `cacheable` talks to the registry and runs every time. `fan_out` shares part of
     its work among workers first (`FanOut`). `warm_up(ctx)` starts what the stage will need before its
-    inputs exist (a fresh process importing MLflow): the local executor calls it as the stage before
-    starts, so the start-up overlaps that stage's work; the stage takes it with `warmed(ctx, name)` and
-    must work without it, and the executor closes one left unused.
+    inputs exist (a fresh process importing MLflow): the local executor calls it as the stage
+    `warm_up_lead` places before it starts (the one before, by default), so the start-up overlaps
+    their work; the stage takes it with `warmed(ctx, name)` and must work without it, and the executor
+    closes one left unused.
     """
 
     name: str
@@ -160,6 +161,7 @@ class Stage:
     fingerprint: Callable[[RunContext], str] | None = None
     fan_out: FanOut | None = None
     warm_up: Callable[[RunContext], WarmUp | None] | None = None
+    warm_up_lead: int = 1
 
     def code_version(self) -> str:
         """Hash of the source of the stage's module and of the modules it declares in `code`."""

@@ -211,8 +211,8 @@ class ProbeProcess:
 
 
 def warm_up(ctx: RunContext) -> ProbeProcess | None:
-    """Start the probe's process as the version is registered (the import of MLflow and scikit-learn
-    takes seconds, and registering leaves a core free), unless readiness is off."""
+    """Start the probe's process as the champion comparison starts (the import of MLflow and scikit-learn
+    takes seconds, and compare and register leave a core free), unless readiness is off."""
     return ProbeProcess() if ctx.spec.readiness.enabled else None
 
 
@@ -400,4 +400,5 @@ STAGE = Stage(
     cacheable=False,
     code=("retrainer.serving",),
     warm_up=warm_up,
+    warm_up_lead=2,  # as compare starts: its imports (about 4 s) overlap compare and register, each on one core
 )
