@@ -57,16 +57,23 @@ def model_frame(rows: pd.DataFrame, inputs: Sequence[tuple[str, str]]) -> pd.Dat
     import numpy as np
     import pandas as pd
 
+    # numpy per column, not pandas: a one-row request paid about 0.2 ms a column in Series methods
     data: dict[str, Any] = {}
+    absent = np.full(len(rows), np.nan, dtype=object)
     for column, kind in inputs:
-        values = rows[column] if column in rows.columns else pd.Series([None] * len(rows), dtype=object)
-        if kind in NUMERIC_TYPES:
-            data[column] = pd.to_numeric(values.astype(object).where(values.notna(), np.nan)).to_numpy("float64")
-        elif kind == "datetime":
-            data[column] = pd.to_datetime(values, errors="coerce").to_numpy()
-        else:
-            data[column] = values.astype(object).where(values.notna(), np.nan).to_numpy()
-    return pd.DataFrame(data, columns=[column for column, _ in inputs])
+        values = rows[column] if column in rows.columns else None
+        if kind == "datetime":
+            data[column] = pd.to_datetime(absent if values is None else values, errors="coerce")
+            continue
+        if kind in NUMERIC_TYPES and values is not None and pd.api.types.is_numeric_dtype(values.dtype):
+            data[column] = values.to_numpy("float64", na_value=np.nan)
+            continue
+        array = absent if values is None else values.to_numpy(dtype=object)
+        missing = pd.isna(array)
+        if missing.any():
+            array = np.where(missing, np.nan, array)
+        data[column] = pd.to_numeric(array).astype("float64") if kind in NUMERIC_TYPES else array
+    return pd.DataFrame(data, columns=[column for column, _ in inputs], copy=False)
 
 
 def answer(
