@@ -11,6 +11,7 @@ command resumes where it stopped (tuning resumes trial by trial). A stage that d
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import posixpath
@@ -208,8 +209,15 @@ def _run_locked(
         last = names.index(until) if until in names else len(names) - 1
         for position, stage in enumerate(pipeline.stages):
             forcing = forcing or stage.name == from_stage
-            _start_warm_ups(pipeline.stages[: last + 1], position, ctx)
-            _run_stage(stage, ctx, refs, loaded, result.stages, use_cache=not forcing)
+            _run_stage(
+                stage,
+                ctx,
+                refs,
+                loaded,
+                result.stages,
+                use_cache=not forcing,
+                before_running=functools.partial(_start_warm_ups, pipeline.stages[: last + 1], position, ctx),
+            )
             _forget_unneeded(pipeline, stage, loaded)
             result.metrics.update(result.stages[-1].metrics)
             record["stages"] = _merge_stages(record["stages"], result.stages)
@@ -256,8 +264,8 @@ def _run_locked(
 
 
 def _start_warm_ups(stages: Sequence[Stage], position: int, ctx: RunContext) -> None:
-    """Start the warm-ups due as the stage at `position` is about to run: those of the stages
-    `warm_up_lead` places after it (among `stages`, the ones this run will reach)."""
+    """Start the warm-ups due as the stage at `position` is about to run (a cached one takes no time to
+    overlap): those of the stages `warm_up_lead` places after it (among `stages`, the ones this run reaches)."""
     for at, stage in enumerate(stages):
         if stage.warm_up is not None and at - stage.warm_up_lead == position:
             started = stage.warm_up(ctx)
@@ -396,8 +404,10 @@ def _run_stage(
     records: list[StageRecord],
     *,
     use_cache: bool,
+    before_running: Callable[[], None] | None = None,
 ) -> None:
-    """Run (or take from the cache) one stage; append its record, also when it fails."""
+    """Run (or take from the cache) one stage; append its record, also when it fails. `before_running`
+    is called when the stage runs (not from the cache): the warm-ups due then start."""
     store = ctx.store
     kill_point(f"before:{stage.name}")
     ctx.stage = stage.name
@@ -417,6 +427,8 @@ def _run_stage(
                 status, summary, metrics = "cached", manifest.get("summary", ""), manifest.get("metrics", {})
                 logger.info("cache hit %s (run %s)", key, manifest.get("run_id"))
             else:
+                if before_running is not None:
+                    before_running()
                 inputs = _LazyInputs(store, refs, loaded, stage.needs)
                 if stage.fan_out is not None:
                     _fan_out(stage, stage.fan_out, ctx, inputs)
