@@ -80,9 +80,5 @@ class ModelRegistry(Protocol):
     def set_alias(self, name: str, alias: str, version: int | str) -> None: ...
     def delete_alias(self, name: str, alias: str) -> None: ...
     def tag_version(self, name: str, version: int | str, tags: dict[str, str]) -> None: ...
-    def connect(self) -> None:
-        """Open the connection now (import the client, create or upgrade the store's tables): a warm-up,
-        so it raises nothing; a failure surfaces on the next call."""
-
     def check(self) -> None:
         """Raise RegistryError when the store is unusable (damaged); cheap, asked before a run trains."""

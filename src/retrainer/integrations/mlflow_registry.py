@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +47,6 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self._client: MlflowClient | None = None
-        self._opening = threading.Lock()  # `connect` may open the client in a thread beside the run
 
     @classmethod
     def for_spec(cls, spec: Spec, store: RunStore) -> Registry:
@@ -75,18 +73,8 @@ class Registry:
                 hint=sqlite_fix(problem),
             )
 
-    def connect(self) -> None:
-        """Open the client and the store now: for a new local store, MLflow creates its tables (about
-        1.2 s, with the import 2.5 s); compare opens it in a thread while tune runs."""
-        with contextlib.suppress(Exception):  # the next call raises it, as one RegistryError line
-            self.client.search_registered_models(max_results=1)
-
     @property
     def client(self) -> MlflowClient:
-        with self._opening:
-            return self._open()
-
-    def _open(self) -> MlflowClient:
         if self._client is None:
             os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
             import logging

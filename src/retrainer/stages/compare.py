@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from retrainer.metrics import better, shown
-from retrainer.pipeline import RunContext, Stage, StageOutput, warmed
+from retrainer.pipeline import RunContext, Stage, StageOutput
 from retrainer.stages.evidence import decision_threshold, promotion_evidence, weigh_evidence
 from retrainer.tasks import from_info
 
@@ -57,9 +57,6 @@ def challenger_beats_champion(
 
 
 def compare(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
-    connecting = warmed(ctx, "compare")
-    if connecting is not None:
-        connecting.close()  # opened while tune ran; its errors, if any, come from the calls below
     spec = ctx.spec
     name = spec.registry_name
     metric = from_info(inputs["target_info"]).comparison_metric(spec)
@@ -222,27 +219,6 @@ def _output(
     return StageOutput(artifacts={"decision": record}, summary=summary)
 
 
-class RegistryConnection:
-    """The registry's first connection, opened in a thread (`ModelRegistry.connect`): importing MLflow
-    and creating a new store's tables take seconds of mostly Python, while tune's fits spend theirs in
-    native code that releases the GIL."""
-
-    def __init__(self, registry: Any) -> None:
-        import threading
-
-        self.thread = threading.Thread(target=registry.connect, name="retrainer-registry-connect", daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Wait for it: a store's tables are never left half created."""
-        self.thread.join()
-
-
-def warm_up(ctx: RunContext) -> RegistryConnection:
-    """Open the registry as tune starts (only when tune runs: a cached run never imports MLflow early)."""
-    return RegistryConnection(ctx.registry)
-
-
 STAGE = Stage(
     name="compare",
     func=compare,
@@ -250,6 +226,4 @@ STAGE = Stage(
     makes=("decision",),
     cacheable=False,
     code=("retrainer.stages.evidence", "retrainer.evidence", "retrainer.tasks"),
-    warm_up=warm_up,
-    warm_up_lead=5,  # tune, train, evaluate, fairness, explain, compare
 )
