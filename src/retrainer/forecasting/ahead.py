@@ -71,7 +71,7 @@ def request_example(model: Any) -> pd.DataFrame:
     exogenous = list(forecaster.exogenous)
     if not exogenous:
         return pd.DataFrame({SERIES: list(ends), HORIZON: [horizon] * len(ends)})
-    stand_in = _stand_in(forecaster, horizon)
+    stand_in = _stand_in(forecaster, horizon, ends)
     stand_in = stand_in.rename(columns={"unique_id": SERIES, "ds": forecaster.time_column})
     return stand_in.assign(**{HORIZON: horizon})[[SERIES, HORIZON, forecaster.time_column, *exogenous]]
 
@@ -82,11 +82,12 @@ def forecasts(model: Any, requests: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     forecaster = forecaster_of(model)
-    asked = _asked(forecaster, requests)
+    ends = _ends(forecaster)  # read once per request: each series' training end
+    asked = _asked(forecaster, requests, ends)
     parts = []
     for horizon in sorted({h for _, h, _ in asked}):
         here = [(series, rows) for series, h, rows in asked if h == horizon]
-        future = _future(forecaster, horizon, here, requests) if list(forecaster.exogenous) else None
+        future = _future(forecaster, horizon, here, requests, ends) if list(forecaster.exogenous) else None
         ahead = forecaster.forecast(horizon, future)
         ahead = ahead.assign(unique_id=ahead["unique_id"].astype(str)).sort_values(["unique_id", "ds"], kind="stable")
         for series, _ in here:
@@ -121,9 +122,9 @@ def records(answer: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- reading a request
-def _asked(forecaster: Any, requests: pd.DataFrame) -> list[tuple[str, int, list[int]]]:
-    """(series, horizon, the request's row positions) per series asked, in the order first asked."""
-    known = _ends(forecaster)
+def _asked(forecaster: Any, requests: pd.DataFrame, known: dict[str, Any]) -> list[tuple[str, int, list[int]]]:
+    """(series, horizon, the request's row positions) per series asked, in the order first asked
+    (`known`: the model's series and their training ends)."""
     if not len(requests):
         raise ForecastRefused("no forecast asked: send one row per series (series_id, horizon)")
     ids = requests[SERIES].tolist() if SERIES in requests.columns else [None] * len(requests)
@@ -190,7 +191,7 @@ def _periods(forecaster: Any, end: Any, horizon: int) -> Any:
     return pd.date_range(end, periods=horizon + 1, freq=forecaster.frequency_)[1:]
 
 
-def _stand_in(forecaster: Any, horizon: int) -> pd.DataFrame:
+def _stand_in(forecaster: Any, horizon: int, ends: dict[str, Any]) -> pd.DataFrame:
     """`unique_id, ds, exogenous...` for every series and period ahead, from its last training values: the
     libraries want every series' futures, so the series not asked get these (their forecasts are dropped)."""
     import pandas as pd
@@ -198,22 +199,23 @@ def _stand_in(forecaster: Any, horizon: int) -> pd.DataFrame:
     exogenous = list(forecaster.exogenous)
     history = forecaster.history_.assign(unique_id=forecaster.history_["unique_id"].astype(str))
     parts = []
-    for series, end in _ends(forecaster).items():
+    for series, end in ends.items():
         recent = history.loc[history["unique_id"] == series, exogenous].tail(horizon).reset_index(drop=True)
         recent = recent.iloc[[i % len(recent) for i in range(horizon)]].reset_index(drop=True)
         parts.append(recent.assign(unique_id=series, ds=_periods(forecaster, end, horizon)))
     return pd.concat(parts, ignore_index=True)[["unique_id", "ds", *exogenous]]
 
 
-def _future(forecaster: Any, horizon: int, asked: list[tuple[str, list[int]]], requests: pd.DataFrame) -> pd.DataFrame:
+def _future(
+    forecaster: Any, horizon: int, asked: list[tuple[str, list[int]]], requests: pd.DataFrame, ends: dict[str, Any]
+) -> pd.DataFrame:
     """`unique_id, ds, exogenous...` of the periods ahead: the request's values for the series asked."""
     import pandas as pd
 
     exogenous = list(forecaster.exogenous)
     time = forecaster.time_column
-    frame = _stand_in(forecaster, horizon)
+    frame = _stand_in(forecaster, horizon, ends)
     history = forecaster.history_
-    ends = _ends(forecaster)
     for series, positions in asked:
         rows = requests.iloc[positions]
         periods = _periods(forecaster, ends[series], horizon)

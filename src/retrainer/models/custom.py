@@ -91,10 +91,6 @@ class ImportedBuilder:
             from retrainer.models.anomaly import AnomalyDetector
 
             return AnomalyDetector(method="own", params=given, seed=seed, estimator=self.path)
-        return self.build(given, seed, n_jobs)
-
-    def build(self, given: dict[str, Any], seed: int, n_jobs: int = 1) -> Any:
-        """The estimator itself, with the run's seed and threads where it takes them and the spec does not."""
         return build_imported(self.path, given, seed, n_jobs)
 
 

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
 from retrainer.errors import RetrainerError
+from retrainer.forecasting.series import SINGLE
 from retrainer.serving.deployment import Deployment, ModelWatcher, logger
 from retrainer.serving.metrics import ServingMetrics
 from retrainer.serving.prediction_log import BatchingWriter, PredictionLog, log_rows
@@ -219,8 +220,8 @@ def create_app(config: ServingConfig, registry: Registry) -> FastAPI:
             return JSONResponse({"detail": f"the served model is a {task.name} model: use /predict"}, 404)
         try:
             series, horizon, future = forecasts.parse(json.loads(await request.body()))
-            # one series (no id sent) is routed as the series "all" of a spec without series_id
-            key = series if series is not None else "all"
+            # one series (no id sent) is routed as the series of a spec without series_id
+            key = series if series is not None else SINGLE
             arm = route(key, config.challenger_share, config.name, has_challenger=deployment.challenger is not None)
             model = deployment.arm(arm)
             content = await asyncio.to_thread(forecasts.answer, model, series, horizon, future)

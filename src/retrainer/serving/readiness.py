@@ -4,7 +4,7 @@
     python -m retrainer.serving.readiness      # then '["REQUEST.json", "RESULT.json"]' on stdin
 
 The readiness stage (`retrainer.stages.readiness`) starts it with the run's interpreter, the second
-way: as the version registers, so that the imports (MLflow, scikit-learn) overlap the registration. For each
+way: as compare starts, so that the imports (MLflow, scikit-learn) overlap compare and register. For each
 version in the request it loads the model by its `models:/` URI (`deployment.load_version`, the
 server's loader), answers the request rows through the server's code (`RequestSchema.parse`,
 `request_frame`, `LoadedModel.respond`, JSON in and out), times one-row and batch requests, and
@@ -34,7 +34,7 @@ IDENTITY = ("entity_id", "alias", "version")  # what `respond` adds to the task'
 
 def main(argv: list[str]) -> int:
     _import_serving()  # before forking: both versions start from the same process
-    if not argv:  # started ahead (while the version registers): the two paths arrive on standard input
+    if not argv:  # started ahead (as compare starts): the two paths arrive on standard input
         line = sys.stdin.readline()
         if not line.strip():  # closed unused: the run did not get this far
             return 0

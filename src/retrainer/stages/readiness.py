@@ -50,7 +50,7 @@ ABSOLUTE_TOLERANCE = 1e-12  # beside `readiness.tolerance` (relative): a probabi
 
 
 def readiness(ctx: RunContext, inputs: Mapping[str, Any]) -> StageOutput:
-    process = warmed(ctx, "readiness")  # started as the version registered; else started below
+    process = warmed(ctx, "readiness")  # started as compare started; else started below
     try:
         return _check(ctx, inputs, process)
     finally:
@@ -164,8 +164,8 @@ def request_rows(rows: pd.DataFrame, columns: list[str], entity_id: str) -> list
 
 class ProbeProcess:
     """The fresh process (`python -m retrainer.serving.readiness`, this interpreter), started before it is
-    asked anything: MLflow and the serving code import while the run registers the version (the
-    stage's `warm_up`), then it reads where its request is from its standard input."""
+    asked anything: MLflow and the serving code import while the run compares and registers the
+    version (the stage's `warm_up`), then it reads where its request is from its standard input."""
 
     def __init__(self) -> None:
         self.work = tempfile.TemporaryDirectory(prefix="retrainer-readiness-")
